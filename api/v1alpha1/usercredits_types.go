@@ -1,0 +1,88 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// UserIDField is the field path of spec.userID, indexed in the manager's cache so that
+// a user's object is found without listing every object.
+const UserIDField = "spec.userID"
+
+// ConditionValid is the condition type that says whether spec.credits was accepted.
+const ConditionValid = "Valid"
+
+// Reasons of the Valid condition.
+const (
+	// ReasonBalanceValid: spec.credits is a non-negative balance and is mirrored in status.credits.
+	ReasonBalanceValid = "BalanceValid"
+	// ReasonNegativeBalance: spec.credits is below zero; status.credits keeps the last valid value.
+	ReasonNegativeBalance = "NegativeBalance"
+	// ReasonDuplicateUserID: another object in the namespace claims the same spec.userID.
+	ReasonDuplicateUserID = "DuplicateUserID"
+)
+
+// UserCreditsSpec is the desired state: whose balance this is and how many credits it holds.
+type UserCreditsSpec struct {
+	// UserID is the exact, case-sensitive Clerk user ID, e.g. user_2NNEqL2nrIRdJ194ndJqAHwEfxC.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="userID is immutable"
+	UserID string `json:"userID"`
+
+	// Credits is the balance: how many credits the user can spend.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Credits int64 `json:"credits"`
+}
+
+// UserCreditsStatus is written by the controller only.
+type UserCreditsStatus struct {
+	// Credits is the last balance the controller validated. It keeps its value while
+	// spec.credits is invalid, so readers never see a rejected balance here.
+	// +optional
+	Credits int64 `json:"credits,omitempty"`
+
+	// UpdatedAt is when the validated balance last changed.
+	// +optional
+	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
+
+	// ObservedGeneration is the metadata.generation this status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions holds the Valid condition.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// UserCredits holds one user's prepaid credit balance.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=uc,categories=credits
+// +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userID`
+// +kubebuilder:printcolumn:name="Credits",type=integer,JSONPath=`.spec.credits`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type UserCredits struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   UserCreditsSpec   `json:"spec"`
+	Status UserCreditsStatus `json:"status,omitempty"`
+}
+
+// UserCreditsList is a list of UserCredits.
+// +kubebuilder:object:root=true
+type UserCreditsList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []UserCredits `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserCredits{}, &UserCreditsList{})
+}

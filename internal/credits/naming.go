@@ -1,0 +1,46 @@
+// Package credits is the one place where balances are read and written.
+package credits
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+const (
+	// namePrefixMax keeps names readable and within the 63-character DNS label limit:
+	// prefix (≤ 40) + "-" + hash (16) ≤ 57.
+	namePrefixMax = 40
+	// nameHashHex is 64 bits of SHA-256: collisions are out of reach for any realistic user count.
+	nameHashHex = 16
+)
+
+// ObjectNameForUser maps a Clerk user ID to the metadata.name of the UserCredits object the
+// API creates for it. The name is deterministic, a valid DNS-1123 label, and injective in
+// practice: the readable prefix is lower-cased (Clerk IDs are case-sensitive), so the suffix
+// hashes the exact ID to keep IDs that differ only in case apart.
+func ObjectNameForUser(userID string) string {
+	sum := sha256.Sum256([]byte(userID))
+	suffix := hex.EncodeToString(sum[:])[:nameHashHex]
+
+	var b strings.Builder
+	lastDash := true // no leading dash, no repeated dashes
+	for _, r := range strings.ToLower(userID) {
+		if b.Len() >= namePrefixMax {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+			lastDash = false
+		case !lastDash:
+			b.WriteByte('-')
+			lastDash = true
+		}
+	}
+	prefix := strings.TrimRight(b.String(), "-")
+	if prefix == "" {
+		return "uc-" + suffix
+	}
+	return prefix + "-" + suffix
+}
