@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -61,28 +64,40 @@ func main() {
 
 func run(opts options) error {
 	log := ctrl.Log.WithName("setup")
-	ctx := ctrl.SetupSignalHandler()
-
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		if opts.localControlPlane != "auto" {
+	kubeconfigFlag := ""
+	if f := flag.Lookup("kubeconfig"); f != nil {
+		kubeconfigFlag = f.Value.String()
+	}
+	if opts.localControlPlane != "auto" || devcluster.ClusterConfigured(kubeconfigFlag) {
+		cfg, err := ctrl.GetConfig()
+		if err != nil {
 			return fmt.Errorf("no cluster configured (set --kubeconfig or KUBECONFIG, or use --local-control-plane=auto): %w", err)
 		}
-		log.Info("no cluster configured: starting a local control plane")
-		local, err := devcluster.Start(opts.crdDir, opts.localKubeconfig)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err := local.Stop(); err != nil {
-				log.Error(err, "stopping the local control plane")
-			}
-			log.Info("local control plane stopped")
-		}()
-		cfg = local.Config
-		printLocalUsage(local.KubeconfigPath)
+		return startManager(ctrl.SetupSignalHandler(), cfg, opts)
 	}
-	return startManager(ctx, cfg, opts)
+
+	log.Info("no cluster configured: starting a local control plane")
+	// Unlike ctrl.SetupSignalHandler, a second Ctrl-C must not exit before the control
+	// plane's processes are stopped, or they would be left running.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kubeconfig, err := filepath.Abs(opts.localKubeconfig)
+	if err != nil {
+		return err
+	}
+	local, err := devcluster.Start(opts.crdDir, kubeconfig)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := local.Stop(); err != nil {
+			log.Error(err, "stopping the local control plane")
+			return
+		}
+		log.Info("local control plane stopped")
+	}()
+	printLocalUsage(local.KubeconfigPath)
+	return startManager(ctx, local.Config, opts)
 }
 
 func startManager(ctx context.Context, cfg *rest.Config, opts options) error {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -58,4 +59,14 @@ func (c *Cluster) writeKubeconfig() error {
 func (c *Cluster) Stop() error {
 	_ = os.Remove(c.KubeconfigPath)
 	return c.env.Stop()
+}
+
+// ClusterConfigured reports whether the standard client configuration rules find a cluster:
+// an explicit kubeconfig path, $KUBECONFIG, in-cluster service variables, or ~/.kube/config.
+func ClusterConfigured(kubeconfigFlag string) bool {
+	if kubeconfigFlag != "" || os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		return true
+	}
+	_, err := os.Stat(clientcmd.RecommendedHomeFile)
+	return err == nil
 }
