@@ -1,0 +1,295 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/clerk/clerk-sdk-go/v2/clerktest"
+	"github.com/go-jose/go-jose/v3"
+	josejwt "github.com/go-jose/go-jose/v3/jwt"
+)
+
+func mustSigner(t testing.TB, kid string) *Signer {
+	t.Helper()
+	s, err := NewSigner(kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// claimsAt are valid session claims for user at now, to be edited per case.
+func claimsAt(user string, now time.Time) map[string]any {
+	return map[string]any{"iss": DevIssuer, "sub": user, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+}
+
+func mustSign(t testing.TB, s *Signer, claims map[string]any) string {
+	t.Helper()
+	tok, err := s.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func b64(v any) string {
+	data, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+func TestBearerToken(t *testing.T) {
+	cases := map[string]struct {
+		header, token string
+		ok            bool
+	}{
+		"bearer":           {"Bearer abc.def.ghi", "abc.def.ghi", true},
+		"lower-case":       {"bearer abc.def.ghi", "abc.def.ghi", true},
+		"basic":            {"Basic dXNlcjpwYXNz", "", false},
+		"empty":            {"", "", false},
+		"scheme only":      {"Bearer", "", false},
+		"blank token":      {"Bearer    ", "", false},
+		"two tokens":       {"Bearer a.b.c d.e.f", "", false},
+		"oversized":        {"Bearer " + strings.Repeat("a", maxTokenBytes+1), "", false},
+		"trailing space":   {"Bearer a.b.c ", "a.b.c", true},
+		"no space, joined": {"Bearera.b.c", "", false},
+	}
+	for name, c := range cases {
+		token, ok := BearerToken(c.header)
+		if token != c.token || ok != c.ok {
+			t.Errorf("%s: BearerToken(%q) = %q, %v; want %q, %v", name, c.header, token, ok, c.token, c.ok)
+		}
+	}
+}
+
+func TestClerkVerifierWithPEMKey(t *testing.T) {
+	now := time.Now()
+	clock := clerktest.NewClockAt(now)
+	signer := mustSigner(t, "ins_1")
+	v, err := NewClerkVerifier(ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM(), Clock: clock, CacheSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustSigner(t, "ins_1") // same kid, different key
+
+	edit := func(f func(map[string]any)) map[string]any {
+		c := claimsAt("user_A", now)
+		f(c)
+		return c
+	}
+	hs256, err := josejwt.Signed(mustHS256(t, []byte(signer.PublicKeyPEM()))).Claims(claimsAt("user_A", now)).CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := b64(map[string]string{"alg": "none", "typ": "JWT", "kid": "ins_1"})
+	algNone := header + "." + b64(claimsAt("user_A", now)) + ".c2ln"
+	valid := mustSign(t, signer, claimsAt("user_A", now))
+
+	rejected := map[string]string{
+		"expired":           mustSign(t, signer, edit(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
+		"not yet valid":     mustSign(t, signer, edit(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() })),
+		"no exp":            mustSign(t, signer, edit(func(c map[string]any) { delete(c, "exp") })),
+		"no sub":            mustSign(t, signer, edit(func(c map[string]any) { delete(c, "sub") })),
+		"foreign issuer":    mustSign(t, signer, edit(func(c map[string]any) { c["iss"] = "https://evil.example.com" })),
+		"wrong key":         mustSign(t, other, claimsAt("user_A", now)),
+		"alg none":          algNone,
+		"alg none no sig":   header + "." + b64(claimsAt("user_A", now)) + ".",
+		"HS256 confusion":   hs256,
+		"garbage":           "not-a-token",
+		"three dots":        "a.b.c",
+		"tampered payload":  strings.Split(valid, ".")[0] + "." + b64(claimsAt("user_B", now)) + "." + strings.Split(valid, ".")[2],
+		"truncated":         valid[:len(valid)-5],
+		"empty":             "",
+		"extra segment":     valid + ".x",
+		"encrypted (5 seg)": "a.b.c.d.e",
+	}
+	for name, token := range rejected {
+		if p, err := v.Verify(context.Background(), token); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%s: want ErrUnauthenticated, got %+v, %v", name, p, err)
+		}
+	}
+
+	p, err := v.Verify(context.Background(), valid)
+	if err != nil || p.UserID != "user_A" || p.Kind != KindClerkUser {
+		t.Fatalf("valid token: %+v, %v", p, err)
+	}
+	// Cached now; but the cache must not outlive exp.
+	clock.Advance(2 * time.Minute)
+	if _, err := v.Verify(context.Background(), valid); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("expired token served from cache: %v", err)
+	}
+}
+
+func mustHS256(t *testing.T, secret []byte) jose.Signer {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "ins_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestClerkVerifierAuthorizedParties(t *testing.T) {
+	now := time.Now()
+	signer := mustSigner(t, "k")
+	v, err := NewClerkVerifier(ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM(), AuthorizedParties: []string{"https://app.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for azp, want := range map[string]bool{"https://app.example.com": true, "https://evil.example.com": false, "": false} {
+		c := claimsAt("user_A", now)
+		if azp != "" {
+			c["azp"] = azp
+		}
+		_, err := v.Verify(context.Background(), mustSign(t, signer, c))
+		if (err == nil) != want {
+			t.Errorf("azp %q: accepted=%v, want %v (%v)", azp, err == nil, want, err)
+		}
+	}
+}
+
+// fakeClerk serves /jwks the way Clerk's Backend API does, on loopback.
+type fakeClerk struct {
+	server  *httptest.Server
+	signer  atomic.Pointer[Signer]
+	fetches atomic.Int32
+	down    atomic.Bool
+	delay   atomic.Int64 // nanoseconds
+}
+
+func newFakeClerk(t *testing.T, s *Signer) *fakeClerk {
+	f := &fakeClerk{}
+	f.signer.Store(s)
+	f.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.fetches.Add(1)
+		time.Sleep(time.Duration(f.delay.Load()))
+		if r.URL.Path != "/jwks" || r.Header.Get("Authorization") != "Bearer sk_test_fake" {
+			http.Error(w, `{"errors":[{"code":"not_found"}]}`, http.StatusNotFound)
+			return
+		}
+		if f.down.Load() {
+			http.Error(w, `{"errors":[{"code":"internal"}]}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(f.signer.Load().JWKS())
+	}))
+	t.Cleanup(f.server.Close)
+	return f
+}
+
+func TestClerkVerifierJWKSFetchCacheAndRotation(t *testing.T) {
+	now := time.Now()
+	clock := clerktest.NewClockAt(now)
+	first := mustSigner(t, "kid_1")
+	clerkAPI := newFakeClerk(t, first)
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: "sk_test_fake", APIURL: clerkAPI.server.URL, Clock: clock, JWKSRefetchInterval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := v.Verify(ctx, mustSign(t, first, claimsAt(fmt.Sprint("user_", i), now))); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+	}
+	if n := clerkAPI.fetches.Load(); n != 1 {
+		t.Fatalf("JWKS fetched %d times for one key, want 1", n)
+	}
+
+	// Forged kids do not turn into a fetch per request.
+	for i := range 20 {
+		c := claimsAt("user_A", now)
+		forged := mustSigner(t, fmt.Sprint("forged_", i))
+		if _, err := v.Verify(ctx, mustSign(t, forged, c)); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("forged kid accepted: %v", err)
+		}
+	}
+	if n := clerkAPI.fetches.Load(); n != 1 {
+		t.Fatalf("unknown kids caused %d fetches within the refetch interval, want 1 in total", n)
+	}
+
+	// Rotation: Clerk now signs with a new kid; after the interval it is fetched once.
+	second := mustSigner(t, "kid_2")
+	clerkAPI.signer.Store(second)
+	clock.Advance(11 * time.Second)
+	now = clock.Now()
+	if _, err := v.Verify(ctx, mustSign(t, second, claimsAt("user_new", now))); err != nil {
+		t.Fatalf("rotated key: %v", err)
+	}
+	if n := clerkAPI.fetches.Load(); n != 2 {
+		t.Fatalf("fetches after rotation = %d, want 2", n)
+	}
+}
+
+func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
+	now := time.Now()
+	clock := clerktest.NewClockAt(now)
+	signer := mustSigner(t, "kid_1")
+	clerkAPI := newFakeClerk(t, signer)
+	clerkAPI.down.Store(true)
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: "sk_test_fake", APIURL: clerkAPI.server.URL, Clock: clock, JWKSRefetchInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := mustSign(t, signer, claimsAt("user_A", now))
+	if _, err := v.Verify(context.Background(), token); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("JWKS down: want ErrUnauthenticated, got %v", err)
+	}
+	clerkAPI.down.Store(false)
+	clock.Advance(2 * time.Second)
+	if _, err := v.Verify(context.Background(), token); err != nil {
+		t.Fatalf("JWKS back: %v", err)
+	}
+}
+
+func TestClerkVerifierSlowJWKSIsBoundedByContext(t *testing.T) {
+	signer := mustSigner(t, "kid_1")
+	clerkAPI := newFakeClerk(t, signer)
+	clerkAPI.delay.Store(int64(2 * time.Second))
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: "sk_test_fake", APIURL: clerkAPI.server.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = v.Verify(ctx, mustSign(t, signer, claimsAt("user_A", time.Now())))
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("slow JWKS: want ErrUnauthenticated, got %v", err)
+	}
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Fatalf("Verify waited %v for a slow JWKS despite a 100ms deadline", elapsed)
+	}
+}
+
+func TestNewClerkVerifierNeedsAKey(t *testing.T) {
+	if _, err := NewClerkVerifier(ClerkConfig{}); err == nil {
+		t.Fatal("no key configured: want an error")
+	}
+	if _, err := NewClerkVerifier(ClerkConfig{JWTKeyPEM: "not a pem"}); err == nil {
+		t.Fatal("bad PEM: want an error")
+	}
+}
+
+func TestTokenCacheIsBounded(t *testing.T) {
+	c := newTokenCache(10)
+	now := time.Now()
+	for i := range 100 {
+		c.put([32]byte{byte(i)}, Principal{UserID: fmt.Sprint(i)}, now.Add(time.Minute), now)
+	}
+	if n := c.len(); n > 10 {
+		t.Fatalf("cache holds %d entries, bound is 10", n)
+	}
+	if _, ok := c.get([32]byte{99}, now); !ok {
+		t.Fatal("the newest entry was evicted")
+	}
+}
