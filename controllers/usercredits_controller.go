@@ -7,7 +7,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,16 +18,11 @@ import (
 	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
-// EventRecorder is the part of the events.k8s.io recorder the reconciler uses.
-type EventRecorder interface {
-	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
-}
-
 // UserCreditsReconciler validates balances and owns the status, conditions and Events of
 // UserCredits objects. It reads through the manager's cache and writes only the status subresource.
 type UserCreditsReconciler struct {
 	Client   client.Client
-	Recorder EventRecorder
+	Recorder credits.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,resources=usercredits,verbs=get;list;watch

@@ -1,0 +1,100 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/big"
+	"strings"
+)
+
+// MaxCredits is the largest balance the API accepts: 2^53-1, the largest integer a
+// JavaScript client (the web app) can hold exactly.
+const MaxCredits = 1<<53 - 1
+
+// maxNumberLiteral bounds the text of a credits number; the largest valid value has 16 digits.
+const maxNumberLiteral = 64
+
+var errInvalidCredits = errors.New("invalid credits value")
+
+// ParseCredits reads {"credits": N} and returns N. It accepts exactly one JSON object with a
+// "credits" member whose value is an integral number in [0, MaxCredits] ("10", "10.0" and
+// "1e1" are all ten), other members ignored; anything else — missing, null, strings,
+// booleans, fractions, negatives, out-of-range values, duplicate "credits" members,
+// malformed JSON, trailing data — is errInvalidCredits.
+func ParseCredits(body []byte) (int64, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return 0, errInvalidCredits
+	}
+	var (
+		raw   json.RawMessage
+		found bool
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, errInvalidCredits
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return 0, errInvalidCredits
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return 0, errInvalidCredits
+		}
+		if key == "credits" {
+			if found {
+				return 0, errInvalidCredits // ambiguous: which one did the client mean?
+			}
+			raw, found = value, true
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return 0, errInvalidCredits
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return 0, errInvalidCredits // trailing data after the object
+	}
+	if !found {
+		return 0, errInvalidCredits
+	}
+	return parseCreditsNumber(string(raw))
+}
+
+// parseCreditsNumber converts a JSON value to a balance. big.Float keeps fractions that a
+// float64 would round away (9007199254740990.5) and parses huge exponents without work.
+func parseCreditsNumber(literal string) (int64, error) {
+	if literal == "" || len(literal) > maxNumberLiteral || !isJSONNumber(literal) {
+		return 0, errInvalidCredits
+	}
+	f, _, err := big.ParseFloat(literal, 10, 512, big.ToNearestEven)
+	if err != nil || f.IsInf() || f.Sign() < 0 || !f.IsInt() {
+		return 0, errInvalidCredits
+	}
+	if f.Sign() == 0 && strings.ContainsAny(mantissa(literal), "123456789") {
+		return 0, errInvalidCredits // a tiny fraction such as 1e-999999999 that underflowed to 0
+	}
+	n, acc := f.Int64()
+	if acc != big.Exact || n > MaxCredits {
+		return 0, errInvalidCredits
+	}
+	return n, nil
+}
+
+// isJSONNumber reports whether s is a JSON number (RFC 8259), as opposed to a string,
+// literal, object or array; the decoder has already checked its syntax.
+func isJSONNumber(s string) bool {
+	c := s[0]
+	return c == '-' || (c >= '0' && c <= '9')
+}
+
+func mantissa(literal string) string {
+	if i := strings.IndexAny(literal, "eE"); i >= 0 {
+		return literal[:i]
+	}
+	return literal
+}

@@ -1,0 +1,40 @@
+// Package httpapi serves the /api/credits HTTP contract (shared/seed/credits-api.txt):
+// routes, status codes and byte-exact JSON bodies. Authentication and storage are injected.
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// Bodies that clients match byte for byte.
+var (
+	bodyUnauthorized     = []byte(`{"error":"Unauthorized"}`)
+	bodyForbidden        = []byte(`{"error":"Forbidden"}`)
+	bodyInvalidCredits   = []byte(`{"error":"Invalid credits value"}`)
+	bodyFetchError       = []byte(`{"error":"Error fetching credits"}`)
+	bodyUpdateError      = []byte(`{"error":"Error updating credits"}`)
+	bodyUnexpectedUpdate = []byte(`{"error":"Unexpected error updating credits"}`)
+	bodyTooLarge         = []byte(`{"error":"Request body too large"}`)
+	bodyMethodNotAllowed = []byte(`{"error":"Method not allowed"}`)
+	bodyNotFound         = []byte(`{"error":"Not found"}`)
+)
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// balanceBody is {"credits":N}.
+func balanceBody(n int64) []byte {
+	return append(strconv.AppendInt(append(make([]byte, 0, 32), `{"credits":`...), n, 10), '}')
+}
+
+// updatedBody is {"success":true,"credits":N}.
+func updatedBody(n int64) []byte {
+	return append(strconv.AppendInt(append(make([]byte, 0, 48), `{"success":true,"credits":`...), n, 10), '}')
+}
