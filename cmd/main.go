@@ -1,4 +1,4 @@
-// Command manager runs the UserCredits controller (and, later, its HTTP API) in one
+// Command manager runs the UserCredits controller and the /api/credits HTTP API in one
 // controller-runtime manager.
 package main
 
@@ -9,22 +9,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/controllers"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/devcluster"
+	"github.com/gitread/usercredits-operator/internal/operator"
 )
 
 type options struct {
@@ -35,6 +30,14 @@ type options struct {
 	localControlPlane string
 	localKubeconfig   string
 	crdDir            string
+
+	apiAddr           string
+	requestTimeout    time.Duration
+	clerkAPIURL       string
+	authorizedParties string
+	corsOrigins       string
+	allowUserWrites   bool
+	devAuth           bool
 }
 
 func main() {
@@ -46,11 +49,18 @@ func main() {
 	flag.StringVar(&opts.namespace, "namespace", defaultNS, "Namespace whose UserCredits are watched and served (default: $POD_NAMESPACE, else default).")
 	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8082", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect one active controller among replicas with a Lease.")
+	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect one active controller among replicas with a Lease (the API serves on every replica).")
 	flag.StringVar(&opts.localControlPlane, "local-control-plane", "never",
 		"auto: when no cluster is configured (no --kubeconfig, $KUBECONFIG, in-cluster config or ~/.kube/config), start a local kube-apiserver and etcd from $KUBEBUILDER_ASSETS; never: require a cluster.")
 	flag.StringVar(&opts.localKubeconfig, "local-kubeconfig", "bin/local-kubeconfig", "Where the local control plane's admin kubeconfig is written.")
 	flag.StringVar(&opts.crdDir, "local-crd-dir", "config/crd/bases", "CRDs installed into the local control plane.")
+	flag.StringVar(&opts.apiAddr, "api-bind-address", ":8080", "Address of the /api/credits HTTP API.")
+	flag.DurationVar(&opts.requestTimeout, "api-request-timeout", 5*time.Second, "Upper bound on each API request's authentication and storage work.")
+	flag.StringVar(&opts.clerkAPIURL, "clerk-api-url", "", "Clerk Backend API base URL for the JWKS (default: Clerk's own).")
+	flag.StringVar(&opts.authorizedParties, "authorized-parties", "", "Comma-separated origins accepted in the token's azp claim; empty accepts any.")
+	flag.StringVar(&opts.corsOrigins, "cors-allowed-origins", "", "Comma-separated browser origins allowed to call the API.")
+	flag.BoolVar(&opts.allowUserWrites, "allow-user-writes", false, "Let Clerk users POST their own balance. Off: a user who sets their own balance mints free credits.")
+	flag.BoolVar(&opts.devAuth, "dev-auth", false, "With no Clerk key, generate a local signing key and print a token (development only; implied on a local control plane).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -73,7 +83,7 @@ func run(opts options) error {
 		if err != nil {
 			return fmt.Errorf("no cluster configured (set --kubeconfig or KUBECONFIG, or use --local-control-plane=auto): %w", err)
 		}
-		return startManager(ctrl.SetupSignalHandler(), cfg, opts)
+		return startManager(ctrl.SetupSignalHandler(), cfg, opts, "")
 	}
 
 	log.Info("no cluster configured: starting a local control plane")
@@ -96,57 +106,76 @@ func run(opts options) error {
 		}
 		log.Info("local control plane stopped")
 	}()
-	printLocalUsage(local.KubeconfigPath)
-	return startManager(ctx, local.Config, opts)
+	opts.devAuth = true // a throw-away local cluster is development by definition
+	return startManager(ctx, local.Config, opts, local.KubeconfigPath)
 }
 
-func startManager(ctx context.Context, cfg *rest.Config, opts options) error {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        newScheme(),
-		Cache:                         cache.Options{DefaultNamespaces: map[string]cache.Config{opts.namespace: {}}},
-		Metrics:                       metricsserver.Options{BindAddress: opts.metricsAddr},
-		HealthProbeBindAddress:        opts.probeAddr,
-		LeaderElection:                opts.leaderElect,
-		LeaderElectionID:              "usercredits.credits.gitread.dev",
-		LeaderElectionNamespace:       opts.namespace,
-		LeaderElectionReleaseOnCancel: true,
+func startManager(ctx context.Context, cfg *rest.Config, opts options, localKubeconfig string) error {
+	verifier, dev, err := operator.NewVerifier(operator.AuthOptions{
+		JWTKeyPEM:         os.Getenv("CLERK_JWT_KEY"),
+		SecretKey:         os.Getenv("CLERK_SECRET_KEY"),
+		APIURL:            opts.clerkAPIURL,
+		AuthorizedParties: splitList(opts.authorizedParties),
+		DevAuth:           opts.devAuth,
 	})
+	if err != nil {
+		return err
+	}
+
+	mgrOpts := operator.ManagerOptions(opts.namespace)
+	mgrOpts.Metrics = metricsserver.Options{BindAddress: opts.metricsAddr}
+	mgrOpts.HealthProbeBindAddress = opts.probeAddr
+	mgrOpts.LeaderElection = opts.leaderElect
+	mgrOpts.LeaderElectionID = "usercredits.credits.gitread.dev"
+	mgrOpts.LeaderElectionNamespace = opts.namespace
+	mgrOpts.LeaderElectionReleaseOnCancel = true
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := credits.IndexByUserID(ctx, mgr.GetFieldIndexer()); err != nil {
-		return fmt.Errorf("indexing spec.userID: %w", err)
-	}
-	reconciler := &controllers.UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller")}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the controller: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+	err = operator.Setup(ctx, mgr, operator.Config{
+		Namespace:          opts.namespace,
+		APIBindAddress:     opts.apiAddr,
+		Verifier:           verifier,
+		AllowUserWrites:    opts.allowUserWrites || dev != nil,
+		RequestTimeout:     opts.requestTimeout,
+		CORSAllowedOrigins: splitList(opts.corsOrigins),
+	})
+	if err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	ctrl.Log.WithName("setup").Info("starting manager", "namespace", opts.namespace, "leaderElection", opts.leaderElect)
+	printUsage(localKubeconfig, opts.apiAddr, dev)
+	ctrl.Log.WithName("setup").Info("starting manager", "namespace", opts.namespace, "leaderElection", opts.leaderElect, "devAuth", dev != nil)
 	return mgr.Start(ctx)
 }
 
-func printLocalUsage(kubeconfig string) {
-	fmt.Fprintf(os.Stderr, `
-Local control plane is up. In another terminal:
-
-  export KUBECONFIG=%[1]s
-  kubectl apply --server-side -f config/samples/
-  kubectl get uc
-
-Ctrl-C stops the operator and the control plane.
-
-`, kubeconfig)
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(creditsv1alpha1.AddToScheme(s))
-	return s
+// printUsage tells the person at the terminal how to reach what just started.
+func printUsage(kubeconfig, apiAddr string, dev *operator.DevSession) {
+	if kubeconfig == "" && dev == nil {
+		return
+	}
+	var b strings.Builder
+	if kubeconfig != "" {
+		fmt.Fprintf(&b, "\nLocal control plane is up. In another terminal:\n\n  export KUBECONFIG=%s\n"+
+			"  kubectl apply --server-side -f config/samples/\n  kubectl get uc\n", kubeconfig)
+	}
+	if dev != nil {
+		url := "http://127.0.0.1" + apiAddr[strings.LastIndex(apiAddr, ":"):] + "/api/credits"
+		fmt.Fprintf(&b, "\nDev auth: a local signing key; this token is %s for 24h:\n\n  export TOKEN=%s\n\n"+
+			"  curl -s %s -H \"Authorization: Bearer $TOKEN\"\n"+
+			"  curl -s -X POST %s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{\"credits\": 10}'\n",
+			dev.UserID, dev.Token, url, url)
+	}
+	b.WriteString("\nCtrl-C stops everything.\n\n")
+	fmt.Fprint(os.Stderr, b.String())
 }

@@ -65,6 +65,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if err := testenv.WarmUp(ctx, k8sClient, testNamespace); err != nil {
+		fmt.Fprintln(os.Stderr, "warm-up:", err)
+		return 1
+	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
@@ -99,18 +103,5 @@ func runSuite(m *testing.M) int {
 	return code
 }
 
-// eventually retries check until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually is testenv.Eventually, short for the many waits here.
+var eventually = testenv.Eventually

@@ -6,16 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/clerk/clerk-sdk-go/v2/clerktest"
 	"github.com/go-jose/go-jose/v3"
 	josejwt "github.com/go-jose/go-jose/v3/jwt"
+
+	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
 func mustSigner(t testing.TB, kid string) *Signer {
@@ -156,42 +155,13 @@ func TestClerkVerifierAuthorizedParties(t *testing.T) {
 	}
 }
 
-// fakeClerk serves /jwks the way Clerk's Backend API does, on loopback.
-type fakeClerk struct {
-	server  *httptest.Server
-	signer  atomic.Pointer[Signer]
-	fetches atomic.Int32
-	down    atomic.Bool
-	delay   atomic.Int64 // nanoseconds
-}
-
-func newFakeClerk(t *testing.T, s *Signer) *fakeClerk {
-	f := &fakeClerk{}
-	f.signer.Store(s)
-	f.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.fetches.Add(1)
-		time.Sleep(time.Duration(f.delay.Load()))
-		if r.URL.Path != "/jwks" || r.Header.Get("Authorization") != "Bearer sk_test_fake" {
-			http.Error(w, `{"errors":[{"code":"not_found"}]}`, http.StatusNotFound)
-			return
-		}
-		if f.down.Load() {
-			http.Error(w, `{"errors":[{"code":"internal"}]}`, http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(f.signer.Load().JWKS())
-	}))
-	t.Cleanup(f.server.Close)
-	return f
-}
-
 func TestClerkVerifierJWKSFetchCacheAndRotation(t *testing.T) {
 	now := time.Now()
 	clock := clerktest.NewClockAt(now)
 	first := mustSigner(t, "kid_1")
-	clerkAPI := newFakeClerk(t, first)
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: "sk_test_fake", APIURL: clerkAPI.server.URL, Clock: clock, JWKSRefetchInterval: 10 * time.Second})
+	clerkAPI := testenv.NewFakeClerk(first.JWKS())
+	t.Cleanup(clerkAPI.Close)
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL, Clock: clock, JWKSRefetchInterval: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +171,7 @@ func TestClerkVerifierJWKSFetchCacheAndRotation(t *testing.T) {
 			t.Fatalf("token %d: %v", i, err)
 		}
 	}
-	if n := clerkAPI.fetches.Load(); n != 1 {
+	if n := clerkAPI.Fetches.Load(); n != 1 {
 		t.Fatalf("JWKS fetched %d times for one key, want 1", n)
 	}
 
@@ -213,19 +183,19 @@ func TestClerkVerifierJWKSFetchCacheAndRotation(t *testing.T) {
 			t.Fatalf("forged kid accepted: %v", err)
 		}
 	}
-	if n := clerkAPI.fetches.Load(); n != 1 {
+	if n := clerkAPI.Fetches.Load(); n != 1 {
 		t.Fatalf("unknown kids caused %d fetches within the refetch interval, want 1 in total", n)
 	}
 
 	// Rotation: Clerk now signs with a new kid; after the interval it is fetched once.
 	second := mustSigner(t, "kid_2")
-	clerkAPI.signer.Store(second)
+	clerkAPI.SetJWKS(second.JWKS())
 	clock.Advance(11 * time.Second)
 	now = clock.Now()
 	if _, err := v.Verify(ctx, mustSign(t, second, claimsAt("user_new", now))); err != nil {
 		t.Fatalf("rotated key: %v", err)
 	}
-	if n := clerkAPI.fetches.Load(); n != 2 {
+	if n := clerkAPI.Fetches.Load(); n != 2 {
 		t.Fatalf("fetches after rotation = %d, want 2", n)
 	}
 }
@@ -234,9 +204,10 @@ func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
 	now := time.Now()
 	clock := clerktest.NewClockAt(now)
 	signer := mustSigner(t, "kid_1")
-	clerkAPI := newFakeClerk(t, signer)
-	clerkAPI.down.Store(true)
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: "sk_test_fake", APIURL: clerkAPI.server.URL, Clock: clock, JWKSRefetchInterval: time.Second})
+	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
+	t.Cleanup(clerkAPI.Close)
+	clerkAPI.Down.Store(true)
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL, Clock: clock, JWKSRefetchInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +215,7 @@ func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
 	if _, err := v.Verify(context.Background(), token); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("JWKS down: want ErrUnauthenticated, got %v", err)
 	}
-	clerkAPI.down.Store(false)
+	clerkAPI.Down.Store(false)
 	clock.Advance(2 * time.Second)
 	if _, err := v.Verify(context.Background(), token); err != nil {
 		t.Fatalf("JWKS back: %v", err)
@@ -253,9 +224,10 @@ func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
 
 func TestClerkVerifierSlowJWKSIsBoundedByContext(t *testing.T) {
 	signer := mustSigner(t, "kid_1")
-	clerkAPI := newFakeClerk(t, signer)
-	clerkAPI.delay.Store(int64(2 * time.Second))
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: "sk_test_fake", APIURL: clerkAPI.server.URL})
+	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
+	t.Cleanup(clerkAPI.Close)
+	clerkAPI.Delay.Store(int64(2 * time.Second))
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

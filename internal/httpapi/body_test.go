@@ -2,8 +2,9 @@ package httpapi
 
 import (
 	"fmt"
-	"strings"
 	"testing"
+
+	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
 func TestParseCreditsAccepts(t *testing.T) {
@@ -33,51 +34,8 @@ func TestParseCreditsAccepts(t *testing.T) {
 	}
 }
 
-// invalidBodies is every body that must be answered 400 "Invalid credits value"; the HTTP
-// integration tests reuse it.
-var invalidBodies = map[string]string{
-	"missing":                    `{}`,
-	"other member only":          `{"credit":5}`,
-	"null":                       `{"credits":null}`,
-	"string":                     `{"credits":"5"}`,
-	"empty string":               `{"credits":""}`,
-	"boolean":                    `{"credits":true}`,
-	"array":                      `{"credits":[5]}`,
-	"object":                     `{"credits":{"value":5}}`,
-	"negative":                   `{"credits":-1}`,
-	"negative fraction":          `{"credits":-0.5}`,
-	"fraction":                   `{"credits":2.5}`,
-	"fraction near max":          `{"credits":9007199254740990.5}`,
-	"tiny fraction":              `{"credits":1e-999999999}`,
-	"small exponent fraction":    `{"credits":15e-1}`,
-	"above 2^53-1":               `{"credits":9007199254740992}`,
-	"int64 overflow":             `{"credits":9223372036854775808}`,
-	"huge exponent":              `{"credits":1e999999999}`,
-	"very long number":           `{"credits":` + strings.Repeat("1", 100) + `}`,
-	"NaN":                        `{"credits":NaN}`,
-	"Infinity":                   `{"credits":Infinity}`,
-	"hex":                        `{"credits":0x10}`,
-	"leading zero":               `{"credits":012}`,
-	"plus sign":                  `{"credits":+5}`,
-	"duplicate credits":          `{"credits":1,"credits":2}`,
-	"malformed":                  `{"credits":5`,
-	"malformed key":              `{credits:5}`,
-	"single quotes":              `{'credits':5}`,
-	"trailing comma":             `{"credits":5,}`,
-	"trailing data":              `{"credits":5} {"credits":6}`,
-	"trailing garbage":           `{"credits":5}x`,
-	"empty body":                 ``,
-	"whitespace only":            "  \n",
-	"bare number":                `5`,
-	"bare string":                `"5"`,
-	"array body":                 `[{"credits":5}]`,
-	"null body":                  `null`,
-	"form encoded":               `credits=5`,
-	"invalid UTF-8 around value": "{\"credits\":5,\"x\":\"\xff\"}x",
-}
-
 func TestParseCreditsRejects(t *testing.T) {
-	for name, body := range invalidBodies {
+	for name, body := range testenv.InvalidCreditsBodies {
 		if got, err := ParseCredits([]byte(body)); err == nil {
 			t.Errorf("%s: ParseCredits(%q) = %d, want an error", name, body, got)
 		}
@@ -85,7 +43,7 @@ func TestParseCreditsRejects(t *testing.T) {
 }
 
 func FuzzParseCredits(f *testing.F) {
-	for _, body := range invalidBodies {
+	for _, body := range testenv.InvalidCreditsBodies {
 		f.Add([]byte(body))
 	}
 	for _, body := range []string{`{"credits":0}`, `{"credits":10.0}`, `{"credits":1e1}`, `{"credits":9007199254740991}`} {

@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
 // memoryStore stands in for internal/credits.Store so these tests pin the HTTP contract
@@ -139,7 +140,7 @@ func TestPostCredits(t *testing.T) {
 	}
 	expect(t, "zero", f.authed("POST", `{"credits":0}`), 200, `{"success":true,"credits":0}`)
 
-	for name, body := range invalidBodies {
+	for name, body := range testenv.InvalidCreditsBodies {
 		expect(t, name, f.authed("POST", body), 400, `{"error":"Invalid credits value"}`)
 	}
 	if f.store.writes != 2 {
