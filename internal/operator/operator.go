@@ -100,11 +100,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("cache-synced", cacheSynced(mgr.GetCache()))
+	return mgr.AddReadyzCheck("cache-synced", CacheSynced(mgr.GetCache()))
 }
 
-// cacheSynced is ready once the informer cache has synced: before that, reads would block.
-func cacheSynced(c cache.Cache) healthz.Checker {
+// CacheSynced is a readiness check that passes once the informer cache has synced: before that, reads would block.
+func CacheSynced(c cache.Cache) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), 50*time.Millisecond)
 		defer cancel()

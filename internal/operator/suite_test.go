@@ -51,6 +51,15 @@ func runSuite(m *testing.M) int {
 	if env, err = testenv.New(); err != nil {
 		return fail("envtest", err)
 	}
+	// A fixed certificate directory lets the outage test restart the apiserver with the
+	// same serving certificate and client CA, so existing clients reconnect.
+	certDir, err := os.MkdirTemp("", "usercredits-apiserver-")
+	if err != nil {
+		return fail("cert dir", err)
+	}
+	defer os.RemoveAll(certDir)
+	env.ControlPlane.GetAPIServer().CertDir = certDir
+	env.ControlPlaneStopTimeout = 3 * time.Second
 	if restCfg, err = env.Start(); err != nil {
 		return fail("starting envtest", err)
 	}

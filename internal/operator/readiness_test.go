@@ -1,0 +1,39 @@
+package operator_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/testenv"
+)
+
+func TestReadinessWaitsForCacheSync(t *testing.T) {
+	c, err := cache.New(restCfg, cache.Options{Scheme: operator.NewScheme(), DefaultNamespaces: map[string]cache.Config{testNamespace: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := c.GetInformer(ctx, &creditsv1alpha1.UserCredits{}); err != nil {
+		t.Fatal(err)
+	}
+	check := operator.CacheSynced(c)
+	req := httptest.NewRequest("GET", "/readyz", nil)
+	if err := check(req); err == nil {
+		t.Fatal("ready before the cache was started")
+	}
+	go func() { _ = c.Start(ctx) }()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := check(req); err != nil {
+			return fmt.Errorf("not ready after start: %w", err)
+		}
+		return nil
+	})
+}
