@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/clerktest"
 	"github.com/go-jose/go-jose/v3"
 	josejwt "github.com/go-jose/go-jose/v3/jwt"
@@ -155,16 +156,24 @@ func TestClerkVerifierAuthorizedParties(t *testing.T) {
 	}
 }
 
+// jwksVerifier serves signer's JWKS from a loopback fake of Clerk and returns a verifier
+// that fetches it, on a clock the test controls.
+func jwksVerifier(t *testing.T, signer *Signer, clock clerk.Clock, refetch time.Duration) (*ClerkVerifier, *testenv.FakeClerk) {
+	t.Helper()
+	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
+	t.Cleanup(clerkAPI.Close)
+	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL, Clock: clock, JWKSRefetchInterval: refetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, clerkAPI
+}
+
 func TestClerkVerifierJWKSFetchCacheAndRotation(t *testing.T) {
 	now := time.Now()
 	clock := clerktest.NewClockAt(now)
 	first := mustSigner(t, "kid_1")
-	clerkAPI := testenv.NewFakeClerk(first.JWKS())
-	t.Cleanup(clerkAPI.Close)
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL, Clock: clock, JWKSRefetchInterval: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clerkAPI := jwksVerifier(t, first, clock, 10*time.Second)
 	ctx := context.Background()
 	for i := range 5 {
 		if _, err := v.Verify(ctx, mustSign(t, first, claimsAt(fmt.Sprint("user_", i), now))); err != nil {
@@ -204,13 +213,8 @@ func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
 	now := time.Now()
 	clock := clerktest.NewClockAt(now)
 	signer := mustSigner(t, "kid_1")
-	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
-	t.Cleanup(clerkAPI.Close)
+	v, clerkAPI := jwksVerifier(t, signer, clock, time.Second)
 	clerkAPI.Down.Store(true)
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL, Clock: clock, JWKSRefetchInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	token := mustSign(t, signer, claimsAt("user_A", now))
 	if _, err := v.Verify(context.Background(), token); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("JWKS down: want ErrUnauthenticated, got %v", err)
@@ -223,18 +227,12 @@ func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
 }
 
 func TestClerkVerifierSlowJWKSIsBoundedByContext(t *testing.T) {
-	signer := mustSigner(t, "kid_1")
-	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
-	t.Cleanup(clerkAPI.Close)
-	clerkAPI.Delay.Store(int64(2 * time.Second))
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clerkAPI := jwksVerifier(t, mustSigner(t, "kid_1"), clerk.NewClock(), 0)
+	clerkAPI.Delay.Store(int64(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = v.Verify(ctx, mustSign(t, signer, claimsAt("user_A", time.Now())))
+	_, err := v.Verify(ctx, mustSign(t, mustSigner(t, "kid_1"), claimsAt("user_A", time.Now())))
 	if !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("slow JWKS: want ErrUnauthenticated, got %v", err)
 	}
