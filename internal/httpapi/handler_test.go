@@ -50,9 +50,10 @@ func (m *memoryStore) SetBalance(_ context.Context, user string, n int64) (int64
 }
 
 type fixture struct {
-	store   *memoryStore
-	handler http.Handler
-	token   string
+	store    *memoryStore
+	verifier auth.Verifier
+	handler  http.Handler
+	token    string
 }
 
 func newFixture(t *testing.T, allowUserWrites bool) *fixture {
@@ -72,7 +73,7 @@ func newFixture(t *testing.T, allowUserWrites bool) *fixture {
 	store := &memoryStore{balances: map[string]int64{"user_A": 5}}
 	h := NewHandler(Options{Verifier: verifier, Store: store, AllowUserWrites: allowUserWrites,
 		CORSAllowedOrigins: []string{"https://app.example.com"}, Log: logr.Discard()})
-	return &fixture{store: store, handler: h, token: token}
+	return &fixture{store: store, verifier: verifier, handler: h, token: token}
 }
 
 func (f *fixture) do(method, path, body string, header ...string) *httptest.ResponseRecorder {

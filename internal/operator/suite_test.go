@@ -35,6 +35,7 @@ var (
 	k8sClient client.Client
 	signer    *auth.Signer
 	apiURL    string
+	mgr       ctrl.Manager
 )
 
 func TestMain(m *testing.M) {
@@ -93,7 +94,7 @@ func runSuite(m *testing.M) int {
 	apiURL = "http://" + listener.Addr().String() + "/api/credits"
 	opts := operator.ManagerOptions(testNamespace)
 	opts.Metrics = metricsserver.Options{BindAddress: "0"}
-	mgr, err := ctrl.NewManager(restCfg, opts)
+	mgr, err = ctrl.NewManager(restCfg, opts)
 	if err != nil {
 		return fail("manager", err)
 	}
