@@ -10,14 +10,23 @@ import (
 // Kind says what sort of caller a Principal is.
 type Kind string
 
-// KindClerkUser is an end user signed in through Clerk.
-const KindClerkUser Kind = "ClerkUser"
+const (
+	// KindClerkUser is an end user signed in through Clerk.
+	KindClerkUser Kind = "ClerkUser"
+	// KindServiceAccount is an in-cluster service with a Kubernetes ServiceAccount token.
+	KindServiceAccount Kind = "ServiceAccount"
+)
 
 // Principal is an authenticated caller.
 type Principal struct {
 	Kind Kind
 	// UserID is the Clerk user ID (the token's sub) of a KindClerkUser.
 	UserID string
+	// Username, UID, Groups and Extra identify a KindServiceAccount to SubjectAccessReview.
+	Username string
+	UID      string
+	Groups   []string
+	Extra    map[string][]string
 }
 
 // ErrUnauthenticated is wrapped by every error that means "no valid credentials".

@@ -1,44 +1,42 @@
 package auth
 
 import (
-	"crypto/sha256"
 	"sync"
 	"time"
 )
 
-// tokenCache remembers verified tokens until they expire, keyed by a hash of the token so
-// raw tokens are never kept. It is bounded: when full, expired entries go first, then
-// arbitrary ones (Go's map order), which keeps the hot path a single lock and lookup.
-type tokenCache struct {
+// expiringCache is a bounded map whose entries expire. When full, expired entries go first,
+// then arbitrary ones (Go's map order): the hot path stays one lock and one lookup.
+type expiringCache[K comparable, V any] struct {
 	mu      sync.Mutex
 	max     int
-	entries map[[sha256.Size]byte]cachedPrincipal
+	entries map[K]expiringEntry[V]
 }
 
-type cachedPrincipal struct {
-	principal Principal
-	expires   time.Time
+type expiringEntry[V any] struct {
+	value   V
+	expires time.Time
 }
 
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, entries: make(map[[sha256.Size]byte]cachedPrincipal)}
+func newExpiringCache[K comparable, V any](max int) *expiringCache[K, V] {
+	return &expiringCache[K, V]{max: max, entries: make(map[K]expiringEntry[V])}
 }
 
-func (c *tokenCache) get(key [sha256.Size]byte, now time.Time) (Principal, bool) {
+func (c *expiringCache[K, V]) get(key K, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
-	if !ok {
-		return Principal{}, false
+	if !ok || !now.Before(e.expires) {
+		if ok {
+			delete(c.entries, key)
+		}
+		var zero V
+		return zero, false
 	}
-	if !now.Before(e.expires) {
-		delete(c.entries, key)
-		return Principal{}, false
-	}
-	return e.principal, true
+	return e.value, true
 }
 
-func (c *tokenCache) put(key [sha256.Size]byte, p Principal, expires, now time.Time) {
+func (c *expiringCache[K, V]) put(key K, value V, expires, now time.Time) {
 	if c.max <= 0 || !now.Before(expires) {
 		return
 	}
@@ -57,10 +55,10 @@ func (c *tokenCache) put(key [sha256.Size]byte, p Principal, expires, now time.T
 			delete(c.entries, k)
 		}
 	}
-	c.entries[key] = cachedPrincipal{principal: p, expires: expires}
+	c.entries[key] = expiringEntry[V]{value: value, expires: expires}
 }
 
-func (c *tokenCache) len() int {
+func (c *expiringCache[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)

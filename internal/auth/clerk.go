@@ -40,12 +40,12 @@ type ClerkVerifier struct {
 	parties   []string
 	leeway    time.Duration
 	clock     clerk.Clock
-	cache     *tokenCache
+	cache     *expiringCache[[sha256.Size]byte, Principal]
 }
 
 // NewClerkVerifier builds a verifier from cfg.
 func NewClerkVerifier(cfg ClerkConfig) (*ClerkVerifier, error) {
-	v := &ClerkVerifier{parties: cfg.AuthorizedParties, leeway: cfg.Leeway, clock: cfg.Clock, cache: newTokenCache(cfg.CacheSize)}
+	v := &ClerkVerifier{parties: cfg.AuthorizedParties, leeway: cfg.Leeway, clock: cfg.Clock, cache: newExpiringCache[[sha256.Size]byte, Principal](cfg.CacheSize)}
 	if v.clock == nil {
 		v.clock = clerk.NewClock()
 	}

@@ -251,7 +251,7 @@ func TestNewClerkVerifierNeedsAKey(t *testing.T) {
 }
 
 func TestTokenCacheIsBounded(t *testing.T) {
-	c := newTokenCache(10)
+	c := newExpiringCache[[32]byte, Principal](10)
 	now := time.Now()
 	for i := range 100 {
 		c.put([32]byte{byte(i)}, Principal{UserID: fmt.Sprint(i)}, now.Add(time.Minute), now)

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -51,7 +50,10 @@ type StoreOptions struct {
 
 // Store reads balances from the informer cache and writes them to the apiserver. It is the
 // only code that reads or writes balances for the API.
-type Store struct{ opts StoreOptions }
+type Store struct {
+	opts  StoreOptions
+	locks *userLocks
+}
 
 // conflictBackoff spreads retries of a write that lost an optimistic-concurrency race.
 var conflictBackoff = wait.Backoff{Steps: 10, Duration: 5 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: time.Second}
@@ -61,7 +63,7 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.ReadYourWritesTimeout <= 0 {
 		opts.ReadYourWritesTimeout = 2 * time.Second
 	}
-	return &Store{opts: opts}
+	return &Store{opts: opts, locks: newUserLocks()}
 }
 
 // Balance returns userID's balance, 0 when the user has no record.
@@ -73,63 +75,114 @@ func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 	return obj.Spec.Credits, nil
 }
 
-// SetBalance sets userID's balance to credits, creating the user's record when missing, and
-// returns once this replica's cache shows the write.
-func (s *Store) SetBalance(ctx context.Context, userID string, credits int64) (int64, error) {
-	if credits < 0 {
-		return 0, fmt.Errorf("negative balance %d", credits)
+// Apply performs op on userID's balance, creating the user's record when a set or grant
+// needs one, and returns once this replica's cache shows the write. Operations on one user
+// are serialized within the replica and use optimistic concurrency across replicas.
+func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result, error) {
+	unlock, err := s.locks.lock(ctx, userID)
+	if err != nil {
+		return Result{}, err
 	}
+	defer unlock()
+
 	obj, err := s.find(ctx, userID)
 	if err != nil {
-		return 0, err
+		return Result{}, err
 	}
 	if obj == nil {
-		created := &creditsv1alpha1.UserCredits{
-			ObjectMeta: metav1.ObjectMeta{Name: ObjectNameForUser(userID), Namespace: s.opts.Namespace},
-			Spec:       creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: credits},
-		}
-		err := s.opts.Client.Create(ctx, created, client.FieldOwner(FieldManager))
-		if err == nil {
-			s.awaitCache(ctx, created)
-			return credits, nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return 0, err
-		}
-		// Another replica (or a request this cache has not seen yet) created it first.
-		obj = &creditsv1alpha1.UserCredits{ObjectMeta: created.ObjectMeta}
-	}
-	return s.update(ctx, obj, userID, credits)
-}
-
-// update sets spec.credits on obj with optimistic concurrency, re-reading it from the
-// apiserver after each conflict. An obj without resourceVersion is read first.
-func (s *Store) update(ctx context.Context, obj *creditsv1alpha1.UserCredits, userID string, credits int64) (int64, error) {
-	current := obj.DeepCopy()
-	fresh := current.ResourceVersion != ""
-	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
-		if !fresh {
-			if err := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(current), current); err != nil {
-				return err
+		obj = &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: ObjectNameForUser(userID), Namespace: s.opts.Namespace}}
+		if op.Kind != OpConsume {
+			created, err := s.create(ctx, obj, userID, op)
+			if created || !apierrors.IsAlreadyExists(err) {
+				return s.done(ctx, obj, op, Result{Credits: obj.Spec.Credits}, err)
 			}
 		}
-		fresh = false
-		if current.Spec.UserID != userID || current.Spec.Credits < 0 {
-			return s.untrusted(current, userID)
+		// Another replica may have created it, or (for a consume) it may not exist: read it.
+	}
+	return s.update(ctx, obj, userID, op)
+}
+
+// create makes userID's record with op applied to a zero balance.
+func (s *Store) create(ctx context.Context, obj *creditsv1alpha1.UserCredits, userID string, op Operation) (bool, error) {
+	d, err := decide(0, "", op, time.Now())
+	if err != nil {
+		return false, err
+	}
+	obj.Spec = creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: d.credits}
+	if d.ledger != "" {
+		obj.Annotations = map[string]string{AppliedRequestsAnnotation: d.ledger}
+	}
+	if err := s.opts.Client.Create(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
+		obj.Spec, obj.Annotations = creditsv1alpha1.UserCreditsSpec{}, nil
+		return false, err
+	}
+	return true, nil
+}
+
+// update applies op to obj with optimistic concurrency: each conflict re-reads the object
+// from the apiserver and decides again. An obj without resourceVersion is read first, and a
+// refusal for insufficient credits is confirmed against the apiserver, never a stale cache.
+func (s *Store) update(ctx context.Context, obj *creditsv1alpha1.UserCredits, userID string, op Operation) (Result, error) {
+	current := obj.DeepCopy()
+	fresh := current.ResourceVersion == ""
+	backoff := conflictBackoff
+	for {
+		if fresh {
+			if err := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(current), current); err != nil {
+				if apierrors.IsNotFound(err) && op.Kind == OpConsume {
+					return Result{}, ErrInsufficientCredits // no record: a balance of 0
+				}
+				return Result{}, err
+			}
 		}
-		if current.Spec.Credits == credits {
-			return nil // nothing to write; the object already says so
+		if current.Spec.UserID != userID || current.Spec.Credits < 0 {
+			return Result{}, s.untrusted(current, userID)
+		}
+		d, err := decide(current.Spec.Credits, current.Annotations[AppliedRequestsAnnotation], op, time.Now())
+		if errors.Is(err, ErrInsufficientCredits) && !fresh {
+			fresh = true
+			continue
+		}
+		if err != nil || !d.write {
+			return d.result, err
 		}
 		patch := client.MergeFromWithOptions(current.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		current.Spec.Credits = credits
-		return s.opts.Client.Patch(ctx, current, patch, client.FieldOwner(FieldManager))
-	})
-	if err != nil {
-		return 0, err
+		current.Spec.Credits = d.credits
+		if d.ledger != "" {
+			if current.Annotations == nil {
+				current.Annotations = map[string]string{}
+			}
+			current.Annotations[AppliedRequestsAnnotation] = d.ledger
+		}
+		err = s.opts.Client.Patch(ctx, current, patch, client.FieldOwner(FieldManager))
+		if !apierrors.IsConflict(err) || backoff.Steps <= 1 {
+			return s.done(ctx, current, op, d.result, err)
+		}
+		s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "op", op.Kind)
+		select {
+		case <-time.After(backoff.Step()):
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		fresh = true
 	}
-	s.awaitCache(ctx, current)
-	return credits, nil
 }
+
+// done finishes a successful write: wait for the cache, record the Event, log.
+func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, op Operation, result Result, err error) (Result, error) {
+	if err != nil {
+		return Result{}, err
+	}
+	s.awaitCache(ctx, written)
+	s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "credits", result.Credits)
+	if s.opts.Recorder != nil && op.Kind != OpConsume { // consumes are too frequent to be Events
+		s.opts.Recorder.Eventf(written, nil, "Normal", eventReasons[op.Kind], "UpdateBalance",
+			"%s of %d credits through the API; balance is now %d", op.Kind, op.Amount, result.Credits)
+	}
+	return result, nil
+}
+
+var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted"}
 
 // find returns userID's one trusted record from the cache, nil when there is none.
 // The returned object is shared with the cache and must not be modified.

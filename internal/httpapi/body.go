@@ -7,11 +7,12 @@ import (
 	"io"
 	"math/big"
 	"strings"
+
+	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
-// MaxCredits is the largest balance the API accepts: 2^53-1, the largest integer a
-// JavaScript client (the web app) can hold exactly.
-const MaxCredits = 1<<53 - 1
+// MaxCredits is the largest balance the API accepts (credits.MaxBalance, 2^53-1).
+const MaxCredits = credits.MaxBalance
 
 // maxNumberLiteral bounds the text of a credits number; the largest valid value has 16 digits.
 const maxNumberLiteral = 64

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
 // MaxBodyBytes is the largest request body read; a {"credits":N} body needs a few dozen.
@@ -19,14 +19,21 @@ const MaxBodyBytes = 1 << 20
 // Store is the balance storage the API serves (internal/credits.Store).
 type Store interface {
 	Balance(ctx context.Context, userID string) (int64, error)
-	SetBalance(ctx context.Context, userID string, credits int64) (int64, error)
+	Apply(ctx context.Context, userID string, op credits.Operation) (credits.Result, error)
+}
+
+// Authorizer decides whether an in-cluster service may use a verb on UserCredits.
+type Authorizer interface {
+	Allowed(ctx context.Context, p auth.Principal, verb string) (bool, error)
 }
 
 // Options configures the handler.
 type Options struct {
 	Verifier auth.Verifier
-	Store    Store
-	// AllowUserWrites lets Clerk users POST their own balance. Off by default: a user who
+	// Authorizer authorizes ServiceAccount callers; nil denies them everything.
+	Authorizer Authorizer
+	Store      Store
+	// AllowUserWrites lets Clerk users set their own balance. Off by default: a user who
 	// can set their own balance can mint credits for free.
 	AllowUserWrites bool
 	// RequestTimeout bounds each request's authentication and storage work.
@@ -34,6 +41,51 @@ type Options struct {
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
 	Log                logr.Logger
+}
+
+// route is one endpoint: its method, the RBAC verb a service needs, and the 500 body.
+type route struct {
+	method     string
+	verb       string
+	errorBody  []byte
+	serve      func(h *handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
+	clerkAllow func(o *Options) bool
+}
+
+var routes = map[string]route{
+	"/api/credits": {}, // GET and POST: see routeFor
+	"/api/credits/consume": {method: http.MethodPost, verb: "consume", errorBody: bodyUpdateError,
+		serve: (*handler).consume, clerkAllow: func(*Options) bool { return true }},
+	"/api/credits/grant": {method: http.MethodPost, verb: "grant", errorBody: bodyUpdateError,
+		serve: (*handler).grant, clerkAllow: func(*Options) bool { return false }},
+}
+
+var (
+	routeGet = route{method: http.MethodGet, verb: "get", errorBody: bodyFetchError,
+		serve: (*handler).getCredits, clerkAllow: func(*Options) bool { return true }}
+	routeSet = route{method: http.MethodPost, verb: "update", errorBody: bodyUpdateError,
+		serve: (*handler).setCredits, clerkAllow: func(o *Options) bool { return o.AllowUserWrites }}
+)
+
+// routeFor finds the endpoint for a path and method; ok is false for an unknown path,
+// allow lists the methods of a known path.
+func routeFor(path, method string) (rt route, allow string, ok bool) {
+	rt, ok = routes[path]
+	switch {
+	case !ok:
+		return route{}, "", false
+	case path == "/api/credits":
+		if method == http.MethodGet {
+			return routeGet, "GET, POST", true
+		}
+		if method == http.MethodPost {
+			return routeSet, "GET, POST", true
+		}
+		return route{}, "GET, POST", true
+	case method != rt.method:
+		return route{}, rt.method, true
+	}
+	return rt, rt.method, true
 }
 
 type handler struct {
@@ -60,97 +112,107 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			h.opts.Log.Error(nil, "recovered panic", "method", r.Method, "path", r.URL.Path, "panic", p)
 			if rec.status == 0 {
+				body := bodyFetchError
 				if r.Method == http.MethodPost {
-					writeJSON(rec, http.StatusInternalServerError, bodyUnexpectedUpdate)
-				} else {
-					writeJSON(rec, http.StatusInternalServerError, bodyFetchError)
+					body = bodyUnexpectedUpdate
 				}
+				writeJSON(rec, http.StatusInternalServerError, body)
 			}
 		}
 		// Access log: never the Authorization header or the body.
 		h.opts.Log.V(1).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"durationMs", float64(time.Since(start).Microseconds())/1000, "userID", principal.UserID, "remote", r.RemoteAddr)
+			"durationMs", float64(time.Since(start).Microseconds())/1000, "caller", caller(principal), "remote", r.RemoteAddr)
 	}()
 
 	if h.cors(rec, r) {
 		return
 	}
-	if r.URL.Path != "/api/credits" {
+	rt, allow, known := routeFor(r.URL.Path, r.Method)
+	if !known {
 		writeJSON(rec, http.StatusNotFound, bodyNotFound)
 		return
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		rec.Header().Set("Allow", "GET, POST")
+	if rt.serve == nil {
+		rec.Header().Set("Allow", allow)
 		writeJSON(rec, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
 		return
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.RequestTimeout)
 	defer cancel()
-	var ok bool
-	if principal, ok = h.authenticate(ctx, r); !ok {
-		writeJSON(rec, http.StatusUnauthorized, bodyUnauthorized)
+	var err error
+	if principal, err = h.authenticate(ctx, r); err != nil {
+		if errors.Is(err, auth.ErrUnauthenticated) {
+			writeJSON(rec, http.StatusUnauthorized, bodyUnauthorized)
+		} else {
+			h.opts.Log.Error(err, "authentication unavailable")
+			writeJSON(rec, http.StatusInternalServerError, rt.errorBody)
+		}
 		return
 	}
-	if r.Method == http.MethodGet {
-		h.getCredits(ctx, rec, principal)
+	userID, status, body := h.authorize(ctx, r, principal, rt)
+	if status != 0 {
+		writeJSON(rec, status, body)
 		return
 	}
-	h.setCredits(ctx, rec, r, principal)
+	rt.serve(h, ctx, rec, r, userID)
 }
 
-func (h *handler) authenticate(ctx context.Context, r *http.Request) (auth.Principal, bool) {
+func (h *handler) authenticate(ctx context.Context, r *http.Request) (auth.Principal, error) {
 	token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
-		return auth.Principal{}, false
+		return auth.Principal{}, auth.ErrUnauthenticated
 	}
 	p, err := h.opts.Verifier.Verify(ctx, token)
-	if err != nil {
+	if err != nil && errors.Is(err, auth.ErrUnauthenticated) {
 		// The error describes the claim that failed, never the token itself.
 		h.opts.Log.V(1).Info("authentication failed", "reason", err.Error(), "remote", r.RemoteAddr)
-		return auth.Principal{}, false
 	}
-	return p, true
+	return p, err
 }
 
-func (h *handler) getCredits(ctx context.Context, w http.ResponseWriter, p auth.Principal) {
-	n, err := h.opts.Store.Balance(ctx, p.UserID)
-	if err != nil {
-		h.opts.Log.Error(err, "reading balance", "userID", p.UserID)
-		writeJSON(w, http.StatusInternalServerError, bodyFetchError)
-		return
+// authorize picks the user a request acts on and checks the caller may act so. It returns
+// the user ID, or the status and body to answer with.
+func (h *handler) authorize(ctx context.Context, r *http.Request, p auth.Principal, rt route) (string, int, []byte) {
+	named := r.URL.Query().Get("userId")
+	if len(named) > maxUserIDLength {
+		return "", http.StatusBadRequest, bodyInvalidUserID
 	}
-	writeJSON(w, http.StatusOK, balanceBody(n))
-}
-
-func (h *handler) setCredits(ctx context.Context, w http.ResponseWriter, r *http.Request, p auth.Principal) {
-	if p.Kind == auth.KindClerkUser && !h.opts.AllowUserWrites {
-		writeJSON(w, http.StatusForbidden, bodyForbidden)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
-			return
+	switch p.Kind {
+	case auth.KindClerkUser:
+		if (named != "" && named != p.UserID) || !rt.clerkAllow(&h.opts) {
+			return "", http.StatusForbidden, bodyForbidden
 		}
-		writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
-		return
+		return p.UserID, 0, nil
+	case auth.KindServiceAccount:
+		if named == "" {
+			return "", http.StatusBadRequest, bodyMissingUserID
+		}
+		if h.opts.Authorizer == nil {
+			return "", http.StatusForbidden, bodyForbidden
+		}
+		allowed, err := h.opts.Authorizer.Allowed(ctx, p, rt.verb)
+		if err != nil {
+			h.opts.Log.Error(err, "authorization unavailable", "caller", p.Username, "verb", rt.verb)
+			return "", http.StatusInternalServerError, rt.errorBody
+		}
+		if !allowed {
+			h.opts.Log.V(1).Info("forbidden", "caller", p.Username, "verb", rt.verb)
+			return "", http.StatusForbidden, bodyForbidden
+		}
+		return named, 0, nil
 	}
-	n, err := ParseCredits(body)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
-		return
+	return "", http.StatusForbidden, bodyForbidden
+}
+
+// maxUserIDLength matches the CRD's spec.userID limit.
+const maxUserIDLength = 255
+
+func caller(p auth.Principal) string {
+	if p.Kind == auth.KindServiceAccount {
+		return p.Username
 	}
-	n, err = h.opts.Store.SetBalance(ctx, p.UserID, n)
-	if err != nil {
-		h.opts.Log.Error(err, "setting balance", "userID", p.UserID)
-		writeJSON(w, http.StatusInternalServerError, bodyUpdateError)
-		return
-	}
-	h.opts.Log.Info("balance set", "userID", p.UserID, "credits", n)
-	writeJSON(w, http.StatusOK, updatedBody(n))
+	return p.UserID
 }
 
 // cors adds CORS headers for allowed origins and answers their preflight requests;
@@ -167,7 +229,7 @@ func (h *handler) cors(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	hdr.Set("Access-Control-Allow-Methods", "GET, POST")
-	hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key")
 	hdr.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
 	return true

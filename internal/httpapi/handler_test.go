@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
@@ -24,6 +25,9 @@ type memoryStore struct {
 	err      error
 	panics   bool
 	writes   int
+
+	ops         []credits.Operation
+	applyResult credits.Result
 }
 
 func (m *memoryStore) Balance(_ context.Context, user string) (int64, error) {
@@ -35,18 +39,24 @@ func (m *memoryStore) Balance(_ context.Context, user string) (int64, error) {
 	return m.balances[user], m.err
 }
 
-func (m *memoryStore) SetBalance(_ context.Context, user string, n int64) (int64, error) {
+// Apply records the operation; a set changes the balance, other kinds answer applyResult
+// and applyErr, so the tests can pin how each outcome maps to HTTP.
+func (m *memoryStore) Apply(_ context.Context, user string, op credits.Operation) (credits.Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.panics {
 		panic("boom")
 	}
+	m.ops = append(m.ops, op)
 	if m.err != nil {
-		return 0, m.err
+		return m.applyResult, m.err
+	}
+	if op.Kind != credits.OpSet {
+		return m.applyResult, nil
 	}
 	m.writes++
-	m.balances[user] = n
-	return n, nil
+	m.balances[user] = op.Amount
+	return credits.Result{Credits: op.Amount}, nil
 }
 
 type fixture struct {

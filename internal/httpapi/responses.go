@@ -18,6 +18,12 @@ var (
 	bodyTooLarge         = []byte(`{"error":"Request body too large"}`)
 	bodyMethodNotAllowed = []byte(`{"error":"Method not allowed"}`)
 	bodyNotFound         = []byte(`{"error":"Not found"}`)
+
+	bodyMissingUserID         = []byte(`{"error":"Missing userId"}`)
+	bodyInvalidUserID         = []byte(`{"error":"Invalid userId"}`)
+	bodyMissingIdempotencyKey = []byte(`{"error":"Missing Idempotency-Key"}`)
+	bodyInvalidIdempotencyKey = []byte(`{"error":"Invalid Idempotency-Key"}`)
+	bodyIdempotencyKeyReused  = []byte(`{"error":"Idempotency-Key reused with a different request"}`)
 )
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
@@ -37,4 +43,9 @@ func balanceBody(n int64) []byte {
 // updatedBody is {"success":true,"credits":N}.
 func updatedBody(n int64) []byte {
 	return append(strconv.AppendInt(append(make([]byte, 0, 48), `{"success":true,"credits":`...), n, 10), '}')
+}
+
+// insufficientBody is {"error":"Insufficient credits","credits":N}.
+func insufficientBody(n int64) []byte {
+	return append(strconv.AppendInt(append(make([]byte, 0, 64), `{"error":"Insufficient credits","credits":`...), n, 10), '}')
 }
