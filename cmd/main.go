@@ -38,6 +38,7 @@ type options struct {
 	corsOrigins       string
 	allowUserWrites   bool
 	devAuth           bool
+	saIssuers         string
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&opts.corsOrigins, "cors-allowed-origins", "", "Comma-separated browser origins allowed to call the API.")
 	flag.BoolVar(&opts.allowUserWrites, "allow-user-writes", false, "Let Clerk users POST their own balance. Off: a user who sets their own balance mints free credits.")
 	flag.BoolVar(&opts.devAuth, "dev-auth", false, "With no Clerk key, generate a local signing key and print a token (development only; implied on a local control plane).")
+	flag.StringVar(&opts.saIssuers, "service-account-issuer", "", "Comma-separated iss of the cluster's ServiceAccount tokens (default: discovered from the apiserver).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -134,12 +136,13 @@ func startManager(ctx context.Context, cfg *rest.Config, opts options, localKube
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	err = operator.Setup(ctx, mgr, operator.Config{
-		Namespace:          opts.namespace,
-		APIBindAddress:     opts.apiAddr,
-		Verifier:           verifier,
-		AllowUserWrites:    opts.allowUserWrites || dev != nil,
-		RequestTimeout:     opts.requestTimeout,
-		CORSAllowedOrigins: splitList(opts.corsOrigins),
+		Namespace:             opts.namespace,
+		APIBindAddress:        opts.apiAddr,
+		Verifier:              verifier,
+		ServiceAccountIssuers: splitList(opts.saIssuers),
+		AllowUserWrites:       opts.allowUserWrites || dev != nil,
+		RequestTimeout:        opts.requestTimeout,
+		CORSAllowedOrigins:    splitList(opts.corsOrigins),
 	})
 	if err != nil {
 		return err

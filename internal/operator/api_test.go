@@ -33,25 +33,36 @@ func tokenFor(t *testing.T, userID string) string {
 	return tok
 }
 
-// call sends one request to the API on loopback and returns status and body.
+// call sends one request to the primary replica's /api/credits and returns status and body.
 func call(t *testing.T, method, token, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, apiURL, strings.NewReader(body))
+	return request(t, method, apiURL, token, body)
+}
+
+// request sends one request on loopback; header holds name/value pairs.
+func request(t *testing.T, method, url, token, body string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return 0, ""
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, apiURL, err)
+		t.Errorf("%s %s: %v", method, url, err)
+		return 0, ""
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s: Content-Type %q", method, ct)
+		t.Errorf("%s %s: Content-Type %q", method, url, ct)
 	}
 	return resp.StatusCode, string(data)
 }

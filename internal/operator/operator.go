@@ -5,6 +5,7 @@ package operator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -32,7 +34,11 @@ type Config struct {
 	// APIBindAddress is where the API listens, unless APIListener is set.
 	APIBindAddress string
 	APIListener    net.Listener
-	Verifier       auth.Verifier
+	// Verifier verifies Clerk session tokens.
+	Verifier auth.Verifier
+	// ServiceAccountIssuers are the iss values of the cluster's ServiceAccount tokens; empty
+	// means discover it from the apiserver's /.well-known/openid-configuration.
+	ServiceAccountIssuers []string
 	// AllowUserWrites lets Clerk users set their own balance (dev mode, trusted setups).
 	AllowUserWrites    bool
 	RequestTimeout     time.Duration
@@ -60,6 +66,17 @@ func ManagerOptions(namespace string) ctrl.Options {
 	}
 }
 
+// How long TokenReview and SubjectAccessReview answers are reused, and how many are kept:
+// a revoked token or RoleBinding takes effect within reviewTTL.
+const (
+	reviewTTL       = 10 * time.Second
+	reviewCacheSize = 10_000
+)
+
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+// +kubebuilder:rbac:urls=/.well-known/openid-configuration,verbs=get
+
 // Setup adds the spec.userID index, the UserCredits controller, the credits API server and
 // the health checks to mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
@@ -76,6 +93,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	}
 
 	log := ctrl.Log.WithName("api")
+	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	issuers := cfg.ServiceAccountIssuers
+	if len(issuers) == 0 {
+		issuer, err := DiscoverServiceAccountIssuer(ctx, clientset)
+		if err != nil {
+			return fmt.Errorf("discovering the ServiceAccount token issuer (or set --service-account-issuer): %w", err)
+		}
+		issuers = []string{issuer}
+	}
+	verifier := &auth.IssuerRouter{
+		Clerk:                 cfg.Verifier,
+		ServiceAccounts:       auth.NewServiceAccountVerifier(clientset.AuthenticationV1().TokenReviews(), reviewTTL, reviewCacheSize),
+		ServiceAccountIssuers: issuers,
+	}
+	authorizer := auth.NewResourceAuthorizer(clientset.AuthorizationV1().SubjectAccessReviews(), cfg.Namespace,
+		creditsv1alpha1.GroupVersion.Group, "usercredits", reviewTTL, reviewCacheSize)
 	store := credits.NewStore(credits.StoreOptions{
 		Cache:     mgr.GetCache(),
 		Client:    mgr.GetClient(),
@@ -85,7 +121,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Log:       log.WithName("store"),
 	})
 	handler := httpapi.NewHandler(httpapi.Options{
-		Verifier:           cfg.Verifier,
+		Verifier:           verifier,
+		Authorizer:         authorizer,
 		Store:              store,
 		AllowUserWrites:    cfg.AllowUserWrites,
 		RequestTimeout:     cfg.RequestTimeout,
@@ -113,4 +150,22 @@ func CacheSynced(c cache.Cache) healthz.Checker {
 		}
 		return nil
 	}
+}
+
+// DiscoverServiceAccountIssuer reads the issuer of the cluster's ServiceAccount tokens from
+// the apiserver's OIDC discovery document.
+func DiscoverServiceAccountIssuer(ctx context.Context, clientset kubernetes.Interface) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	data, err := clientset.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	if err != nil {
+		return "", err
+	}
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil || doc.Issuer == "" {
+		return "", fmt.Errorf("no issuer in the OIDC discovery document")
+	}
+	return doc.Issuer, nil
 }

@@ -89,8 +89,8 @@ func TestStoreCreateRaceFallsBackToUpdate(t *testing.T) {
 	createObject(t, name, user, 1) // another replica created it; this cache has not seen it
 	store, writer := storeWith(func(l *creditsv1alpha1.UserCreditsList) { l.Items = nil })
 
-	if n, err := store.SetBalance(context.Background(), user, 9); err != nil || n != 9 {
-		t.Fatalf("SetBalance: %d, %v", n, err)
+	if res, err := store.Apply(context.Background(), user, credits.Operation{Kind: credits.OpSet, Amount: 9}); err != nil || res.Credits != 9 {
+		t.Fatalf("Apply: %+v, %v", res, err)
 	}
 	if writer.alreadyExists.Load() != 1 {
 		t.Fatalf("the create race was not exercised: %d AlreadyExists", writer.alreadyExists.Load())
@@ -110,8 +110,8 @@ func TestStoreRetriesConflictsFromAStaleCache(t *testing.T) {
 	}
 	store, writer := storeWith(func(l *creditsv1alpha1.UserCreditsList) { l.Items = []creditsv1alpha1.UserCredits{*stale} })
 
-	if n, err := store.SetBalance(ctx, user, 5); err != nil || n != 5 {
-		t.Fatalf("SetBalance: %d, %v", n, err)
+	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
+		t.Fatalf("Apply: %+v, %v", res, err)
 	}
 	if writer.conflicts.Load() < 1 {
 		t.Fatal("no conflict was exercised: the write did not carry the stale resourceVersion")
@@ -133,8 +133,8 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	if n, err := store.Balance(ctx, user); !errors.Is(err, credits.ErrConflictingRecords) {
 		t.Fatalf("Balance of an invalid record: %d, %v", n, err)
 	}
-	if _, err := store.SetBalance(ctx, user, 10); !errors.Is(err, credits.ErrConflictingRecords) {
-		t.Fatalf("SetBalance on an invalid record: %v", err)
+	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 10}); !errors.Is(err, credits.ErrConflictingRecords) {
+		t.Fatalf("Apply on an invalid record: %v", err)
 	}
 	if got := storedBalance(t, "invalid-1"); got != 4 {
 		t.Fatalf("stored %d, want it untouched at 4", got)

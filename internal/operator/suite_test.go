@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -24,7 +25,7 @@ import (
 
 const (
 	testNamespace  = "credits-api-test"
-	requestTimeout = 2 * time.Second
+	requestTimeout = 5 * time.Second
 )
 
 // The suite runs the operator as cmd/main.go assembles it (operator.Setup) against a real
@@ -34,8 +35,11 @@ var (
 	restCfg   *rest.Config
 	k8sClient client.Client
 	signer    *auth.Signer
-	apiURL    string
-	mgr       ctrl.Manager
+	// clerkVerifier checks Clerk tokens against the loopback fake of Clerk's JWKS.
+	clerkVerifier auth.Verifier
+	mgr           ctrl.Manager // the primary replica's manager
+	apiBase       string       // the primary replica's API, http://127.0.0.1:port
+	apiURL        string       // apiBase + /api/credits
 )
 
 func TestMain(m *testing.M) {
@@ -82,43 +86,66 @@ func runSuite(m *testing.M) int {
 	}
 	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
 	defer clerkAPI.Close()
-	verifier, _, err := operator.NewVerifier(operator.AuthOptions{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL})
-	if err != nil {
+	if clerkVerifier, _, err = operator.NewVerifier(operator.AuthOptions{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}); err != nil {
 		return fail("verifier", err)
 	}
-
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	primary, err := startReplica(ctx)
 	if err != nil {
-		return fail("listen", err)
+		return fail("operator", err)
 	}
-	apiURL = "http://" + listener.Addr().String() + "/api/credits"
-	opts := operator.ManagerOptions(testNamespace)
-	opts.Metrics = metricsserver.Options{BindAddress: "0"}
-	mgr, err = ctrl.NewManager(restCfg, opts)
-	if err != nil {
-		return fail("manager", err)
-	}
-	if err := operator.Setup(ctx, mgr, operator.Config{
-		Namespace: testNamespace, APIListener: listener, Verifier: verifier,
-		AllowUserWrites: true, RequestTimeout: requestTimeout,
-	}); err != nil {
-		return fail("setup", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return fail("cache", fmt.Errorf("never synced"))
-	}
+	mgr, apiBase = primary.mgr, primary.base
+	apiURL = apiBase + "/api/credits"
 
 	code := m.Run()
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fail("manager", err)
-		}
-	case <-time.After(30 * time.Second):
-		return fail("manager", fmt.Errorf("did not stop within 30s"))
+	if err := primary.wait(); err != nil {
+		return fail("operator", err)
 	}
 	return code
+}
+
+// replica is one running operator: manager, controller and API on a loopback port.
+type replica struct {
+	mgr  ctrl.Manager
+	base string // http://127.0.0.1:port
+	done chan error
+}
+
+// startReplica starts an operator as cmd/main.go assembles it; it runs until ctx ends.
+func startReplica(ctx context.Context) (*replica, error) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	opts := operator.ManagerOptions(testNamespace)
+	opts.Metrics = metricsserver.Options{BindAddress: "0"}
+	// Replicas are separate processes in production; here they share one process's
+	// controller-name registry.
+	opts.Controller.SkipNameValidation = ptr.To(true)
+	m, err := ctrl.NewManager(restCfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := operator.Setup(ctx, m, operator.Config{
+		Namespace: testNamespace, APIListener: listener, Verifier: clerkVerifier,
+		AllowUserWrites: true, RequestTimeout: requestTimeout,
+	}); err != nil {
+		return nil, err
+	}
+	r := &replica{mgr: m, base: "http://" + listener.Addr().String(), done: make(chan error, 1)}
+	go func() { r.done <- m.Start(ctx) }()
+	if !m.GetCache().WaitForCacheSync(ctx) {
+		return nil, fmt.Errorf("cache never synced")
+	}
+	return r, nil
+}
+
+// wait waits for a replica whose context has ended to stop.
+func (r *replica) wait() error {
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("operator did not stop within 30s")
+	}
 }
