@@ -154,12 +154,20 @@ func waitBalance(t *testing.T, bases [2]string, token, user, want string) {
 	})
 }
 
-func TestConcurrentConsumesAcrossTwoReplicas(t *testing.T) {
+// seedOnTwoReplicas starts a second replica, sets user's balance through the first with an
+// admin ServiceAccount, and waits until both serve it.
+func seedOnTwoReplicas(t *testing.T, serviceAccount, user string, balance int) ([2]string, string) {
+	t.Helper()
 	bases := twoReplicas(t)
-	token := serviceAccountToken(t, "worker", "credits-admin")
+	token := serviceAccountToken(t, serviceAccount, "credits-admin")
+	request(t, "POST", creditsURL(bases[0], "/api/credits", user), token, fmt.Sprintf(`{"credits":%d}`, balance))
+	waitBalance(t, bases, token, user, fmt.Sprintf(`{"credits":%d}`, balance))
+	return bases, token
+}
+
+func TestConcurrentConsumesAcrossTwoReplicas(t *testing.T) {
 	user := "user_Concurrent1"
-	request(t, "POST", creditsURL(bases[0], "/api/credits", user), token, `{"credits":150}`)
-	waitBalance(t, bases, token, user, `{"credits":150}`)
+	bases, token := seedOnTwoReplicas(t, "worker", user, 150)
 
 	type outcome struct {
 		status int
@@ -199,11 +207,8 @@ func TestConcurrentConsumesAcrossTwoReplicas(t *testing.T) {
 }
 
 func TestConcurrentGrantsWithOneKeyApplyOnce(t *testing.T) {
-	bases := twoReplicas(t)
-	token := serviceAccountToken(t, "checkout", "credits-admin")
 	user := "user_Grant1"
-	request(t, "POST", creditsURL(bases[0], "/api/credits", user), token, `{"credits":1}`)
-	waitBalance(t, bases, token, user, `{"credits":1}`)
+	bases, token := seedOnTwoReplicas(t, "checkout", user, 1)
 
 	bodies := make([]string, 50)
 	var wg sync.WaitGroup
