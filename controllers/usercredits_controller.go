@@ -25,9 +25,9 @@ type UserCreditsReconciler struct {
 	Recorder credits.EventRecorder
 }
 
-// +kubebuilder:rbac:groups=credits.gitread.dev,resources=usercredits,verbs=get;list;watch
-// +kubebuilder:rbac:groups=credits.gitread.dev,resources=usercredits/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch
+// +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits/status,verbs=patch
+// +kubebuilder:rbac:groups=events.k8s.io,namespace=system,resources=events,verbs=create;patch
 
 // Reconcile brings one object's status in line with its spec and its namespace peers.
 func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

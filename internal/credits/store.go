@@ -46,7 +46,7 @@ type StoreOptions struct {
 	Log                   logr.Logger
 }
 
-// +kubebuilder:rbac:groups=credits.gitread.dev,resources=usercredits,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch;create;patch
 
 // Store reads balances from the informer cache and writes them to the apiserver. It is the
 // only code that reads or writes balances for the API.

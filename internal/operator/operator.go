@@ -76,6 +76,9 @@ const (
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 // +kubebuilder:rbac:urls=/.well-known/openid-configuration,verbs=get
+// Leader election: the Lease, and the core Events controller-runtime records about it.
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
 
 // Setup adds the spec.userID index, the UserCredits controller, the credits API server and
 // the health checks to mgr.
