@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gitread/usercredits-operator/internal/devcluster"
@@ -25,6 +26,7 @@ import (
 type options struct {
 	namespace         string
 	metricsAddr       string
+	metricsSecure     bool
 	probeAddr         string
 	leaderElect       bool
 	localControlPlane string
@@ -48,7 +50,8 @@ func main() {
 		defaultNS = "default"
 	}
 	flag.StringVar(&opts.namespace, "namespace", defaultNS, "Namespace whose UserCredits are watched and served (default: $POD_NAMESPACE, else default).")
-	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8082", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	flag.BoolVar(&opts.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, only to callers whose token may get /metrics (TokenReview + SubjectAccessReview).")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect one active controller among replicas with a Lease (the API serves on every replica).")
 	flag.StringVar(&opts.localControlPlane, "local-control-plane", "never",
@@ -125,7 +128,10 @@ func startManager(ctx context.Context, cfg *rest.Config, opts options, localKube
 	}
 
 	mgrOpts := operator.ManagerOptions(opts.namespace)
-	mgrOpts.Metrics = metricsserver.Options{BindAddress: opts.metricsAddr}
+	mgrOpts.Metrics = metricsserver.Options{BindAddress: opts.metricsAddr, SecureServing: opts.metricsSecure}
+	if opts.metricsSecure {
+		mgrOpts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgrOpts.HealthProbeBindAddress = opts.probeAddr
 	mgrOpts.LeaderElection = opts.leaderElect
 	mgrOpts.LeaderElectionID = "usercredits.credits.gitread.dev"

@@ -16,6 +16,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // UserCreditsReconciler validates balances and owns the status, conditions and Events of
@@ -59,6 +60,9 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	if e := verdict.Event; e != nil {
+		if e.Type == "Warning" {
+			metrics.ValidationFailures.WithLabelValues(e.Reason).Inc()
+		}
 		r.Recorder.Eventf(obj, nil, e.Type, e.Reason, "Validate", "%s", e.Message)
 		log.FromContext(ctx).Info("balance validation", "userID", obj.Spec.UserID, "reason", e.Reason, "valid", e.Type == "Normal")
 	}

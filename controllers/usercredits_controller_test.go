@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 func newUserCredits(name, userID string, balance int64) *creditsv1alpha1.UserCredits {
@@ -196,6 +198,7 @@ func TestNegativeBalanceIsInvalidAndKeepsLastValid(t *testing.T) {
 	}
 	valid := waitValid(t, "negative", metav1.ConditionTrue, creditsv1alpha1.ReasonBalanceValid)
 
+	negativeBefore := testutil.ToFloat64(metrics.ValidationFailures.WithLabelValues(creditsv1alpha1.ReasonNegativeBalance))
 	withoutMinimum(t)
 	// The new schema takes a moment to reach the apiserver's handlers.
 	eventually(t, 10*time.Second, func() error {
@@ -211,6 +214,9 @@ func TestNegativeBalanceIsInvalidAndKeepsLastValid(t *testing.T) {
 		t.Fatalf("condition message is not clear: %q", c.Message)
 	}
 	e := waitEvent(t, "negative", "Warning", creditsv1alpha1.ReasonNegativeBalance)
+	if d := testutil.ToFloat64(metrics.ValidationFailures.WithLabelValues(creditsv1alpha1.ReasonNegativeBalance)) - negativeBefore; d != 1 {
+		t.Errorf("usercredits_validation_failures_total{NegativeBalance} grew by %v, want 1", d)
+	}
 	if !strings.Contains(e.Note, "-5") {
 		t.Fatalf("event note: %q", e.Note)
 	}

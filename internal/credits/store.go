@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // FieldManager names the API's writes in metadata.managedFields, apart from GitOps tools and kubectl.
@@ -79,6 +80,31 @@ func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 // needs one, and returns once this replica's cache shows the write. Operations on one user
 // are serialized within the replica and use optimistic concurrency across replicas.
 func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result, error) {
+	res, err := s.apply(ctx, userID, op)
+	metrics.CreditOperations.WithLabelValues(string(op.Kind), outcomeLabel(res, err)).Inc()
+	return res, err
+}
+
+// outcomeLabel names an operation's outcome for the usercredits_operations_total metric.
+func outcomeLabel(res Result, err error) string {
+	switch {
+	case err == nil && res.Replayed:
+		return "replayed"
+	case err == nil:
+		return "applied"
+	case errors.Is(err, ErrInsufficientCredits):
+		return "insufficient"
+	case errors.Is(err, ErrIdempotencyKeyReused):
+		return "key_reused"
+	case errors.Is(err, ErrBalanceOverflow), errors.Is(err, ErrInvalidOperation):
+		return "invalid"
+	case errors.Is(err, ErrConflictingRecords):
+		return "untrusted_record"
+	}
+	return "error"
+}
+
+func (s *Store) apply(ctx context.Context, userID string, op Operation) (Result, error) {
 	unlock, err := s.locks.lock(ctx, userID)
 	if err != nil {
 		return Result{}, err
@@ -158,6 +184,7 @@ func (s *Store) update(ctx context.Context, obj *creditsv1alpha1.UserCredits, us
 		if !apierrors.IsConflict(err) || backoff.Steps <= 1 {
 			return s.done(ctx, current, op, d.result, err)
 		}
+		metrics.ConflictRetries.Inc()
 		s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "op", op.Kind)
 		select {
 		case <-time.After(backoff.Step()):

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // MaxBodyBytes is the largest request body read; a {"credits":N} body needs a few dozen.
@@ -119,6 +121,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 				writeJSON(rec, http.StatusInternalServerError, body)
 			}
 		}
+		routeLabel, methodLabel := metricLabels(r)
+		metrics.APIRequests.WithLabelValues(routeLabel, methodLabel, strconv.Itoa(rec.status)).Inc()
+		metrics.APIRequestDuration.WithLabelValues(routeLabel, methodLabel).Observe(time.Since(start).Seconds())
 		// Access log: never the Authorization header or the body.
 		h.opts.Log.V(1).Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"durationMs", float64(time.Since(start).Microseconds())/1000, "caller", caller(principal), "remote", r.RemoteAddr)
@@ -143,6 +148,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if principal, err = h.authenticate(ctx, r); err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
+			metrics.AuthFailures.WithLabelValues(authFailureReason(r)).Inc()
 			writeJSON(rec, http.StatusUnauthorized, bodyUnauthorized)
 		} else {
 			h.opts.Log.Error(err, "authentication unavailable")
@@ -151,6 +157,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID, status, body := h.authorize(ctx, r, principal, rt)
+	if status == http.StatusForbidden {
+		metrics.AuthFailures.WithLabelValues("forbidden").Inc()
+	}
 	if status != 0 {
 		writeJSON(rec, status, body)
 		return
@@ -203,6 +212,27 @@ func (h *handler) authorize(ctx context.Context, r *http.Request, p auth.Princip
 		return named, 0, nil
 	}
 	return "", http.StatusForbidden, bodyForbidden
+}
+
+// metricLabels bounds label cardinality: known routes and methods, else "other".
+func metricLabels(r *http.Request) (string, string) {
+	route, method := "other", "other"
+	if _, ok := routes[r.URL.Path]; ok {
+		route = r.URL.Path
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodOptions:
+		method = r.Method
+	}
+	return route, method
+}
+
+// authFailureReason tells a missing credential from a rejected one.
+func authFailureReason(r *http.Request) string {
+	if _, ok := auth.BearerToken(r.Header.Get("Authorization")); !ok {
+		return "no_bearer_token"
+	}
+	return "invalid_token"
 }
 
 // maxUserIDLength matches the CRD's spec.userID limit.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -20,6 +21,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
@@ -173,6 +175,9 @@ func TestConcurrentConsumesAcrossTwoReplicas(t *testing.T) {
 		status int
 		body   string
 	}
+	insufficient := metrics.CreditOperations.WithLabelValues("consume", "insufficient")
+	applied := metrics.CreditOperations.WithLabelValues("consume", "applied")
+	insufficientBefore, appliedBefore := testutil.ToFloat64(insufficient), testutil.ToFloat64(applied)
 	outcomes := make([]outcome, 200)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -199,6 +204,13 @@ func TestConcurrentConsumesAcrossTwoReplicas(t *testing.T) {
 	if counts[200] != 150 || counts[402] != 50 || len(counts) != 2 {
 		t.Fatalf("statuses %v, want exactly 150×200 and 50×402", counts)
 	}
+	if d := testutil.ToFloat64(insufficient) - insufficientBefore; d != 50 {
+		t.Errorf("usercredits_operations_total{consume,insufficient} grew by %v, want 50", d)
+	}
+	if d := testutil.ToFloat64(applied) - appliedBefore; d != 150 {
+		t.Errorf("usercredits_operations_total{consume,applied} grew by %v, want 150", d)
+	}
+	t.Logf("conflict retries so far: %v", testutil.ToFloat64(metrics.ConflictRetries))
 	waitBalance(t, bases, token, user, `{"credits":0}`)
 	obj := &creditsv1alpha1.UserCredits{}
 	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, obj); err != nil || obj.Spec.Credits != 0 {

@@ -1,0 +1,51 @@
+// Package metrics defines the operator's own Prometheus metrics, registered with
+// controller-runtime's registry so they are served on the manager's metrics endpoint.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// APIRequests counts API requests by route, method and status code.
+	APIRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usercredits_api_requests_total",
+		Help: "Credits API requests by route, method and HTTP status code.",
+	}, []string{"route", "method", "code"})
+
+	// APIRequestDuration observes API request latency by route and method.
+	APIRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "usercredits_api_request_duration_seconds",
+		Help:    "Credits API request latency by route and method.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method"})
+
+	// AuthFailures counts rejected requests by reason.
+	AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usercredits_auth_failures_total",
+		Help: "Requests refused by authentication or authorization, by reason.",
+	}, []string{"reason"})
+
+	// CreditOperations counts balance operations by kind and result.
+	CreditOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usercredits_operations_total",
+		Help: "Balance operations (set, consume, grant) by result: applied, replayed, insufficient, conflict, invalid, error.",
+	}, []string{"kind", "result"})
+
+	// ConflictRetries counts writes retried after losing an optimistic-concurrency race.
+	ConflictRetries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "usercredits_conflict_retries_total",
+		Help: "Balance writes retried after a resourceVersion conflict.",
+	})
+
+	// ValidationFailures counts objects the controller found invalid, by reason.
+	ValidationFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usercredits_validation_failures_total",
+		Help: "UserCredits objects marked Valid=False, by reason (NegativeBalance, DuplicateUserID).",
+	}, []string{"reason"})
+)
+
+func init() {
+	crmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, AuthFailures, CreditOperations, ConflictRetries, ValidationFailures)
+}
