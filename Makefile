@@ -69,3 +69,16 @@ $(CONTROLLER_GEN):
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Image
+
+IMG ?= usercredits-operator:latest
+
+.PHONY: image
+image: manifests generate ## Build the OCI image tarball bin/usercredits-operator.tar without Docker or network.
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/manager-linux-amd64 ./cmd
+	go run ./hack/build-image -binary $(LOCALBIN)/manager-linux-amd64 -out $(LOCALBIN)/usercredits-operator.tar -tag $(IMG)
+
+.PHONY: docker-build
+docker-build: ## Build the image with Docker (for machines that have it).
+	docker build -t $(IMG) .

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	// Root CAs inside the binary: the image has no /etc/ssl, and Clerk's JWKS is HTTPS.
+	_ "golang.org/x/crypto/x509roots/fallback"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
