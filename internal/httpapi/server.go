@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -19,6 +20,17 @@ type Server struct {
 	Handler         http.Handler
 	ShutdownTimeout time.Duration
 	Log             logr.Logger
+
+	listening atomic.Bool
+}
+
+// Listening is a readiness check: it fails until the API accepts connections, and again
+// once it shuts down, so that no replica is marked ready without serving.
+func (s *Server) Listening(*http.Request) error {
+	if !s.listening.Load() {
+		return errors.New("the credits API is not listening")
+	}
+	return nil
 }
 
 // NeedLeaderElection is false: every replica serves the API, not just the leader.
@@ -51,10 +63,13 @@ func (s *Server) Start(ctx context.Context) error {
 	stopped := make(chan error, 1)
 	go func() {
 		<-ctx.Done()
+		s.listening.Store(false)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		stopped <- srv.Shutdown(shutdownCtx)
 	}()
+	s.listening.Store(true)
+	defer s.listening.Store(false)
 	s.Log.Info("serving the credits API", "address", ln.Addr().String())
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err

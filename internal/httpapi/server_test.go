@@ -34,6 +34,9 @@ func TestServerShutsDownGracefully(t *testing.T) {
 	if srv.NeedLeaderElection() {
 		t.Fatal("the API must serve on every replica, not only the leader")
 	}
+	if srv.Listening(nil) == nil {
+		t.Fatal("ready before Start")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() { stopped <- srv.Start(ctx) }()
@@ -58,8 +61,14 @@ func TestServerShutsDownGracefully(t *testing.T) {
 	}()
 
 	<-v.entered // the request is in flight
-	cancel()    // the manager stops
+	if err := srv.Listening(nil); err != nil {
+		t.Fatalf("not ready while serving: %v", err)
+	}
+	cancel() // the manager stops
 	time.Sleep(100 * time.Millisecond)
+	if srv.Listening(nil) == nil {
+		t.Error("still ready after shutdown began")
+	}
 	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		t.Error("still accepting new connections after shutdown began")
 	}

@@ -140,6 +140,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	if err := mgr.AddReadyzCheck("api-listening", server.Listening); err != nil {
+		return err
+	}
 	return mgr.AddReadyzCheck("cache-synced", CacheSynced(mgr.GetCache()))
 }
 
