@@ -82,3 +82,9 @@ image: manifests generate ## Build the OCI image tarball bin/usercredits-operato
 .PHONY: docker-build
 docker-build: ## Build the image with Docker (for machines that have it).
 	docker build -t $(IMG) .
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: control-plane ## Measure throughput, latency, memory and start-up; writes docs/benchmarks.md and docs/bench-latency.png.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)

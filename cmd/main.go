@@ -30,6 +30,7 @@ type options struct {
 	metricsAddr       string
 	metricsSecure     bool
 	probeAddr         string
+	pprofAddr         string
 	leaderElect       bool
 	localControlPlane string
 	localKubeconfig   string
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&opts.metricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	flag.BoolVar(&opts.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, only to callers whose token may get /metrics (TokenReview + SubjectAccessReview).")
 	flag.StringVar(&opts.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.StringVar(&opts.pprofAddr, "pprof-bind-address", "0", "Address of net/http/pprof (for profiling, e.g. make bench); 0 disables it.")
 	flag.BoolVar(&opts.leaderElect, "leader-elect", false, "Elect one active controller among replicas with a Lease (the API serves on every replica).")
 	flag.StringVar(&opts.localControlPlane, "local-control-plane", "never",
 		"auto: when no cluster is configured (no --kubeconfig, $KUBECONFIG, in-cluster config or ~/.kube/config), start a local kube-apiserver and etcd from $KUBEBUILDER_ASSETS; never: require a cluster.")
@@ -135,6 +137,7 @@ func startManager(ctx context.Context, cfg *rest.Config, opts options, localKube
 		mgrOpts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	mgrOpts.HealthProbeBindAddress = opts.probeAddr
+	mgrOpts.PprofBindAddress = opts.pprofAddr
 	mgrOpts.LeaderElection = opts.leaderElect
 	mgrOpts.LeaderElectionID = "usercredits.credits.gitread.dev"
 	mgrOpts.LeaderElectionNamespace = opts.namespace

@@ -2,11 +2,13 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,21 +20,53 @@ type IssuerRouter struct {
 	// ServiceAccounts verifies tokens whose iss is one of ServiceAccountIssuers.
 	ServiceAccounts       Verifier
 	ServiceAccountIssuers []string
+
+	once     sync.Once
+	accepted *expiringCache[[sha256.Size]byte, Principal]
 }
 
-// Verify implements Verifier.
+// routerCacheTTL bounds how long an accepted token skips routing and verification; the
+// verifiers' own caches and rules (exp, review TTL) still decide after that.
+const (
+	routerCacheTTL  = 10 * time.Second
+	routerCacheSize = 100_000
+)
+
+// Verify implements Verifier. Accepted tokens are remembered by hash for up to
+// routerCacheTTL (never past exp), so the hot path is one hash and one map lookup: decoding
+// the claims to route was 9 % of the API's CPU under load (make bench profile).
 func (r *IssuerRouter) Verify(ctx context.Context, token string) (Principal, error) {
+	r.once.Do(func() { r.accepted = newExpiringCache[[sha256.Size]byte, Principal](routerCacheSize) })
+	now := time.Now()
+	key := sha256.Sum256([]byte(token))
+	if p, ok := r.accepted.get(key, now); ok {
+		return p, nil
+	}
 	claims, ok := unverifiedClaims(token)
 	if !ok {
 		return Principal{}, fmt.Errorf("%w: not a JWT", ErrUnauthenticated)
 	}
+	var verifier Verifier
 	switch {
 	case isClerkIssuer(claims.Issuer) && r.Clerk != nil:
-		return r.Clerk.Verify(ctx, token)
+		verifier = r.Clerk
 	case slices.Contains(r.ServiceAccountIssuers, claims.Issuer) && r.ServiceAccounts != nil:
-		return r.ServiceAccounts.Verify(ctx, token)
+		verifier = r.ServiceAccounts
+	default:
+		return Principal{}, fmt.Errorf("%w: no verifier for issuer %q", ErrUnauthenticated, claims.Issuer)
 	}
-	return Principal{}, fmt.Errorf("%w: no verifier for issuer %q", ErrUnauthenticated, claims.Issuer)
+	p, err := verifier.Verify(ctx, token)
+	if err == nil && claims.Expiry > 0 {
+		r.accepted.put(key, p, minTime(time.Unix(int64(claims.Expiry), 0), now.Add(routerCacheTTL)), now)
+	}
+	return p, err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // isClerkIssuer mirrors the issuer rule clerk-sdk-go's jwt.Verify enforces, which it does

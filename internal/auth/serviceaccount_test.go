@@ -149,3 +149,23 @@ func TestResourceAuthorizer(t *testing.T) {
 		t.Fatal("a Clerk user is never authorized through RBAC")
 	}
 }
+
+func TestIssuerRouterRemembersAcceptedTokensUntilExp(t *testing.T) {
+	clerk := &countingVerifier{kind: KindClerkUser}
+	r := &IssuerRouter{Clerk: clerk}
+	live := unsignedToken(map[string]any{"iss": "https://clerk.example.com", "exp": time.Now().Add(time.Hour).Unix()})
+	for range 3 {
+		if _, err := r.Verify(context.Background(), live); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := clerk.calls.Load(); n != 1 {
+		t.Fatalf("verifier asked %d times for one live token, want 1", n)
+	}
+	expired := unsignedToken(map[string]any{"iss": "https://clerk.example.com", "exp": time.Now().Add(-time.Minute).Unix()})
+	_, _ = r.Verify(context.Background(), expired)
+	_, _ = r.Verify(context.Background(), expired)
+	if n := clerk.calls.Load(); n != 3 {
+		t.Fatalf("an expired token was served from the router's memory (%d calls, want 3)", n)
+	}
+}

@@ -252,7 +252,7 @@ func (s *Store) awaitCache(ctx context.Context, written *creditsv1alpha1.UserCre
 	defer cancel()
 	key := client.ObjectKeyFromObject(written)
 	cached := &creditsv1alpha1.UserCredits{}
-	err := wait.PollUntilContextCancel(ctx, 2*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 500*time.Microsecond, true, func(ctx context.Context) (bool, error) {
 		if err := s.opts.Cache.Get(ctx, key, cached); err != nil {
 			return false, client.IgnoreNotFound(err)
 		}

@@ -53,12 +53,13 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
-// ManagerOptions returns the manager options the components rely on: the scheme and a
-// cache limited to namespace, without managedFields (the cache never needs them and they
-// are most of an object's size).
+// ManagerOptions returns the manager options the components rely on: the scheme, a
+// memoizing RESTMapper, and a cache limited to namespace without managedFields (the cache
+// never needs them and they are most of an object's size).
 func ManagerOptions(namespace string) ctrl.Options {
 	return ctrl.Options{
-		Scheme: NewScheme(),
+		Scheme:         NewScheme(),
+		MapperProvider: newMemoRESTMapper,
 		Cache: cache.Options{
 			DefaultNamespaces: map[string]cache.Config{namespace: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),

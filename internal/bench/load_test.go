@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	var sorted []time.Duration
+	for i := 1; i <= 100; i++ {
+		sorted = append(sorted, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{50: 50 * time.Millisecond, 99: 99 * time.Millisecond, 100: 100 * time.Millisecond, 1: time.Millisecond} {
+		if got := Percentile(sorted, p); got != want {
+			t.Errorf("p%v = %v, want %v", p, got, want)
+		}
+	}
+	if Percentile(nil, 99) != 0 {
+		t.Error("empty input")
+	}
+	if got := Percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("single sample p99 = %v", got)
+	}
+}
+
+func TestRunCountsEveryRequestAndError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("fail") == "1" {
+			w.WriteHeader(500)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	s := Run(context.Background(), "t", NewClient(4), 100, 4, func(i int) (*http.Request, error) {
+		url := srv.URL
+		if i%10 == 0 {
+			url += "?fail=1"
+		}
+		return http.NewRequest("GET", url, nil)
+	}, func(st int) bool { return st == 200 })
+	if s.Requests != 100 || s.Errors != 10 || s.Statuses[200] != 90 || s.Statuses[500] != 10 {
+		t.Fatalf("summary: %+v", s.Statuses)
+	}
+	if s.P50 <= 0 || s.P99 < s.P50 || s.Throughput <= 0 {
+		t.Fatalf("summary: %s", s)
+	}
+}
