@@ -88,3 +88,7 @@ docker-build: ## Build the image with Docker (for machines that have it).
 .PHONY: bench
 bench: control-plane ## Measure throughput, latency, memory and start-up; writes docs/benchmarks.md and docs/bench-latency.png.
 	KUBEBUILDER_ASSETS="$$(hack/control-plane-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
+
+.PHONY: docs
+docs: ## Regenerate docs/bad-inputs.md from the bad-input test cases.
+	go test ./internal/httpapi -run TestBadInputTable -count=1 -update

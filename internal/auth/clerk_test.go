@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,4 +265,48 @@ func TestTokenCacheIsBounded(t *testing.T) {
 	if _, ok := c.get([32]byte{99}, now); !ok {
 		t.Fatal("the newest entry was evicted")
 	}
+}
+
+func TestSlowJWKSUnderConcurrencyStaysBounded(t *testing.T) {
+	signer := mustSigner(t, "kid_1")
+	v, clerkAPI := jwksVerifier(t, signer, clerk.NewClock(), time.Minute)
+	clerkAPI.Delay.Store(int64(time.Second))
+	token := mustSign(t, signer, claimsAt("user_A", time.Now()))
+	before := runtime.NumGoroutine()
+
+	var wg sync.WaitGroup
+	start := time.Now()
+	var late atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			t0 := time.Now()
+			if _, err := v.Verify(ctx, token); !errors.Is(err, ErrUnauthenticated) {
+				t.Errorf("slow JWKS: want ErrUnauthenticated, got %v", err)
+			}
+			if time.Since(t0) > 500*time.Millisecond {
+				late.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := late.Load(); n > 0 {
+		t.Fatalf("%d of 50 requests outlived their 100ms deadline waiting for a slow JWKS (all done after %v)", n, time.Since(start))
+	}
+	if fetches := clerkAPI.Fetches.Load(); fetches > 1 {
+		t.Fatalf("%d concurrent JWKS fetches; one at a time is the rule", fetches)
+	}
+	// Nothing keeps running once the slow fetch is over.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > before+5 {
+			return fmt.Errorf("%d goroutines, %d before", n, before)
+		}
+		return nil
+	})
+	// The slow fetch completed in the background of the refused requests: the key is known now.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		_, err := v.Verify(context.Background(), token)
+		return err
+	})
 }

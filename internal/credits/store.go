@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -54,6 +55,8 @@ type StoreOptions struct {
 type Store struct {
 	opts  StoreOptions
 	locks *userLocks
+	// pending holds userID → pendingWrite for writes acknowledged before the cache showed them.
+	pending sync.Map
 }
 
 // conflictBackoff spreads retries of a write that lost an optimistic-concurrency race.
@@ -69,6 +72,12 @@ func NewStore(opts StoreOptions) *Store {
 
 // Balance returns userID's balance, 0 when the user has no record.
 func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
+	if obj, ok, err := s.readPending(ctx, userID); ok || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return obj.Spec.Credits, nil
+	}
 	obj, err := s.find(ctx, userID)
 	if err != nil || obj == nil {
 		return 0, err
@@ -200,7 +209,9 @@ func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, 
 	if err != nil {
 		return Result{}, err
 	}
-	s.awaitCache(ctx, written)
+	if !s.awaitCache(ctx, written) {
+		s.pending.Store(written.Spec.UserID, pendingWrite{key: client.ObjectKeyFromObject(written), resourceVersion: written.ResourceVersion})
+	}
 	s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "credits", result.Credits)
 	if s.opts.Recorder != nil && op.Kind != OpConsume { // consumes are too frequent to be Events
 		s.opts.Recorder.Eventf(written, nil, "Normal", eventReasons[op.Kind], "UpdateBalance",
@@ -244,10 +255,39 @@ func (s *Store) untrusted(obj *creditsv1alpha1.UserCredits, userID string) error
 	return err
 }
 
+// pendingWrite is a write this replica acknowledged before its cache showed it.
+type pendingWrite struct {
+	key             client.ObjectKey
+	resourceVersion string
+}
+
+// readPending keeps read-your-writes when the cache lags (after an apiserver outage the
+// informer re-lists with backoff): a user with a write the cache has not shown yet is read
+// from the apiserver until it has. ok is false when the cache can answer.
+func (s *Store) readPending(ctx context.Context, userID string) (*creditsv1alpha1.UserCredits, bool, error) {
+	v, ok := s.pending.Load(userID)
+	if !ok {
+		return nil, false, nil
+	}
+	pw := v.(pendingWrite)
+	obj := &creditsv1alpha1.UserCredits{}
+	if err := s.opts.Cache.Get(ctx, pw.key, obj); err == nil && resourceVersionAtLeast(obj.ResourceVersion, pw.resourceVersion) {
+		s.pending.CompareAndDelete(userID, v)
+		return nil, false, nil
+	}
+	if err := s.opts.APIReader.Get(ctx, pw.key, obj); err != nil {
+		return nil, true, err
+	}
+	if obj.Spec.UserID != userID || obj.Spec.Credits < 0 {
+		return nil, true, s.untrusted(obj, userID)
+	}
+	return obj, true, nil
+}
+
 // awaitCache waits, within ReadYourWritesTimeout and ctx, until the cache holds obj at its
-// written resourceVersion or later, so that a client's next read on this replica sees its write.
-// The write is durable either way; a slow cache only costs the wait.
-func (s *Store) awaitCache(ctx context.Context, written *creditsv1alpha1.UserCredits) {
+// written resourceVersion or later, so that a client's next read on this replica sees its
+// write, and reports whether it did. The write is durable either way.
+func (s *Store) awaitCache(ctx context.Context, written *creditsv1alpha1.UserCredits) bool {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadYourWritesTimeout)
 	defer cancel()
 	key := client.ObjectKeyFromObject(written)
@@ -259,8 +299,11 @@ func (s *Store) awaitCache(ctx context.Context, written *creditsv1alpha1.UserCre
 		return resourceVersionAtLeast(cached.ResourceVersion, written.ResourceVersion), nil
 	})
 	if err != nil {
-		s.opts.Log.Info("cache did not show a write in time", "object", key.Name, "resourceVersion", written.ResourceVersion, "error", err.Error())
+		s.opts.Log.Info("cache did not show a write in time; reading this user from the apiserver until it does",
+			"object", key.Name, "resourceVersion", written.ResourceVersion, "error", err.Error())
+		return false
 	}
+	return true
 }
 
 // resourceVersionAtLeast compares resourceVersions as the etcd revisions they are; an

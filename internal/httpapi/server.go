@@ -20,6 +20,10 @@ type Server struct {
 	Handler         http.Handler
 	ShutdownTimeout time.Duration
 	Log             logr.Logger
+	// Limits against slow or abusive clients; zero means the default.
+	ReadHeaderTimeout time.Duration // default 5s: slowloris headers
+	ReadTimeout       time.Duration // default 15s: a body trickled in
+	MaxHeaderBytes    int           // default 32 KiB
 
 	listening atomic.Bool
 }
@@ -49,11 +53,11 @@ func (s *Server) Start(ctx context.Context) error {
 	srv := &http.Server{
 		Handler: s.Handler,
 		// Slow or stalled clients (slowloris) are cut off instead of holding connections.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadHeaderTimeout: orDefault(s.ReadHeaderTimeout, 5*time.Second),
+		ReadTimeout:       orDefault(s.ReadTimeout, 15*time.Second),
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    orDefault(s.MaxHeaderBytes, 32<<10),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	timeout := s.ShutdownTimeout
@@ -75,4 +79,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	return <-stopped
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
 }

@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-logr/logr"
+
+	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/bad-inputs.md from the cases")
+
+// badInputDoc is generated from the cases below by `make docs`; this test fails when it is stale.
+var badInputDoc = filepath.Join(testenv.RepoRoot(), "docs", "bad-inputs.md")
+
+type badCase struct {
+	group, what, method, path, body string
+	header                          []string
+	storeErr                        error
+	storeResult                     credits.Result
+	userWrites                      bool
+}
+
+func badCases(t *testing.T, signer *auth.Signer) []badCase {
+	sign := func(claims map[string]any) string {
+		tok, err := signer.Sign(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	now := time.Now()
+	claims := func(edit func(map[string]any)) string {
+		c := map[string]any{"iss": auth.DevIssuer, "sub": "user_A", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		edit(c)
+		return sign(c)
+	}
+	valid := claims(func(map[string]any) {})
+	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+	var cases []badCase
+	names := make([]string, 0, len(testenv.InvalidCreditsBodies))
+	for name := range testenv.InvalidCreditsBodies {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cases = append(cases, badCase{group: "body", what: name, method: "POST", path: "/api/credits",
+			body: testenv.InvalidCreditsBodies[name], header: bearer(valid), userWrites: true})
+	}
+	cases = append(cases,
+		badCase{group: "body", what: "body over 1 MiB", method: "POST", path: "/api/credits", body: `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, header: bearer(valid), userWrites: true},
+		badCase{group: "token", what: "no Authorization header", method: "GET", path: "/api/credits"},
+		badCase{group: "token", what: "Basic credentials", method: "GET", path: "/api/credits", header: []string{"Authorization", "Basic dXNlcjpwYXNz"}},
+		badCase{group: "token", what: "garbage bearer token", method: "GET", path: "/api/credits", header: bearer("garbage")},
+		badCase{group: "token", what: "tampered signature", method: "GET", path: "/api/credits", header: bearer(valid[:len(valid)-4] + "AAAA")},
+		badCase{group: "token", what: "expired", method: "GET", path: "/api/credits", header: bearer(claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }))},
+		badCase{group: "token", what: "not valid yet (nbf)", method: "GET", path: "/api/credits", header: bearer(claims(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }))},
+		badCase{group: "token", what: "no exp", method: "GET", path: "/api/credits", header: bearer(claims(func(c map[string]any) { delete(c, "exp") }))},
+		badCase{group: "token", what: "foreign issuer", method: "GET", path: "/api/credits", header: bearer(claims(func(c map[string]any) { c["iss"] = "https://evil.example.com" }))},
+		badCase{group: "token", what: "alg none", method: "GET", path: "/api/credits", header: bearer(b64json(map[string]string{"alg": "none"}) + "." + b64json(map[string]any{"iss": auth.DevIssuer, "sub": "user_A"}) + ".")},
+		badCase{group: "caller", what: "Clerk user sets own balance (user writes off)", method: "POST", path: "/api/credits", body: `{"credits":1000}`, header: bearer(valid)},
+		badCase{group: "caller", what: "Clerk user names another user", method: "GET", path: "/api/credits?userId=user_B", header: bearer(valid)},
+		badCase{group: "caller", what: "Clerk user grants", method: "POST", path: "/api/credits/grant", body: `{"credits":5}`, header: append(bearer(valid), "Idempotency-Key", "k")},
+		badCase{group: "caller", what: "service without userId", method: "GET", path: "/api/credits", header: bearer("svc-admin")},
+		badCase{group: "caller", what: "service with a 256-character userId", method: "GET", path: "/api/credits?userId=" + strings.Repeat("u", 256), header: bearer("svc-admin")},
+		badCase{group: "caller", what: "service without the RBAC verb", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":5}`, header: append(bearer("svc-viewer"), "Idempotency-Key", "k")},
+		badCase{group: "operation", what: "consume 0", method: "POST", path: "/api/credits/consume?userId=u", body: `{"credits":0}`, header: bearer("svc-admin")},
+		badCase{group: "operation", what: "grant without Idempotency-Key", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":5}`, header: bearer("svc-admin")},
+		badCase{group: "operation", what: "Idempotency-Key with a space", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":5}`, header: append(bearer("svc-admin"), "Idempotency-Key", "a b")},
+		badCase{group: "operation", what: "Idempotency-Key reused with another body", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":6}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k"), storeErr: credits.ErrIdempotencyKeyReused},
+		badCase{group: "operation", what: "grant past 2^53-1", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":9007199254740991}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k2"), storeErr: credits.ErrBalanceOverflow},
+		badCase{group: "operation", what: "consume more than the balance", method: "POST", path: "/api/credits/consume?userId=u", body: `{"credits":5}`, header: bearer("svc-admin"), storeErr: credits.ErrInsufficientCredits, storeResult: credits.Result{Credits: 2}},
+		badCase{group: "route", what: "PUT", method: "PUT", path: "/api/credits", header: bearer(valid)},
+		badCase{group: "route", what: "GET on consume", method: "GET", path: "/api/credits/consume", header: bearer(valid)},
+		badCase{group: "route", what: "unknown path", method: "GET", path: "/api/other", header: bearer(valid)},
+	)
+	return cases
+}
+
+func TestBadInputTable(t *testing.T) {
+	signer, err := auth.NewSigner("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerk, err := auth.NewClerkVerifier(auth.ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := verbAuthorizer{verbs: map[string][]string{"admin": {"get", "update", "consume", "grant"}, "viewer": {"get"}}}
+	var b strings.Builder
+	b.WriteString("# Bad inputs and their answers\n\nGenerated by `make docs` from the cases in `internal/httpapi/badinput_doc_test.go`, which\n" +
+		"runs each through the real handler and fails when this file is stale. Nothing is stored for any of them.\n\n")
+	b.WriteString("| group | input | request | status | body |\n| --- | --- | --- | --- | --- |\n")
+	for _, c := range badCases(t, signer) {
+		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.storeResult}
+		h := NewHandler(Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites, Log: logr.Discard()})
+		req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+		for i := 0; i+1 < len(c.header); i += 2 {
+			req.Header.Set(c.header[i], c.header[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code < 400 || store.writes != 0 {
+			t.Errorf("%s/%s: answered %d with %d writes; a bad input must be refused and change nothing", c.group, c.what, rec.Code, store.writes)
+		}
+		input := c.body
+		if len(input) > 48 {
+			input = input[:45] + "…"
+		}
+		fmt.Fprintf(&b, "| %s | %s | `%s %s` %s | %d | `%s` |\n", c.group, c.what, c.method, shorten(c.path), cell(input), rec.Code, rec.Body.String())
+	}
+	got := b.String()
+	if *update {
+		if err := os.WriteFile(badInputDoc, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(badInputDoc)
+	if err != nil || string(want) != got {
+		t.Fatalf("%s is stale: run `make docs` and commit it", badInputDoc)
+	}
+}
+
+func shorten(path string) string {
+	if len(path) > 60 {
+		return path[:57] + "…"
+	}
+	return path
+}
+
+// cell renders a body for a Markdown table cell: visible, escaped, never breaking the row.
+func cell(body string) string {
+	if body == "" {
+		return ""
+	}
+	if !utf8.ValidString(body) || strings.ContainsFunc(body, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) {
+		q := strconv.Quote(body)
+		body = q[1 : len(q)-1]
+	}
+	return "`" + strings.ReplaceAll(body, "|", `\|`) + "`"
+}
+
+func b64json(v any) string {
+	return strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(base64JSON(v)), "=")
+}
+
+func base64JSON(v any) string {
+	data, _ := json.Marshal(v)
+	return base64.StdEncoding.EncodeToString(data)
+}
