@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/devcluster"
 	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
@@ -62,16 +63,8 @@ func startCluster(t *testing.T) *cluster {
 	if c.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
 	c.adminKubeconfig = filepath.Join(c.dir, "admin.kubeconfig")
-	if err := os.WriteFile(c.adminKubeconfig, data, 0o600); err != nil {
+	if err := devcluster.WriteAdminKubeconfig(env, "e2e-admin", c.adminKubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -279,7 +272,7 @@ func TestEndToEnd(t *testing.T) {
 		if strings.Join(header, " ") != "NAME USER CREDITS VALID UPDATED AGE" {
 			return fmt.Errorf("printer columns: %v", header)
 		}
-		row := strings.Fields(lineContaining(out, user))
+		row := strings.Fields(testenv.LineContaining(out, user))
 		if len(row) < 6 || row[2] != "19" || row[3] != "True" {
 			return fmt.Errorf("row for %s: %v\n%s", user, row, out)
 		}
@@ -308,15 +301,6 @@ func expectHTTP(t *testing.T, name string, status int, body string) func(int, st
 			t.Errorf("%s: got %d %s, want %d %s", name, gotStatus, gotBody, status, body)
 		}
 	}
-}
-
-func lineContaining(text, substr string) string {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, substr) {
-			return line
-		}
-	}
-	return ""
 }
 
 // checkSecuredMetrics: anonymous scrapes are refused; a ServiceAccount bound to the shipped

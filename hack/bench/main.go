@@ -20,6 +20,7 @@ import (
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/bench"
+	"github.com/gitread/usercredits-operator/internal/devcluster"
 	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/internal/testenv"
 )
@@ -192,14 +193,6 @@ func report(s bench.Summary) bench.Summary {
 }
 
 func adminKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "bench-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, "admin.kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
+	return path, devcluster.WriteAdminKubeconfig(env, "bench-admin", path)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,27 +22,18 @@ func userID(prefix string, i int) string { return fmt.Sprintf("user_%s_%06d", pr
 // seed creates n validated UserCredits (status included, as a running controller leaves
 // them) with concurrency writers, and returns how long it took.
 func seed(ctx context.Context, c client.Client, namespace, prefix string, n, concurrency int, balance int64) (time.Duration, error) {
-	start := time.Now()
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := seedOne(ctx, c, namespace, userID(prefix, i), balance); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		})
+	var firstErr atomic.Value
+	sum := bench.Do(ctx, "seed", n, concurrency, func(ctx context.Context, i int) int {
+		if err := seedOne(ctx, c, namespace, userID(prefix, i), balance); err != nil {
+			firstErr.CompareAndSwap(nil, err)
+			return -1
+		}
+		return 200
+	}, ok200)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return sum.Duration, fmt.Errorf("%d of %d objects failed, first: %w", sum.Errors, n, err)
 	}
-	wg.Wait()
-	return time.Since(start), firstErr
+	return sum.Duration, nil
 }
 
 func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64) error {
@@ -98,33 +88,15 @@ func setRequests(base string, toks []string, offset int) bench.Request {
 // rawPatches is the reference for writes: the same balance changes as client-go merge
 // patches straight to the apiserver, with the same concurrency.
 func rawPatches(ctx context.Context, c client.Client, namespace, prefix string, users, n, concurrency, offset int) bench.Summary {
-	latencies := make([]time.Duration, n)
-	statuses := make([]int, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range concurrency {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{
-					Name: credits.ObjectNameForUser(userID(prefix, i%users)), Namespace: namespace}}
-				patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, offset+i+1))
-				t0 := time.Now()
-				err := c.Patch(ctx, obj, patch)
-				latencies[i] = time.Since(t0)
-				statuses[i] = 200
-				if err != nil {
-					statuses[i] = -1
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return bench.Summarize("client-go merge patch (raw)", latencies, statuses, time.Since(start), ok200)
+	return bench.Do(ctx, "client-go merge patch (raw)", n, concurrency, func(ctx context.Context, i int) int {
+		obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{
+			Name: credits.ObjectNameForUser(userID(prefix, i%users)), Namespace: namespace}}
+		patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, offset+i+1))
+		if err := c.Patch(ctx, obj, patch); err != nil {
+			return -1
+		}
+		return 200
+	}, ok200)
 }
 
 func ok200(status int) bool { return status == 200 }

@@ -32,6 +32,24 @@ type Summary struct {
 // Run sends n requests from concurrency workers (closed loop) and returns when all are
 // answered or ctx ends. ok decides which statuses count as success.
 func Run(ctx context.Context, name string, client *http.Client, n, concurrency int, build Request, ok func(status int) bool) Summary {
+	return Do(ctx, name, n, concurrency, func(ctx context.Context, i int) int {
+		req, err := build(i)
+		if err != nil {
+			return -1
+		}
+		resp, err := client.Do(req.WithContext(ctx))
+		if err != nil {
+			return -1
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}, ok)
+}
+
+// Do runs op(0) … op(n-1) from concurrency workers and times each; op returns a status,
+// -1 for an error.
+func Do(ctx context.Context, name string, n, concurrency int, op func(ctx context.Context, i int) int, ok func(status int) bool) Summary {
 	latencies := make([]time.Duration, n)
 	statuses := make([]int, n)
 	var next atomic.Int64
@@ -44,22 +62,9 @@ func Run(ctx context.Context, name string, client *http.Client, n, concurrency i
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				req, err := build(i)
-				if err != nil {
-					statuses[i] = -1
-					continue
-				}
 				t0 := time.Now()
-				resp, err := client.Do(req.WithContext(ctx))
-				if err != nil {
-					statuses[i] = -1
-					latencies[i] = time.Since(t0)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				statuses[i] = op(ctx, i)
 				latencies[i] = time.Since(t0)
-				statuses[i] = resp.StatusCode
 			}
 		})
 	}

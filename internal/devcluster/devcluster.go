@@ -41,18 +41,24 @@ func Start(crdDir, kubeconfigPath string) (*Cluster, error) {
 }
 
 func (c *Cluster) writeKubeconfig() error {
-	user, err := c.env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
+	return WriteAdminKubeconfig(c.env, "local-admin", c.KubeconfigPath)
+}
+
+// WriteAdminKubeconfig adds a cluster-admin user (group system:masters) to a running
+// control plane and writes a kubeconfig for it to path, for kubectl and other tools.
+func WriteAdminKubeconfig(env *envtest.Environment, userName, path string) error {
+	user, err := env.AddUser(envtest.User{Name: userName, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		return fmt.Errorf("creating the local admin user: %w", err)
+		return fmt.Errorf("creating the admin user: %w", err)
 	}
 	data, err := user.KubeConfig()
 	if err != nil {
-		return fmt.Errorf("rendering the local kubeconfig: %w", err)
+		return fmt.Errorf("rendering the kubeconfig: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(c.KubeconfigPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(c.KubeconfigPath, data, 0o600)
+	return os.WriteFile(path, data, 0o600)
 }
 
 // Stop stops the control plane and removes its data and the kubeconfig.

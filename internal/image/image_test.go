@@ -75,23 +75,12 @@ func TestImageTarballHasTheRightConfigAndLayer(t *testing.T) {
 	}
 	defer rc.Close()
 	files := map[string]*tar.Header{}
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachTarEntry(t, rc, func(hdr *tar.Header, data []byte) {
 		files[hdr.Name] = hdr
-		if hdr.Name == "manager" {
-			data, _ := io.ReadAll(tr)
-			if !bytes.Equal(data, binary) {
-				t.Error("the layer's /manager is not the binary given")
-			}
+		if hdr.Name == "manager" && !bytes.Equal(data, binary) {
+			t.Error("the layer's /manager is not the binary given")
 		}
-	}
+	})
 	if m := files["manager"]; m == nil || m.Mode != 0o755 || m.Typeflag != tar.TypeReg {
 		t.Fatalf("/manager entry: %+v", m)
 	}
@@ -135,27 +124,18 @@ func readArchive(t *testing.T, path string) (v1.Image, string) {
 	}
 	defer f.Close()
 	dir := t.TempDir()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+	eachTarEntry(t, f, func(hdr *tar.Header, data []byte) {
+		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
+		var err error
+		if hdr.Typeflag == tar.TypeDir {
+			err = os.MkdirAll(target, 0o755)
+		} else {
+			err = os.WriteFile(target, data, 0o644)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
-		if hdr.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		data, _ := io.ReadAll(tr)
-		if err := os.WriteFile(target, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
 		t.Fatalf("not an OCI layout: %v", err)
 	}
@@ -173,4 +153,24 @@ func readArchive(t *testing.T, path string) (v1.Image, string) {
 		t.Fatal(err)
 	}
 	return img, desc.Annotations["io.containerd.image.name"]
+}
+
+// eachTarEntry calls fn with every entry of a tar stream and its contents.
+func eachTarEntry(t *testing.T, r io.Reader, fn func(*tar.Header, []byte)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(hdr, data)
+	}
 }

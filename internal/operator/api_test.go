@@ -138,7 +138,7 @@ func TestPostCreatesThenUpdatesAndReadsBack(t *testing.T) {
 		return nil
 	})
 	out := kubectl(t, "get", "uc", "-n", testNamespace)
-	line := lineWith(out, key.Name)
+	line := testenv.LineContaining(out, key.Name)
 	for _, want := range []string{user, " 3 ", "True"} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("kubectl get uc line %q lacks %q:\n%s", line, want, out)
@@ -163,15 +163,6 @@ func kubectl(t *testing.T, args ...string) string {
 	}
 	data, _ := io.ReadAll(stdout)
 	return string(data)
-}
-
-func lineWith(text, substr string) string {
-	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, substr) {
-			return line
-		}
-	}
-	return ""
 }
 
 func TestPostUpdatesAGitOpsNamedObject(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +87,14 @@ func WarmUp(ctx context.Context, c client.Client, namespace string) error {
 		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: "warm-up", Credits: 0},
 	}
 	return c.Create(ctx, obj, client.DryRunAll)
+}
+
+// LineContaining returns the first line of text that contains substr, or "".
+func LineContaining(text, substr string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, substr) {
+			return line
+		}
+	}
+	return ""
 }
