@@ -108,7 +108,7 @@ func (r *results) write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return writePlot(filepath.Join(dir, "bench-latency.png"), []bench.Summary{r.bareGet, r.opGet, r.largeGet, r.opSet, r.rawPatch})
+	return writePlot(filepath.Join(dir, "bench-latency.png"), []bench.Summary{r.bareGet, r.opGet, r.largeGet}, []bench.Summary{r.opSet, r.rawPatch})
 }
 
 // startProfile begins a CPU profile of the operator over seconds; the returned func waits

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,6 +121,28 @@ func TestServiceAccountAuthorization(t *testing.T) {
 			t.Errorf("%s: got %d %s, want %d %s", c.name, status, body, c.status, c.want)
 		}
 	}
+	// Set and grant leave Events on the user's object; consumes (too frequent) do not.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		var list eventsv1.EventList
+		if err := k8sClient.List(context.Background(), &list, client.InNamespace(testNamespace)); err != nil {
+			return err
+		}
+		reasons := map[string]int{}
+		for _, e := range list.Items {
+			if e.Regarding.Name == credits.ObjectNameForUser(user) && e.Type == "Normal" {
+				reasons[e.Reason]++
+			}
+		}
+		if reasons["CreditsSet"] == 0 || reasons["CreditsGranted"] == 0 {
+			return fmt.Errorf("events about %s: %v", user, reasons)
+		}
+		for reason := range reasons {
+			if strings.Contains(strings.ToLower(reason), "consum") {
+				return fmt.Errorf("a consume was recorded as an Event: %v", reasons)
+			}
+		}
+		return nil
+	})
 	// A Clerk user may not name another user.
 	if status, body := request(t, "GET", get, tokenFor(t, "user_Other"), ""); status != 403 || body != `{"error":"Forbidden"}` {
 		t.Errorf("Clerk user naming another user: %d %s", status, body)
