@@ -41,7 +41,7 @@ type UserCreditsStatus struct {
 	// Credits is the last balance the controller validated. It keeps its value while
 	// spec.credits is invalid, so readers never see a rejected balance here.
 	// +optional
-	Credits int64 `json:"credits,omitempty"`
+	Credits int64 `json:"credits"`
 
 	// UpdatedAt is when the validated balance last changed.
 	// +optional
