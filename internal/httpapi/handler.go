@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -45,49 +46,39 @@ type Options struct {
 	Log                logr.Logger
 }
 
-// route is one endpoint: its method, the RBAC verb a service needs, and the 500 body.
+// route is one endpoint: the RBAC verb a service needs, the 500 body, the handler, and
+// whether a Clerk user may call it.
 type route struct {
-	method     string
 	verb       string
 	errorBody  []byte
 	serve      func(h *handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
 	clerkAllow func(o *Options) bool
 }
 
-var routes = map[string]route{
-	"/api/credits": {}, // GET and POST: see routeFor
-	"/api/credits/consume": {method: http.MethodPost, verb: "consume", errorBody: bodyUpdateError,
-		serve: (*handler).consume, clerkAllow: func(*Options) bool { return true }},
-	"/api/credits/grant": {method: http.MethodPost, verb: "grant", errorBody: bodyUpdateError,
-		serve: (*handler).grant, clerkAllow: func(*Options) bool { return false }},
+func always(*Options) bool { return true }
+
+// routes maps path → method → endpoint.
+var routes = map[string]map[string]route{
+	"/api/credits": {
+		http.MethodGet:  {verb: "get", errorBody: bodyFetchError, serve: (*handler).getCredits, clerkAllow: always},
+		http.MethodPost: {verb: "update", errorBody: bodyUpdateError, serve: (*handler).setCredits, clerkAllow: func(o *Options) bool { return o.AllowUserWrites }},
+	},
+	"/api/credits/consume": {
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).consume, clerkAllow: always},
+	},
+	"/api/credits/grant": {
+		http.MethodPost: {verb: "grant", errorBody: bodyUpdateError, serve: (*handler).grant, clerkAllow: func(*Options) bool { return false }},
+	},
 }
 
-var (
-	routeGet = route{method: http.MethodGet, verb: "get", errorBody: bodyFetchError,
-		serve: (*handler).getCredits, clerkAllow: func(*Options) bool { return true }}
-	routeSet = route{method: http.MethodPost, verb: "update", errorBody: bodyUpdateError,
-		serve: (*handler).setCredits, clerkAllow: func(o *Options) bool { return o.AllowUserWrites }}
-)
-
-// routeFor finds the endpoint for a path and method; ok is false for an unknown path,
-// allow lists the methods of a known path.
-func routeFor(path, method string) (rt route, allow string, ok bool) {
-	rt, ok = routes[path]
-	switch {
-	case !ok:
-		return route{}, "", false
-	case path == "/api/credits":
-		if method == http.MethodGet {
-			return routeGet, "GET, POST", true
-		}
-		if method == http.MethodPost {
-			return routeSet, "GET, POST", true
-		}
-		return route{}, "GET, POST", true
-	case method != rt.method:
-		return route{}, rt.method, true
+// allowHeader lists a path's methods for a 405's Allow header.
+func allowHeader(methods map[string]route) string {
+	allowed := make([]string, 0, len(methods))
+	for m := range methods {
+		allowed = append(allowed, m)
 	}
-	return rt, rt.method, true
+	slices.Sort(allowed)
+	return strings.Join(allowed, ", ")
 }
 
 type handler struct {
@@ -135,13 +126,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	if h.cors(rec, r) {
 		return
 	}
-	rt, allow, known := routeFor(r.URL.Path, r.Method)
+	methods, known := routes[r.URL.Path]
 	if !known {
 		writeJSON(rec, http.StatusNotFound, bodyNotFound)
 		return
 	}
-	if rt.serve == nil {
-		rec.Header().Set("Allow", allow)
+	rt, allowed := methods[r.Method]
+	if !allowed {
+		rec.Header().Set("Allow", allowHeader(methods))
 		writeJSON(rec, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
 		return
 	}

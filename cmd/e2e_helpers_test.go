@@ -1,0 +1,253 @@
+package main
+
+// Helpers of the end-to-end test: a control plane, kubectl, ServiceAccount tokens, and the
+// manager binary as a subprocess.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/gitread/usercredits-operator/internal/devcluster"
+	"github.com/gitread/usercredits-operator/internal/testenv"
+)
+
+const e2eNamespace = "usercredits-system" // config/default's namespace
+
+// cluster is the control plane the e2e test runs against.
+type cluster struct {
+	env             *envtest.Environment
+	cfg             *rest.Config
+	clientset       *kubernetes.Clientset
+	adminKubeconfig string
+	dir             string
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	env, err := testenv.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.CRDDirectoryPaths = nil // the test installs the CRD from config/, as a user would
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c := &cluster{env: env, cfg: cfg, dir: t.TempDir()}
+	if c.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	c.adminKubeconfig = filepath.Join(c.dir, "admin.kubeconfig")
+	if err := devcluster.WriteAdminKubeconfig(env, "e2e-admin", c.adminKubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// kubectl runs the real kubectl as the cluster admin.
+func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", c.adminKubeconfig}, args...)...)
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// token mints a token for ServiceAccount name (created if missing) in namespace.
+func (c *cluster) token(t *testing.T, namespace, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	_, _ = c.clientset.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	tr, err := c.clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptrInt64(3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("TokenRequest %s/%s: %v", namespace, name, err)
+	}
+	return tr.Status.Token
+}
+
+func ptrInt64(v int64) *int64 { return &v }
+
+// bind binds clusterRole to ServiceAccount name in the operator's namespace.
+func (c *cluster) bind(t *testing.T, name, clusterRole string) {
+	t.Helper()
+	_, err := c.clientset.RbacV1().RoleBindings(e2eNamespace).Create(context.Background(), &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-" + clusterRole},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: clusterRole},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: e2eNamespace}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tokenKubeconfig writes a kubeconfig whose only credential is token.
+func (c *cluster) tokenKubeconfig(t *testing.T, token string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: c.cfg.Host, CertificateAuthorityData: c.cfg.CAData}
+	kc.AuthInfos["operator"] = &clientcmdapi.AuthInfo{Token: token}
+	kc.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "operator"}
+	kc.CurrentContext = "e2e"
+	path := filepath.Join(c.dir, "operator.kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// buildManager builds this command into a temporary binary.
+func buildManager(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "manager")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// operatorProcess is the manager binary running as a subprocess.
+type operatorProcess struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+}
+
+// syncBuffer collects a process's output safely while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func startOperator(t *testing.T, bin string, args []string, env []string, healthAddr string) *operatorProcess {
+	t.Helper()
+	p := &operatorProcess{cmd: exec.Command(bin, args...), logs: &syncBuffer{}}
+	p.cmd.Env = env
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("operator output:\n%s", p.logs.String())
+		}
+	})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + healthAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return p
+}
+
+func httpDo(t *testing.T, method, url, token, body string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+// insecureTLS trusts the metrics server's self-signed certificate; the test checks
+// authentication and authorization, not the certificate.
+func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec // loopback test only
+
+// stopGracefully sends SIGTERM, as the kubelet does, and checks the operator exits cleanly
+// and releases its leader Lease, so that another replica takes over at once.
+func stopGracefully(t *testing.T, c *cluster, op *operatorProcess) {
+	t.Helper()
+	if err := op.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- op.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("operator exited with %v after SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("operator did not stop within 20s of SIGTERM")
+	}
+	lease, err := c.clientset.CoordinationV1().Leases(e2eNamespace).Get(context.Background(), "usercredits.credits.gitread.dev", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holder := lease.Spec.HolderIdentity; holder != nil && *holder != "" {
+		t.Fatalf("the Lease is still held by %q after a graceful stop", *holder)
+	}
+}
