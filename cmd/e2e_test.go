@@ -128,12 +128,20 @@ func checkSecuredMetrics(t *testing.T, c *cluster, addr string) {
 		data, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(data)
 	}
-	if status, _ := scrape(""); status != http.StatusUnauthorized {
-		t.Errorf("anonymous scrape: %d, want 401", status)
+	// The metrics server is not part of readiness and may still be generating its
+	// self-signed certificate on a busy machine: wait until it answers at all.
+	testenv.Eventually(t, 15*time.Second, func() error {
+		if status, body := scrape(""); status == 0 {
+			return fmt.Errorf("metrics endpoint not answering: %s", body)
+		}
+		return nil
+	})
+	if status, body := scrape(""); status != http.StatusUnauthorized {
+		t.Errorf("anonymous scrape: %d %.200s, want 401", status, body)
 	}
 	status, body := scrape(scraper)
 	if status != 200 || !strings.Contains(body, "usercredits_api_requests_total") || !strings.Contains(body, "usercredits_operations_total") {
-		t.Errorf("scrape with metrics-reader: %d, own metrics present: %v", status, strings.Contains(body, "usercredits_"))
+		t.Errorf("scrape with metrics-reader: %d %.200s, own metrics present: %v", status, body, strings.Contains(body, "usercredits_"))
 	}
 }
 
