@@ -170,8 +170,8 @@ func (s *Store) update(ctx context.Context, obj *creditsv1alpha1.UserCredits, us
 				return Result{}, err
 			}
 		}
-		if current.Spec.UserID != userID || current.Spec.Credits < 0 {
-			return Result{}, s.untrusted(current, userID)
+		if err := s.checkTrusted(current, userID); err != nil {
+			return Result{}, err
 		}
 		d, err := decide(current.Spec.Credits, current.Annotations[AppliedRequestsAnnotation], op, time.Now())
 		if errors.Is(err, ErrInsufficientCredits) && !fresh {
@@ -238,10 +238,19 @@ func (s *Store) find(ctx context.Context, userID string) (*creditsv1alpha1.UserC
 			_ = s.untrusted(&list.Items[i], userID)
 		}
 		return nil, fmt.Errorf("%w: %d objects claim user %q", ErrConflictingRecords, len(list.Items), userID)
-	case list.Items[0].Spec.Credits < 0:
-		return nil, s.untrusted(&list.Items[0], userID)
+	}
+	if err := s.checkTrusted(&list.Items[0], userID); err != nil {
+		return nil, err
 	}
 	return &list.Items[0], nil
+}
+
+// checkTrusted refuses a record that is not userID's or holds an invalid balance.
+func (s *Store) checkTrusted(obj *creditsv1alpha1.UserCredits, userID string) error {
+	if obj.Spec.UserID != userID || obj.Spec.Credits < 0 {
+		return s.untrusted(obj, userID)
+	}
+	return nil
 }
 
 // untrusted reports a record the API refuses to serve or change.
@@ -278,8 +287,8 @@ func (s *Store) readPending(ctx context.Context, userID string) (*creditsv1alpha
 	if err := s.opts.APIReader.Get(ctx, pw.key, obj); err != nil {
 		return nil, true, err
 	}
-	if obj.Spec.UserID != userID || obj.Spec.Credits < 0 {
-		return nil, true, s.untrusted(obj, userID)
+	if err := s.checkTrusted(obj, userID); err != nil {
+		return nil, true, err
 	}
 	return obj, true, nil
 }

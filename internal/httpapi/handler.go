@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -143,7 +144,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if principal, err = h.authenticate(ctx, r); err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
-			metrics.AuthFailures.WithLabelValues(authFailureReason(r)).Inc()
+			metrics.AuthFailures.WithLabelValues(authFailureReason(err)).Inc()
 			writeJSON(rec, http.StatusUnauthorized, bodyUnauthorized)
 		} else {
 			h.opts.Log.Error(err, "authentication unavailable")
@@ -162,13 +163,16 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	rt.serve(h, ctx, rec, r, userID)
 }
 
+// errNoBearerToken is the authentication failure of a request without usable credentials.
+var errNoBearerToken = fmt.Errorf("%w: no bearer token", auth.ErrUnauthenticated)
+
 func (h *handler) authenticate(ctx context.Context, r *http.Request) (auth.Principal, error) {
 	token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
-		return auth.Principal{}, auth.ErrUnauthenticated
+		return auth.Principal{}, errNoBearerToken
 	}
 	p, err := h.opts.Verifier.Verify(ctx, token)
-	if err != nil && errors.Is(err, auth.ErrUnauthenticated) {
+	if errors.Is(err, auth.ErrUnauthenticated) {
 		// The error describes the claim that failed, never the token itself.
 		h.opts.Log.V(1).Info("authentication failed", "reason", err.Error(), "remote", r.RemoteAddr)
 	}
@@ -223,8 +227,8 @@ func metricLabels(r *http.Request) (string, string) {
 }
 
 // authFailureReason tells a missing credential from a rejected one.
-func authFailureReason(r *http.Request) string {
-	if _, ok := auth.BearerToken(r.Header.Get("Authorization")); !ok {
+func authFailureReason(err error) string {
+	if errors.Is(err, errNoBearerToken) {
 		return "no_bearer_token"
 	}
 	return "invalid_token"
