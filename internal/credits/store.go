@@ -209,7 +209,11 @@ func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, 
 	if err != nil {
 		return Result{}, err
 	}
-	if !s.awaitCache(ctx, written) {
+	if s.awaitCache(ctx, written) {
+		// The cache shows this write, so any earlier pending one is shown too: without this,
+		// entries of users who are written but never read again would pile up.
+		s.pending.Delete(written.Spec.UserID)
+	} else {
 		s.pending.Store(written.Spec.UserID, pendingWrite{key: client.ObjectKeyFromObject(written), resourceVersion: written.ResourceVersion})
 	}
 	s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "credits", result.Credits)
