@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/devcluster"
 	"github.com/gitread/usercredits-operator/internal/operator"
 )
@@ -44,6 +45,7 @@ type options struct {
 	allowUserWrites   bool
 	devAuth           bool
 	saIssuers         string
+	grantKeyRetention time.Duration
 }
 
 func main() {
@@ -70,6 +72,8 @@ func main() {
 	flag.BoolVar(&opts.allowUserWrites, "allow-user-writes", false, "Let Clerk users POST their own balance. Off: a user who sets their own balance mints free credits.")
 	flag.BoolVar(&opts.devAuth, "dev-auth", false, "With no Clerk key, generate a local signing key and print a token (development only; implied on a local control plane).")
 	flag.StringVar(&opts.saIssuers, "service-account-issuer", "", "Comma-separated iss of the cluster's ServiceAccount tokens (default: discovered from the apiserver).")
+	flag.DurationVar(&opts.grantKeyRetention, "grant-key-retention", credits.DefaultGrantKeyRetention,
+		"How long a grant's Idempotency-Key is honoured: a retried grant within it is never applied twice (keys of other operations: 24h, last 100).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -154,6 +158,7 @@ func startManager(ctx context.Context, cfg *rest.Config, opts options, localKube
 		AllowUserWrites:       opts.allowUserWrites || dev != nil,
 		RequestTimeout:        opts.requestTimeout,
 		CORSAllowedOrigins:    splitList(opts.corsOrigins),
+		GrantKeyRetention:     opts.grantKeyRetention,
 	})
 	if err != nil {
 		return err

@@ -54,6 +54,8 @@ func main() {
 }
 
 const (
+	// scaleGrantKeys is how many applied grant keys each of the scale run's users holds.
+	scaleGrantKeys   = 5
 	getConcurrency   = 4
 	writeConcurrency = 8
 	writeUsers       = 300
@@ -111,7 +113,7 @@ func run(scale, requests int) (*results, error) {
 		n      int
 		bal    int64
 	}{{"get", 100, 5}, {"write", writeUsers, 1}, {"consume", 1, 200}} {
-		if _, err := seed(ctx, c, "bench", s.prefix, s.n, 16, s.bal); err != nil {
+		if _, err := seed(ctx, c, "bench", s.prefix, s.n, 16, s.bal, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -159,8 +161,8 @@ func run(scale, requests int) (*results, error) {
 	}
 	r.consume = report(consumeBurst(ctx, small.addr, consumeToken, 200))
 
-	step(fmt.Sprintf("scale: creating %d UserCredits (with status)", scale))
-	if r.seedTime, err = seed(ctx, c, "scale", "scale", scale, 32, 5); err != nil {
+	step(fmt.Sprintf("scale: creating %d UserCredits (with status and %d applied grant keys each)", scale, scaleGrantKeys))
+	if r.seedTime, err = seed(ctx, c, "scale", "scale", scale, 32, 5, scaleGrantKeys); err != nil {
 		return nil, err
 	}
 	fmt.Printf("  created %d objects in %v\n", scale, r.seedTime.Round(time.Second))
@@ -172,6 +174,9 @@ func run(scale, requests int) (*results, error) {
 	defer large.stop()
 	r.largeReady = largeReady
 	r.largeRSS, _ = large.rssMiB()
+	if r.seededKeyReplayed, err = replaysSeededGrant(ctx, cfg, large.addr, "scale", userID("scale", scale/2)); err != nil {
+		return nil, err
+	}
 	spread := make([]string, 2000) // users spread over the whole range
 	for i := range spread {
 		j := (i * max(1, scale/len(spread))) % scale

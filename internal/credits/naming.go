@@ -1,11 +1,32 @@
-// Package credits is the one place where balances are read and written.
 package credits
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
+
+// MaxUserIDBytes is the CRD's limit on spec.userID.
+const MaxUserIDBytes = 255
+
+// ValidUserID reports whether id can name a user: 1–255 bytes of valid UTF-8 without
+// control characters, whitespace, invisible format characters (zero-width spaces,
+// bidirectional overrides) or U+FFFD. Anything else could be two IDs that look alike, or
+// distinct IDs that collapsed onto one when a decoder replaced invalid bytes (or a JSON
+// lone surrogate in a token's sub) with U+FFFD.
+func ValidUserID(id string) bool {
+	if id == "" || len(id) > MaxUserIDBytes || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
 
 const (
 	// namePrefixMax keeps names readable and within the 63-character DNS label limit:

@@ -55,3 +55,19 @@ func TestObjectNameForUserIsInjectiveOnCaseAndPunctuation(t *testing.T) {
 		}
 	}
 }
+
+func TestValidUserID(t *testing.T) {
+	valid := []string{"user_2NNEqL2nrIRdJ194ndJqAHwEfxC", "a", "user_é", "ユーザー", strings.Repeat("x", MaxUserIDBytes)}
+	invalid := []string{"", "\xff", "user\x00x", "user\nx", "user x", "user\tx", "user\u00a0x", "user\u200bx", "user\u202ex", "user\ufffd",
+		"\xed\xa0\x80", strings.Repeat("x", MaxUserIDBytes+1), strings.Repeat("é", 128)}
+	for _, id := range valid {
+		if !ValidUserID(id) {
+			t.Errorf("ValidUserID(%q) = false, want true", id)
+		}
+	}
+	for _, id := range invalid {
+		if ValidUserID(id) {
+			t.Errorf("ValidUserID(%q) = true, want false", id)
+		}
+	}
+}

@@ -2,16 +2,20 @@ package credits
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -45,7 +49,12 @@ type StoreOptions struct {
 	Recorder EventRecorder
 	// ReadYourWritesTimeout bounds the wait for the cache to show a write.
 	ReadYourWritesTimeout time.Duration
-	Log                   logr.Logger
+	// ResolveTimeout bounds finding out whether a keyed write whose answer was lost was
+	// applied (default 1s); it is taken from the request's own time.
+	ResolveTimeout time.Duration
+	// GrantKeyRetention is how long grant idempotency keys are honoured (default 30 days).
+	GrantKeyRetention time.Duration
+	Log               logr.Logger
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch;create;patch
@@ -67,11 +76,20 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.ReadYourWritesTimeout <= 0 {
 		opts.ReadYourWritesTimeout = 2 * time.Second
 	}
+	if opts.ResolveTimeout <= 0 {
+		opts.ResolveTimeout = time.Second
+	}
+	if opts.GrantKeyRetention <= 0 {
+		opts.GrantKeyRetention = DefaultGrantKeyRetention
+	}
 	return &Store{opts: opts, locks: newUserLocks()}
 }
 
 // Balance returns userID's balance, 0 when the user has no record.
 func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
+	if !ValidUserID(userID) {
+		return 0, ErrInvalidUserID
+	}
 	if obj, ok, err := s.readPending(ctx, userID); ok || err != nil {
 		if err != nil {
 			return 0, err
@@ -105,7 +123,7 @@ func outcomeLabel(res Result, err error) string {
 		return "insufficient"
 	case errors.Is(err, ErrIdempotencyKeyReused):
 		return "key_reused"
-	case errors.Is(err, ErrBalanceOverflow), errors.Is(err, ErrInvalidOperation):
+	case errors.Is(err, ErrBalanceOverflow), errors.Is(err, ErrInvalidOperation), errors.Is(err, ErrInvalidUserID):
 		return "invalid"
 	case errors.Is(err, ErrConflictingRecords):
 		return "untrusted_record"
@@ -114,114 +132,207 @@ func outcomeLabel(res Result, err error) string {
 }
 
 func (s *Store) apply(ctx context.Context, userID string, op Operation) (Result, error) {
+	if !ValidUserID(userID) {
+		return Result{}, ErrInvalidUserID
+	}
 	unlock, err := s.locks.lock(ctx, userID)
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
 
-	obj, err := s.find(ctx, userID)
+	attemptCtx, cancelAttempt := s.attemptContext(ctx, op)
+	defer cancelAttempt()
+	res, err := s.applyLocked(attemptCtx, userID, op, false)
+	var unknown *unknownOutcomeError
+	if !errors.As(err, &unknown) || op.IdempotencyKey == "" {
+		return res, err
+	}
+	// The write was sent but its answer was lost (deadline, broken connection, apiserver
+	// timeout): it may or may not have been applied. The key decides: applying the
+	// operation again from a fresh read either finds the key recorded (it was applied) or
+	// applies it now, under the resourceVersion precondition that makes a late arrival of
+	// the first write fail. Either way it happens exactly once. The request's own deadline
+	// has usually passed, so the resolution gets its own.
+	s.opts.Log.Info("write outcome unknown; resolving it by its idempotency key", "userID", userID, "op", op.Kind, "error", unknown.Error())
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ResolveTimeout)
+	defer cancel()
+	resolved, rerr := s.applyLocked(rctx, userID, op, true)
+	if rerr != nil {
+		return Result{}, err
+	}
+	resolved.Replayed = false // this request's first and only answer
+	return resolved, nil
+}
+
+// attemptContext bounds the first attempt of a keyed operation so that, when its outcome
+// turns out unknown, ResolveTimeout of the request's time is left to resolve it: the
+// request as a whole still ends by its deadline.
+func (s *Store) attemptContext(ctx context.Context, op Operation) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if op.IdempotencyKey == "" || !ok || time.Until(deadline) < 2*s.opts.ResolveTimeout {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline.Add(-s.opts.ResolveTimeout))
+}
+
+// applyLocked decides op and writes it under userID's lock. The decision starts from the
+// cache unless resolving an unknown outcome; every retry reads the object from the
+// apiserver. Decisions that write are confirmed by the resourceVersion precondition of the
+// write itself; a refusal for insufficient credits is confirmed by a read from the apiserver.
+func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, resolving bool) (Result, error) {
+	cached, err := s.find(ctx, userID)
 	if err != nil {
 		return Result{}, err
 	}
-	if obj == nil {
-		obj = &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: ObjectNameForUser(userID), Namespace: s.opts.Namespace}}
-		if op.Kind != OpConsume {
-			created, err := s.create(ctx, obj, userID, op)
-			if created || !apierrors.IsAlreadyExists(err) {
-				return s.done(ctx, obj, op, Result{Credits: obj.Spec.Credits}, err)
-			}
-		}
-		// Another replica may have created it, or (for a consume) it may not exist: read it.
+	key := client.ObjectKey{Namespace: s.opts.Namespace, Name: ObjectNameForUser(userID)}
+	var current *creditsv1alpha1.UserCredits
+	if cached != nil {
+		key = client.ObjectKeyFromObject(cached)
+		current = cached.DeepCopy()
 	}
-	return s.update(ctx, obj, userID, op)
-}
-
-// create makes userID's record with op applied to a zero balance.
-func (s *Store) create(ctx context.Context, obj *creditsv1alpha1.UserCredits, userID string, op Operation) (bool, error) {
-	d, err := decide(0, "", op, time.Now())
-	if err != nil {
-		return false, err
-	}
-	obj.Spec = creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: d.credits}
-	if d.ledger != "" {
-		obj.Annotations = map[string]string{AppliedRequestsAnnotation: d.ledger}
-	}
-	if err := s.opts.Client.Create(ctx, obj, client.FieldOwner(FieldManager)); err != nil {
-		obj.Spec, obj.Annotations = creditsv1alpha1.UserCreditsSpec{}, nil
-		return false, err
-	}
-	return true, nil
-}
-
-// update applies op to obj with optimistic concurrency: each conflict re-reads the object
-// from the apiserver and decides again. An obj without resourceVersion is read first, and a
-// refusal for insufficient credits is confirmed against the apiserver, never a stale cache.
-func (s *Store) update(ctx context.Context, obj *creditsv1alpha1.UserCredits, userID string, op Operation) (Result, error) {
-	current := obj.DeepCopy()
-	fresh := current.ResourceVersion == ""
+	fresh, readFromAPI := resolving, false
 	backoff := conflictBackoff
 	for {
 		if fresh {
-			if err := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(current), current); err != nil {
-				if apierrors.IsNotFound(err) && op.Kind == OpConsume {
-					return Result{}, ErrInsufficientCredits // no record: a balance of 0
-				}
+			if current, err = s.read(ctx, key); err != nil {
 				return Result{}, err
 			}
+			readFromAPI = true
 		}
-		if err := s.checkTrusted(current, userID); err != nil {
-			return Result{}, err
-		}
-		d, err := decide(current.Spec.Credits, current.Annotations[AppliedRequestsAnnotation], op, time.Now())
-		if errors.Is(err, ErrInsufficientCredits) && !fresh {
-			fresh = true
-			continue
-		}
-		if err != nil || !d.write {
-			return d.result, err
-		}
-		patch := client.MergeFromWithOptions(current.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		current.Spec.Credits = d.credits
-		if d.ledger != "" {
-			if current.Annotations == nil {
-				current.Annotations = map[string]string{}
+		fresh = true // any second pass reads from the apiserver
+
+		var written *creditsv1alpha1.UserCredits
+		var d decision
+		if current == nil {
+			if op.Kind == OpConsume {
+				if !readFromAPI {
+					continue // confirm that there is no record
+				}
+				return Result{}, ErrInsufficientCredits // no record: a balance of 0
 			}
-			current.Annotations[AppliedRequestsAnnotation] = d.ledger
+			if d, err = decide(0, ledgers{}, op, time.Now(), s.opts.GrantKeyRetention); err != nil {
+				return d.result, err
+			}
+			written, err = s.create(ctx, key, userID, d)
+			if apierrors.IsAlreadyExists(err) {
+				continue // another replica (or kubectl) created it meanwhile
+			}
+		} else {
+			if err := s.checkTrusted(current, userID); err != nil {
+				return Result{}, err
+			}
+			d, err = decide(current.Spec.Credits, ledgersOf(current.Annotations), op, time.Now(), s.opts.GrantKeyRetention)
+			if errors.Is(err, ErrInsufficientCredits) && !readFromAPI {
+				continue // confirm the refusal against the apiserver, never a stale cache
+			}
+			if err != nil || !d.write {
+				if resolving && err == nil {
+					s.observe(ctx, current) // the lost write was applied: read-your-writes for it
+				}
+				return d.result, err
+			}
+			written, err = s.patch(ctx, current, d)
+			if apierrors.IsConflict(err) && backoff.Steps > 1 {
+				metrics.ConflictRetries.Inc()
+				s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "op", op.Kind)
+				select {
+				case <-time.After(backoff.Step()):
+				case <-ctx.Done():
+					return Result{}, ctx.Err()
+				}
+				continue
+			}
 		}
-		err = s.opts.Client.Patch(ctx, current, patch, client.FieldOwner(FieldManager))
-		if !apierrors.IsConflict(err) || backoff.Steps <= 1 {
-			return s.done(ctx, current, op, d.result, err)
+		if err != nil {
+			return Result{}, classifyWriteError(err)
 		}
-		metrics.ConflictRetries.Inc()
-		s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "op", op.Kind)
-		select {
-		case <-time.After(backoff.Step()):
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
-		}
-		fresh = true
+		return s.done(ctx, written, op, d.result)
 	}
 }
 
-// done finishes a successful write: wait for the cache, record the Event, log.
-func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, op Operation, result Result, err error) (Result, error) {
+// read gets the object at key from the apiserver; nil when it does not exist.
+func (s *Store) read(ctx context.Context, key client.ObjectKey) (*creditsv1alpha1.UserCredits, error) {
+	obj := &creditsv1alpha1.UserCredits{}
+	if err := s.opts.APIReader.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return obj, nil
+}
+
+// create makes userID's record at key holding decision d.
+func (s *Store) create(ctx context.Context, key client.ObjectKey, userID string, d decision) (*creditsv1alpha1.UserCredits, error) {
+	obj := &creditsv1alpha1.UserCredits{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Annotations: d.ledgers.annotations()},
+		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: d.credits},
+	}
+	return obj, s.opts.Client.Create(ctx, obj, client.FieldOwner(FieldManager))
+}
+
+// patch writes decision d onto current as a JSON merge patch that carries current's
+// resourceVersion: the apiserver refuses it with a conflict when the object changed since
+// the decision was taken, so no decision made on stale data is ever stored.
+func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits, d decision) (*creditsv1alpha1.UserCredits, error) {
+	meta := map[string]any{"resourceVersion": current.ResourceVersion}
+	if a := d.ledgers.annotations(); a != nil {
+		meta["annotations"] = a
+	}
+	body, err := json.Marshal(map[string]any{"metadata": meta, "spec": map[string]any{"credits": d.credits}})
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	if s.awaitCache(ctx, written) {
-		// The cache shows this write, so any earlier pending one is shown too: without this,
-		// entries of users who are written but never read again would pile up.
-		s.pending.Delete(written.Spec.UserID)
-	} else {
-		s.pending.Store(written.Spec.UserID, pendingWrite{key: client.ObjectKeyFromObject(written), resourceVersion: written.ResourceVersion})
-	}
+	written := current.DeepCopy()
+	return written, s.opts.Client.Patch(ctx, written, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager))
+}
+
+// done finishes a successful write: read-your-writes, the Event, the log line.
+func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, op Operation, result Result) (Result, error) {
+	s.observe(ctx, written)
 	s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "credits", result.Credits)
 	if s.opts.Recorder != nil && op.Kind != OpConsume { // consumes are too frequent to be Events
 		s.opts.Recorder.Eventf(written, nil, "Normal", eventReasons[op.Kind], "UpdateBalance",
 			"%s of %d credits through the API; balance is now %d", op.Kind, op.Amount, result.Credits)
 	}
 	return result, nil
+}
+
+// observe keeps read-your-writes for an answer based on obj, a state read from or written
+// to the apiserver: it waits for the cache to show obj, and when the cache lags, reads the
+// user from the apiserver until it does.
+func (s *Store) observe(ctx context.Context, obj *creditsv1alpha1.UserCredits) {
+	if s.awaitCache(ctx, obj) {
+		// The cache shows this state, so any earlier pending one is shown too: without
+		// this, entries of users who are written but never read again would pile up.
+		s.pending.Delete(obj.Spec.UserID)
+	} else {
+		s.pending.Store(obj.Spec.UserID, pendingWrite{key: client.ObjectKeyFromObject(obj), resourceVersion: obj.ResourceVersion})
+	}
+}
+
+// unknownOutcomeError is a write that was sent but whose answer never came: it may or may
+// not have been applied.
+type unknownOutcomeError struct{ err error }
+
+func (e *unknownOutcomeError) Error() string { return "outcome unknown: " + e.err.Error() }
+func (e *unknownOutcomeError) Unwrap() error { return e.err }
+
+// classifyWriteError marks errors after which the write may have been applied: anything
+// but a refusal the apiserver answered (4xx other than 408) or a connection that was
+// never made.
+func classifyWriteError(err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return err
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		if code := status.Status().Code; code >= 400 && code < 500 && code != http.StatusRequestTimeout {
+			return err
+		}
+	}
+	return &unknownOutcomeError{err: err}
 }
 
 var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted"}
@@ -289,6 +400,11 @@ func (s *Store) readPending(ctx context.Context, userID string) (*creditsv1alpha
 		return nil, false, nil
 	}
 	if err := s.opts.APIReader.Get(ctx, pw.key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted since: nothing of that write is left to show; the cache decides.
+			s.pending.CompareAndDelete(userID, v)
+			return nil, false, nil
+		}
 		return nil, true, err
 	}
 	if err := s.checkTrusted(obj, userID); err != nil {

@@ -15,6 +15,10 @@ const maxIdempotencyKeyLength = 255
 
 func (h *handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
 	n, err := h.opts.Store.Balance(ctx, userID)
+	if errors.Is(err, credits.ErrInvalidUserID) {
+		writeJSON(w, http.StatusBadRequest, bodyInvalidUserID)
+		return
+	}
 	if err != nil {
 		h.opts.Log.Error(err, "reading balance", "userID", userID)
 		writeJSON(w, http.StatusInternalServerError, bodyFetchError)
@@ -78,6 +82,8 @@ func (h *handler) apply(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Credits))
 	case errors.Is(err, credits.ErrIdempotencyKeyReused):
 		writeJSON(w, http.StatusConflict, bodyIdempotencyKeyReused)
+	case errors.Is(err, credits.ErrInvalidUserID):
+		writeJSON(w, http.StatusBadRequest, bodyInvalidUserID)
 	case errors.Is(err, credits.ErrBalanceOverflow), errors.Is(err, credits.ErrInvalidOperation):
 		writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
 	default:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,12 +183,15 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request) (auth.Princ
 // authorize picks the user a request acts on and checks the caller may act so. It returns
 // the user ID, or the status and body to answer with.
 func (h *handler) authorize(ctx context.Context, r *http.Request, p auth.Principal, rt route) (string, int, []byte) {
-	named := r.URL.Query().Get("userId")
-	if len(named) > maxUserIDLength {
+	named, ok := namedUser(r.URL.RawQuery)
+	if !ok {
 		return "", http.StatusBadRequest, bodyInvalidUserID
 	}
 	switch p.Kind {
 	case auth.KindClerkUser:
+		if !credits.ValidUserID(p.UserID) {
+			return "", http.StatusBadRequest, bodyInvalidUserID
+		}
 		if (named != "" && named != p.UserID) || !rt.clerkAllow(&h.opts) {
 			return "", http.StatusForbidden, bodyForbidden
 		}
@@ -234,8 +238,22 @@ func authFailureReason(err error) string {
 	return "invalid_token"
 }
 
-// maxUserIDLength matches the CRD's spec.userID limit.
-const maxUserIDLength = 255
+// namedUser reads the userId query parameter: "" when absent or empty, and !ok when the
+// query is malformed, names more than one user, or names an invalid user ID.
+func namedUser(rawQuery string) (string, bool) {
+	if rawQuery == "" {
+		return "", true
+	}
+	query, err := url.ParseQuery(rawQuery)
+	named := query["userId"]
+	switch {
+	case err != nil || len(named) > 1:
+		return "", false
+	case len(named) == 0 || named[0] == "":
+		return "", true
+	}
+	return named[0], credits.ValidUserID(named[0])
+}
 
 func caller(p auth.Principal) string {
 	if p.Kind == auth.KindServiceAccount {

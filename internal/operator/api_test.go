@@ -42,6 +42,12 @@ func call(t *testing.T, method, token, body string) (int, string) {
 // request sends one request on loopback; header holds name/value pairs.
 func request(t *testing.T, method, url, token, body string, header ...string) (int, string) {
 	t.Helper()
+	return requestWith(t, method, url, token, body, nil, header...)
+}
+
+// requestWith is request that also hands back the response headers when respHeader is set.
+func requestWith(t *testing.T, method, url, token, body string, respHeader *http.Header, header ...string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Error(err)
@@ -60,6 +66,9 @@ func request(t *testing.T, method, url, token, body string, header ...string) (i
 		return 0, ""
 	}
 	defer resp.Body.Close()
+	if respHeader != nil {
+		*respHeader = resp.Header
+	}
 	data, _ := io.ReadAll(resp.Body)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s %s: Content-Type %q", method, url, ct)

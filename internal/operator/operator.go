@@ -43,6 +43,8 @@ type Config struct {
 	AllowUserWrites    bool
 	RequestTimeout     time.Duration
 	CORSAllowedOrigins []string
+	// GrantKeyRetention is how long grant Idempotency-Keys are honoured (default 30 days).
+	GrantKeyRetention time.Duration
 }
 
 // NewScheme returns a scheme with the built-in kinds and UserCredits.
@@ -123,6 +125,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Namespace: cfg.Namespace,
 		Recorder:  mgr.GetEventRecorder("usercredits-api"),
 		Log:       log.WithName("store"),
+
+		GrantKeyRetention: cfg.GrantKeyRetention,
 	})
 	handler := httpapi.NewHandler(httpapi.Options{
 		Verifier:           verifier,

@@ -207,7 +207,7 @@ func checkStored(t *testing.T, w *loadWorker) {
 	// not applied again.
 	client := &http.Client{Timeout: 2 * requestTimeout}
 	replayed := 0
-	for i := len(w.results) - 1; i >= 0 && replayed < credits.LedgerMaxEntries/2; i-- {
+	for i := len(w.results) - 1; i >= 0 && replayed < credits.RequestKeysMaxEntries/2; i-- {
 		o := w.results[i]
 		if !o.write || o.status != 200 {
 			continue

@@ -3,8 +3,11 @@ package operator_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,6 +16,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
 // viewCache is the manager's cache with List answered by view, to stage the moments a real
@@ -138,5 +142,108 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	}
 	if got := storedBalance(t, "invalid-1"); got != 4 {
 		t.Fatalf("stored %d, want it untouched at 4", got)
+	}
+}
+
+// blindCache is the manager's cache that never shows userID's object, as a cache that lags
+// behind the apiserver for that user.
+type blindCache struct {
+	client.Reader
+	name string
+}
+
+func (b blindCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if key.Name == b.name {
+		return apierrors.NewNotFound(creditsv1alpha1.GroupVersion.WithResource("usercredits").GroupResource(), key.Name)
+	}
+	return b.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (b blindCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := b.Reader.List(ctx, list, opts...); err != nil {
+		return err
+	}
+	l := list.(*creditsv1alpha1.UserCreditsList)
+	l.Items = slices.DeleteFunc(l.Items, func(o creditsv1alpha1.UserCredits) bool { return o.Name == b.name })
+	return nil
+}
+
+// TestPendingWriteOfADeletedObjectFallsBackToTheCache: a user whose acknowledged write the
+// cache never showed, and whose object is then deleted, reads as the cache says, not 500.
+func TestPendingWriteOfADeletedObjectFallsBackToTheCache(t *testing.T) {
+	ctx := context.Background()
+	user := "user_PendingDeleted1"
+	name := credits.ObjectNameForUser(user)
+	store := credits.NewStore(credits.StoreOptions{
+		Cache: blindCache{Reader: mgr.GetCache(), name: name}, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Namespace: testNamespace, ReadYourWritesTimeout: 50 * time.Millisecond, Log: logr.Discard(),
+	})
+	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
+		t.Fatalf("Apply: %+v, %v", res, err)
+	}
+	if n, err := store.Balance(ctx, user); err != nil || n != 5 {
+		t.Fatalf("read-your-writes while the cache lags: %d, %v", n, err)
+	}
+	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace}}
+	if err := k8sClient.Delete(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if n, err := store.Balance(ctx, user); err != nil || n != 0 {
+			t.Fatalf("after the object was deleted: %d, %v; want 0 as the cache shows", n, err)
+		}
+	}
+}
+
+// lostResponseClient applies the first write it is given, then reports that the answer
+// never came, as when the request deadline passes after the apiserver applied the patch.
+type lostResponseClient struct {
+	client.Client
+	lost atomic.Int32
+}
+
+func (c *lostResponseClient) lose(err error) error {
+	if err == nil && c.lost.Add(1) == 1 {
+		return fmt.Errorf("Patch: %w", context.DeadlineExceeded)
+	}
+	return err
+}
+
+func (c *lostResponseClient) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	return c.lose(c.Client.Create(ctx, obj, opts...))
+}
+
+func (c *lostResponseClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	return c.lose(c.Client.Patch(ctx, obj, patch, opts...))
+}
+
+// TestKeyedWriteWithALostAnswerIsResolved: when the outcome of a keyed write is unknown,
+// the store finds out whether it was applied and answers the real result, exactly once.
+func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
+	ctx := context.Background()
+	for _, first := range []string{"create", "patch"} {
+		t.Run(first, func(t *testing.T) {
+			user := "user_LostAnswer_" + first
+			if first == "patch" {
+				createObject(t, credits.ObjectNameForUser(user), user, 10)
+				testenv.Eventually(t, 5*time.Second, func() error {
+					return mgr.GetCache().Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, &creditsv1alpha1.UserCredits{})
+				})
+			}
+			writer := &lostResponseClient{Client: mgr.GetClient()}
+			store := credits.NewStore(credits.StoreOptions{Cache: mgr.GetCache(), Client: writer, APIReader: mgr.GetAPIReader(),
+				Namespace: testNamespace, Log: logr.Discard()})
+			base := map[string]int64{"create": 0, "patch": 10}[first]
+			res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpGrant, Amount: 7, IdempotencyKey: "cs_lost_" + first})
+			if err != nil || res.Credits != base+7 {
+				t.Fatalf("grant whose answer was lost: %+v, %v; want the real result %d", res, err, base+7)
+			}
+			if writer.lost.Load() < 1 {
+				t.Fatal("no answer was lost: the test did not exercise anything")
+			}
+			if got := storedBalanceOf(t, user); got != base+7 {
+				t.Fatalf("stored %d, want %d (applied exactly once)", got, base+7)
+			}
+		})
 	}
 }

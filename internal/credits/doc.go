@@ -1,0 +1,34 @@
+// Package credits is the one place where balances are read and written.
+//
+// Reads come from the manager's informer cache; writes go to the apiserver as JSON merge
+// patches that carry the resourceVersion the decision was taken from, so the apiserver
+// refuses (409) any write decided on a state that has since changed, and the store decides
+// again from a fresh read. Every decision taken from the cache is therefore either
+// confirmed by the apiserver before it is acknowledged, or changes nothing:
+//
+//   - Writes (set, consume, grant, and a set to the balance the cache already shows): the
+//     patch's resourceVersion precondition confirms the cached state. A set is always sent,
+//     even when it would change nothing, because "nothing to change" is itself a decision
+//     taken from the cache; a patch that changes nothing costs the apiserver no write.
+//   - Insufficient credits: a refusal changes nothing, but is only answered after a read
+//     from the apiserver confirms it, so a grant the cache has not shown yet is never
+//     refused.
+//   - Replays of an Idempotency-Key: a key in the cache was written by the apiserver in
+//     the same update as the balance it accounts for, so it was applied; answering the
+//     recorded result is safe even from a stale cache. A key the cache does not show yet
+//     is decided as new, and the precondition turns that into a conflict and a replay.
+//   - Untrusted records (two objects claim the user, or a negative balance): refused with
+//     an error and a Warning Event, changing nothing; a person must resolve them.
+//   - Creation: when the cache shows no record, the store creates the user's object
+//     under its derived name (ObjectNameForUser); if it exists already the apiserver
+//     answers AlreadyExists and the store updates it instead. An object created under
+//     another name (GitOps) that the cache has not shown yet leads to two objects for
+//     one user; both are then refused as untrusted until one is removed, so money is
+//     neither lost nor doubled.
+//
+// A write whose answer is lost (deadline, broken connection, apiserver timeout) may or
+// may not have been applied. A keyed one is resolved before answering: the store applies
+// it again from a fresh read, which either finds the key recorded or applies it under the
+// precondition that makes the first attempt fail if it arrives late. A keyless one is
+// answered 500, and the client cannot tell whether it was applied (docs/guarantees.md).
+package credits
