@@ -96,6 +96,27 @@ func (c *cluster) token(t *testing.T, namespace, name string) string {
 
 func ptrInt64(v int64) *int64 { return &v }
 
+// callerToken is what an in-cluster caller presents: a token for ServiceAccount name bound
+// to the API's audience, minted as README says (kubectl create token --audience).
+func (c *cluster) callerToken(t *testing.T, name string) string {
+	t.Helper()
+	_, _ = c.clientset.CoreV1().ServiceAccounts(e2eNamespace).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	return strings.TrimSpace(c.kubectl(t, nil, "create", "token", name, "-n", e2eNamespace, "--audience", "credits.gitread.dev"))
+}
+
+// checkCertManagerOverlay renders config/cert-manager and checks that it runs the API
+// over HTTPS from the Certificate's Secret.
+func checkCertManagerOverlay(t *testing.T, c *cluster) {
+	t.Helper()
+	out := c.kubectl(t, nil, "kustomize", "config/cert-manager")
+	for _, want := range []string{"kind: Certificate", "kind: Issuer", "secretName: usercredits-api-tls", "--api-cert-dir=/etc/usercredits/api-tls",
+		"mountPath: /etc/usercredits/api-tls", "- usercredits-api.usercredits-system.svc", "port: 443"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config/cert-manager renders without %q", want)
+		}
+	}
+}
+
 // bind binds clusterRole to ServiceAccount name in the operator's namespace.
 func (c *cluster) bind(t *testing.T, name, clusterRole string) {
 	t.Helper()

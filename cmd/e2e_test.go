@@ -25,6 +25,9 @@ import (
 func TestEndToEnd(t *testing.T) {
 	c := startCluster(t)
 
+	// The cert-manager overlay serves the API over HTTPS from the Certificate's Secret.
+	checkCertManagerOverlay(t, c)
+
 	// config/default is what a platform team applies: the server must accept all of it,
 	// first as a dry run (namespaced objects need their namespace to exist for that), then
 	// for real, then again as a GitOps resync would.
@@ -58,10 +61,15 @@ func TestEndToEnd(t *testing.T) {
 	expectHTTP(t, "clerk POST", 200, `{"success":true,"credits":20}`)(httpDo(t, "POST", api, userToken, `{"credits":20}`))
 	expectHTTP(t, "clerk GET after POST", 200, `{"credits":20}`)(httpDo(t, "GET", api, userToken, ""))
 
+	// The documented caller example is accepted by the server as it stands.
+	c.kubectl(t, nil, "create", "namespace", "apps")
+	c.kubectl(t, nil, "apply", "--server-side", "--dry-run=server", "-f", "docs/examples/readme-generator.yaml")
 	c.bind(t, "readme-generator", "credits-consumer")
-	worker := c.token(t, e2eNamespace, "readme-generator")
+	worker := c.callerToken(t, "readme-generator")
 	expectHTTP(t, "consumer consumes", 200, `{"success":true,"credits":19}`)(httpDo(t, "POST", api+"/consume?userId="+user, worker, ""))
 	expectHTTP(t, "consumer grants", 403, `{"error":"Forbidden"}`)(httpDo(t, "POST", api+"/grant?userId="+user, worker, `{"credits":5}`, "Idempotency-Key", "x"))
+	// A token for the apiserver's own audience is refused: it could be replayed there.
+	expectHTTP(t, "apiserver-audience token", 401, `{"error":"Unauthorized"}`)(httpDo(t, "POST", api+"/consume?userId="+user, c.token(t, e2eNamespace, "readme-generator"), ""))
 
 	// The controller, with only the shipped RBAC, validated the object; kubectl shows it.
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -151,7 +159,7 @@ func checkSecuredMetrics(t *testing.T, c *cluster, addr string) {
 func crashAndRestart(t *testing.T, c *cluster, op *operatorProcess, bin string, args, env []string, healthAddr, api, user string) *operatorProcess {
 	t.Helper()
 	c.bind(t, "checkout", "credits-granter")
-	granter := c.token(t, e2eNamespace, "checkout")
+	granter := c.callerToken(t, "checkout")
 	grantURL := api + "/grant?userId=" + user
 	const before = 19
 

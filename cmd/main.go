@@ -45,6 +45,10 @@ type options struct {
 	allowUserWrites   bool
 	devAuth           bool
 	saIssuers         string
+	saAudiences       string
+	userRateLimit     float64
+	saRateLimit       float64
+	apiCertDir        string
 	grantKeyRetention time.Duration
 }
 
@@ -72,6 +76,12 @@ func main() {
 	flag.BoolVar(&opts.allowUserWrites, "allow-user-writes", false, "Let Clerk users POST their own balance. Off: a user who sets their own balance mints free credits.")
 	flag.BoolVar(&opts.devAuth, "dev-auth", false, "With no Clerk key, generate a local signing key and print a token (development only; implied on a local control plane).")
 	flag.StringVar(&opts.saIssuers, "service-account-issuer", "", "Comma-separated iss of the cluster's ServiceAccount tokens (default: discovered from the apiserver).")
+	flag.StringVar(&opts.saAudiences, "service-account-audience", operator.DefaultServiceAccountAudience,
+		"Comma-separated audiences a ServiceAccount token must be bound to (projected token volume or kubectl create token --audience). "+
+			"Add the apiserver's own audience only while migrating callers.")
+	flag.Float64Var(&opts.userRateLimit, "user-rate-limit", 20, "Requests per second each Clerk user may send (burst: twice that); 0 disables.")
+	flag.Float64Var(&opts.saRateLimit, "service-account-rate-limit", 0, "Requests per second each ServiceAccount may send (burst: twice that); 0 disables.")
+	flag.StringVar(&opts.apiCertDir, "api-cert-dir", "", "Directory with tls.crt and tls.key: serve the API over HTTPS only, reloading renewed files. Empty: plain HTTP.")
 	flag.DurationVar(&opts.grantKeyRetention, "grant-key-retention", credits.DefaultGrantKeyRetention,
 		"How long a grant's Idempotency-Key is honoured: a retried grant within it is never applied twice (keys of other operations: 24h, last 100).")
 	zapOpts := zap.Options{}
@@ -124,7 +134,7 @@ func run(opts options) error {
 }
 
 func startManager(ctx context.Context, cfg *rest.Config, opts options, localKubeconfig string) error {
-	verifier, dev, err := operator.NewVerifier(operator.AuthOptions{
+	clerkConfig, dev, err := operator.NewClerkConfig(operator.AuthOptions{
 		JWTKeyPEM:         os.Getenv("CLERK_JWT_KEY"),
 		SecretKey:         os.Getenv("CLERK_SECRET_KEY"),
 		APIURL:            opts.clerkAPIURL,
@@ -151,19 +161,27 @@ func startManager(ctx context.Context, cfg *rest.Config, opts options, localKube
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	err = operator.Setup(ctx, mgr, operator.Config{
-		Namespace:             opts.namespace,
-		APIBindAddress:        opts.apiAddr,
-		Verifier:              verifier,
-		ServiceAccountIssuers: splitList(opts.saIssuers),
-		AllowUserWrites:       opts.allowUserWrites || dev != nil,
-		RequestTimeout:        opts.requestTimeout,
-		CORSAllowedOrigins:    splitList(opts.corsOrigins),
-		GrantKeyRetention:     opts.grantKeyRetention,
+		Namespace:               opts.namespace,
+		APIBindAddress:          opts.apiAddr,
+		Clerk:                   clerkConfig,
+		ServiceAccountIssuers:   splitList(opts.saIssuers),
+		ServiceAccountAudiences: splitList(opts.saAudiences),
+		UserRateLimit:           opts.userRateLimit,
+		ServiceAccountRateLimit: opts.saRateLimit,
+		APICertDir:              opts.apiCertDir,
+		AllowUserWrites:         opts.allowUserWrites || dev != nil,
+		RequestTimeout:          opts.requestTimeout,
+		CORSAllowedOrigins:      splitList(opts.corsOrigins),
+		GrantKeyRetention:       opts.grantKeyRetention,
 	})
 	if err != nil {
 		return err
 	}
-	printUsage(localKubeconfig, opts.apiAddr, dev)
+	scheme := "http"
+	if opts.apiCertDir != "" {
+		scheme = "https"
+	}
+	printUsage(localKubeconfig, scheme+"://127.0.0.1"+opts.apiAddr[strings.LastIndex(opts.apiAddr, ":"):], dev)
 	ctrl.Log.WithName("setup").Info("starting manager", "namespace", opts.namespace, "leaderElection", opts.leaderElect, "devAuth", dev != nil)
 	return mgr.Start(ctx)
 }
@@ -179,7 +197,7 @@ func splitList(s string) []string {
 }
 
 // printUsage tells the person at the terminal how to reach what just started.
-func printUsage(kubeconfig, apiAddr string, dev *operator.DevSession) {
+func printUsage(kubeconfig, apiBase string, dev *operator.DevSession) {
 	if kubeconfig == "" && dev == nil {
 		return
 	}
@@ -189,7 +207,7 @@ func printUsage(kubeconfig, apiAddr string, dev *operator.DevSession) {
 			"  kubectl apply --server-side -f config/samples/\n  kubectl get uc\n", kubeconfig)
 	}
 	if dev != nil {
-		url := "http://127.0.0.1" + apiAddr[strings.LastIndex(apiAddr, ":"):] + "/api/credits"
+		url := apiBase + "/api/credits"
 		fmt.Fprintf(&b, "\nDev auth: a local signing key; this token is %s for 24h:\n\n  export TOKEN=%s\n\n"+
 			"  curl -s %s -H \"Authorization: Bearer $TOKEN\"\n"+
 			"  curl -s -X POST %s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{\"credits\": 10}'\n",

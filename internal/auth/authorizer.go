@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"github.com/gitread/usercredits-operator/internal/expiring"
 	"strings"
 	"time"
 
@@ -24,13 +25,14 @@ type ResourceAuthorizer struct {
 	Resource  string
 	TTL       time.Duration
 	now       func() time.Time
-	cache     *expiringCache[string, bool]
+	cache     *expiring.Cache[string, bool]
 }
 
-// NewResourceAuthorizer returns an authorizer caching up to size decisions for ttl.
-func NewResourceAuthorizer(reviews SubjectAccessReviewer, namespace, group, resource string, ttl time.Duration, size int) *ResourceAuthorizer {
-	return &ResourceAuthorizer{Reviews: reviews, Namespace: namespace, Group: group, Resource: resource, TTL: ttl,
-		now: time.Now, cache: newExpiringCache[string, bool](size)}
+// NewResourceAuthorizer returns an authorizer that reuses each decision for
+// limits.RevocationBound and keeps up to limits.Decisions of them.
+func NewResourceAuthorizer(reviews SubjectAccessReviewer, namespace, group, resource string, limits Limits) *ResourceAuthorizer {
+	return &ResourceAuthorizer{Reviews: reviews, Namespace: namespace, Group: group, Resource: resource, TTL: limits.RevocationBound,
+		now: time.Now, cache: expiring.NewCache[string, bool](limits.Decisions)}
 }
 
 // Allowed reports whether p may use verb. Errors are apiserver failures, not denials.
@@ -40,7 +42,7 @@ func (a *ResourceAuthorizer) Allowed(ctx context.Context, p Principal, verb stri
 	}
 	now := a.now()
 	key := strings.Join([]string{p.Username, p.UID, verb}, "\x00")
-	if allowed, ok := a.cache.get(key, now); ok {
+	if allowed, ok := a.cache.Get(key, now); ok {
 		return allowed, nil
 	}
 	extra := make(map[string]authorizationv1.ExtraValue, len(p.Extra))
@@ -54,6 +56,6 @@ func (a *ResourceAuthorizer) Allowed(ctx context.Context, p Principal, verb stri
 	if err != nil {
 		return false, fmt.Errorf("subject access review: %w", err)
 	}
-	a.cache.put(key, review.Status.Allowed, now.Add(a.TTL), now)
+	a.cache.Put(key, review.Status.Allowed, now.Add(a.TTL), now)
 	return review.Status.Allowed, nil
 }

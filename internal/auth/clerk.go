@@ -2,18 +2,17 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/jwks"
-	"github.com/clerk/clerk-sdk-go/v2/jwt"
 )
 
-// ClerkConfig configures a ClerkVerifier. Exactly one of JWTKeyPEM and SecretKey is needed.
+// ClerkConfig configures Clerk session tokens. Exactly one of JWTKeyPEM and SecretKey is needed.
 type ClerkConfig struct {
 	// JWTKeyPEM is the instance's PEM public key (CLERK_JWT_KEY): verification needs no network.
 	JWTKeyPEM string
@@ -23,95 +22,70 @@ type ClerkConfig struct {
 	APIURL string
 	// AuthorizedParties, when not empty, are the only accepted azp claims.
 	AuthorizedParties []string
-	// Leeway tolerates clock skew on exp and nbf.
-	Leeway time.Duration
-	// CacheSize bounds the verified-token cache; 0 disables it.
-	CacheSize int
-	// JWKSRefetchInterval is the least time between two JWKS fetches.
-	JWKSRefetchInterval time.Duration
-	// Clock replaces time.Now in tests.
-	Clock clerk.Clock
 }
 
-// ClerkVerifier verifies Clerk session tokens with clerk-sdk-go's jwt.Verify.
-type ClerkVerifier struct {
-	staticKey *clerk.JSONWebKey
-	keys      *keySet
-	parties   []string
-	leeway    time.Duration
-	clock     clerk.Clock
-	cache     *expiringCache[[sha256.Size]byte, Principal]
+// clerkIssuer verifies Clerk session tokens with the checks of clerk-sdk-go's jwt.Verify
+// (algorithm of the key, signature, exp/nbf/iat with leeway, issuer, azp), on the token the
+// pipeline parsed once, plus two of its own: exp and sub are required.
+type clerkIssuer struct {
+	keys    keySource
+	parties []string
+	leeway  time.Duration
 }
 
-// NewClerkVerifier builds a verifier from cfg.
-func NewClerkVerifier(cfg ClerkConfig) (*ClerkVerifier, error) {
-	v := &ClerkVerifier{parties: cfg.AuthorizedParties, leeway: cfg.Leeway, clock: cfg.Clock, cache: newExpiringCache[[sha256.Size]byte, Principal](cfg.CacheSize)}
-	if v.clock == nil {
-		v.clock = clerk.NewClock()
-	}
+func newClerkIssuer(cfg ClerkConfig, limits Limits, now func() time.Time) (*clerkIssuer, error) {
+	c := &clerkIssuer{parties: cfg.AuthorizedParties, leeway: limits.Leeway}
 	switch {
 	case cfg.JWTKeyPEM != "":
 		key, err := clerk.JSONWebKeyFromPEM(cfg.JWTKeyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("CLERK_JWT_KEY: %w", err)
 		}
-		v.staticKey = key
+		c.keys = staticKey{key: key.Key, alg: key.Algorithm}
 	case cfg.SecretKey != "":
-		backend := &clerk.BackendConfig{
-			Key:        clerk.String(cfg.SecretKey),
-			HTTPClient: &http.Client{Timeout: 5 * time.Second},
-		}
+		backend := &clerk.BackendConfig{Key: clerk.String(cfg.SecretKey), HTTPClient: &http.Client{}}
 		if cfg.APIURL != "" {
 			backend.URL = clerk.String(cfg.APIURL)
 		}
-		interval := cfg.JWKSRefetchInterval
-		if interval <= 0 {
-			interval = 5 * time.Second
-		}
-		v.keys = newKeySet(&jwks.Client{Backend: clerk.NewBackend(backend)}, interval, v.clock.Now)
+		client := &jwks.Client{Backend: clerk.NewBackend(backend)}
+		c.keys = newKeySet(func(ctx context.Context) (map[string]verificationKey, error) {
+			set, err := client.Get(ctx, &jwks.GetParams{})
+			if err != nil {
+				return nil, err
+			}
+			keys := make(map[string]verificationKey, len(set.Keys))
+			for _, k := range set.Keys {
+				if k != nil && k.KeyID != "" {
+					keys[k.KeyID] = verificationKey{key: k.Key, alg: k.Algorithm}
+				}
+			}
+			return keys, nil
+		}, limits, now)
 	default:
 		return nil, fmt.Errorf("no Clerk key: set CLERK_JWT_KEY or CLERK_SECRET_KEY")
 	}
-	return v, nil
+	return c, nil
 }
 
-// Verify checks a Clerk session token: signature, alg, issuer, exp/nbf and azp.
-func (v *ClerkVerifier) Verify(ctx context.Context, token string) (Principal, error) {
-	if !looksLikeJWT(token) {
-		return Principal{}, fmt.Errorf("%w: not a JWT", ErrUnauthenticated)
-	}
-	now := v.clock.Now()
-	cacheKey := sha256.Sum256([]byte(token))
-	if p, ok := v.cache.get(cacheKey, now); ok {
-		return p, nil
-	}
-
-	params := &jwt.VerifyParams{Token: token, JWK: v.staticKey, Clock: v.clock, Leeway: v.leeway}
-	if len(v.parties) > 0 {
-		params.AuthorizedPartyHandler = func(azp string) bool { return slices.Contains(v.parties, azp) }
-	}
-	if params.JWK == nil {
-		unverified, err := jwt.Decode(ctx, &jwt.DecodeParams{Token: token})
-		if err != nil {
-			return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
-		}
-		if params.JWK, err = v.keys.key(ctx, unverified.KeyID); err != nil {
-			return Principal{}, err
-		}
-	}
-	claims, err := jwt.Verify(ctx, params)
+func (c *clerkIssuer) verify(ctx context.Context, t *token, now time.Time) (Principal, time.Time, error) {
+	k, err := c.keys.lookup(ctx, t.kid)
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return Principal{}, time.Time{}, err
 	}
-	// jwt.Verify accepts a token without exp; a session token always has one, and the
-	// cache must never outlive it.
-	if claims.Expiry == nil {
-		return Principal{}, fmt.Errorf("%w: token has no exp", ErrUnauthenticated)
+	if err := t.verify(k, now, c.leeway); err != nil {
+		return Principal{}, time.Time{}, err
 	}
-	if claims.Subject == "" {
-		return Principal{}, fmt.Errorf("%w: token has no sub", ErrUnauthenticated)
+	if len(c.parties) > 0 && !slices.Contains(c.parties, t.claims.AuthorizedParty) {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: invalid authorized party %q", ErrUnauthenticated, t.claims.AuthorizedParty)
 	}
-	p := Principal{Kind: KindClerkUser, UserID: claims.Subject}
-	v.cache.put(cacheKey, p, time.Unix(*claims.Expiry, 0).Add(v.leeway), now)
-	return p, nil
+	if t.claims.Subject == "" {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: token has no sub", ErrUnauthenticated)
+	}
+	return Principal{Kind: KindClerkUser, UserID: t.claims.Subject}, t.expiry(), nil
+}
+
+// isClerkIssuer mirrors the issuer rule of clerk-sdk-go's jwt.Verify, which it does not
+// export. Clerk proxy URLs and satellite domains are not supported.
+func isClerkIssuer(iss string) bool {
+	return strings.HasPrefix(iss, "https://clerk.") || strings.Contains(iss, ".clerk.accounts")
 }

@@ -15,8 +15,8 @@ import (
 
 	"github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/clerktest"
-	"github.com/go-jose/go-jose/v3"
-	josejwt "github.com/go-jose/go-jose/v3/jwt"
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/gitread/usercredits-operator/internal/testenv"
 )
@@ -49,6 +49,23 @@ func b64(v any) string {
 	return base64.RawURLEncoding.EncodeToString(data)
 }
 
+// clerkAuthenticator is an Authenticator for Clerk tokens only, on clock.
+func clerkAuthenticator(t testing.TB, cfg ClerkConfig, clock clerk.Clock, edit ...func(*Limits)) *Authenticator {
+	t.Helper()
+	limits := DefaultLimits()
+	for _, e := range edit {
+		e(&limits)
+	}
+	if clock == nil {
+		clock = clerk.NewClock()
+	}
+	a, err := NewAuthenticator(Config{Clerk: &cfg, Limits: limits, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func TestBearerToken(t *testing.T) {
 	cases := map[string]struct {
 		header, token string
@@ -77,10 +94,7 @@ func TestClerkVerifierWithPEMKey(t *testing.T) {
 	now := time.Now()
 	clock := clerktest.NewClockAt(now)
 	signer := mustSigner(t, "ins_1")
-	v, err := NewClerkVerifier(ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM(), Clock: clock, CacheSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := clerkAuthenticator(t, ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM()}, clock)
 	other := mustSigner(t, "ins_1") // same kid, different key
 
 	edit := func(f func(map[string]any)) map[string]any {
@@ -88,7 +102,7 @@ func TestClerkVerifierWithPEMKey(t *testing.T) {
 		f(c)
 		return c
 	}
-	hs256, err := josejwt.Signed(mustHS256(t, []byte(signer.PublicKeyPEM()))).Claims(claimsAt("user_A", now)).CompactSerialize()
+	hs256, err := josejwt.Signed(mustHS256(t, []byte(signer.PublicKeyPEM()))).Claims(claimsAt("user_A", now)).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,10 +157,7 @@ func mustHS256(t *testing.T, secret []byte) jose.Signer {
 func TestClerkVerifierAuthorizedParties(t *testing.T) {
 	now := time.Now()
 	signer := mustSigner(t, "k")
-	v, err := NewClerkVerifier(ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM(), AuthorizedParties: []string{"https://app.example.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := clerkAuthenticator(t, ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM(), AuthorizedParties: []string{"https://app.example.com"}}, nil)
 	for azp, want := range map[string]bool{"https://app.example.com": true, "https://evil.example.com": false, "": false} {
 		c := claimsAt("user_A", now)
 		if azp != "" {
@@ -159,16 +170,14 @@ func TestClerkVerifierAuthorizedParties(t *testing.T) {
 	}
 }
 
-// jwksVerifier serves signer's JWKS from a loopback fake of Clerk and returns a verifier
-// that fetches it, on a clock the test controls.
-func jwksVerifier(t *testing.T, signer *Signer, clock clerk.Clock, refetch time.Duration) (*ClerkVerifier, *testenv.FakeClerk) {
+// jwksVerifier serves signer's JWKS from a loopback fake of Clerk and returns an
+// Authenticator that fetches it, on a clock the test controls.
+func jwksVerifier(t *testing.T, signer *Signer, clock clerk.Clock, refetch time.Duration) (*Authenticator, *testenv.FakeClerk) {
 	t.Helper()
 	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
 	t.Cleanup(clerkAPI.Close)
-	v, err := NewClerkVerifier(ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL, Clock: clock, JWKSRefetchInterval: refetch})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := clerkAuthenticator(t, ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}, clock,
+		func(l *Limits) { l.KeyRefetchInterval = refetch })
 	return v, clerkAPI
 }
 
@@ -244,26 +253,12 @@ func TestClerkVerifierSlowJWKSIsBoundedByContext(t *testing.T) {
 	}
 }
 
-func TestNewClerkVerifierNeedsAKey(t *testing.T) {
-	if _, err := NewClerkVerifier(ClerkConfig{}); err == nil {
+func TestClerkNeedsAKey(t *testing.T) {
+	if _, err := NewAuthenticator(Config{Clerk: &ClerkConfig{}, Limits: DefaultLimits()}); err == nil {
 		t.Fatal("no key configured: want an error")
 	}
-	if _, err := NewClerkVerifier(ClerkConfig{JWTKeyPEM: "not a pem"}); err == nil {
+	if _, err := NewAuthenticator(Config{Clerk: &ClerkConfig{JWTKeyPEM: "not a pem"}, Limits: DefaultLimits()}); err == nil {
 		t.Fatal("bad PEM: want an error")
-	}
-}
-
-func TestTokenCacheIsBounded(t *testing.T) {
-	c := newExpiringCache[[32]byte, Principal](10)
-	now := time.Now()
-	for i := range 100 {
-		c.put([32]byte{byte(i)}, Principal{UserID: fmt.Sprint(i)}, now.Add(time.Minute), now)
-	}
-	if n := c.len(); n > 10 {
-		t.Fatalf("cache holds %d entries, bound is 10", n)
-	}
-	if _, ok := c.get([32]byte{99}, now); !ok {
-		t.Fatal("the newest entry was evicted")
 	}
 }
 

@@ -2,8 +2,9 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,55 +17,82 @@ type TokenReviewer interface {
 	Create(ctx context.Context, review *authenticationv1.TokenReview, opts metav1.CreateOptions) (*authenticationv1.TokenReview, error)
 }
 
-// ServiceAccountVerifier authenticates Kubernetes ServiceAccount tokens with TokenReview.
-// Results, rejections included, are cached briefly by token hash, never past the token's exp.
-type ServiceAccountVerifier struct {
-	reviews TokenReviewer
-	ttl     time.Duration
-	now     func() time.Time
-	cache   *expiringCache[[sha256.Size]byte, reviewResult]
+// ServiceAccountConfig configures the cluster's ServiceAccount tokens.
+type ServiceAccountConfig struct {
+	// Issuers are the iss values of the cluster's ServiceAccount tokens.
+	Issuers []string
+	// Audiences are the audiences a token must be bound to (one of them); a token for the
+	// apiserver's own audience is refused unless it is listed, so a token given to this API
+	// cannot be replayed against the apiserver and the reverse.
+	Audiences []string
+	// JWKS fetches the issuer's public keys (the apiserver serves them at /openid/v1/jwks).
+	JWKS func(ctx context.Context) ([]byte, error)
+	// Reviews checks, after the signature, that the token is still bound to a live
+	// ServiceAccount (and pod or secret).
+	Reviews TokenReviewer
 }
 
-type reviewResult struct {
-	principal Principal
-	err       error
+// serviceAccountIssuer verifies ServiceAccount tokens: locally first (signature against the
+// cluster's published keys, exp/nbf, audience), so that forged tokens never cost an
+// apiserver call, then with a TokenReview for the same audiences.
+type serviceAccountIssuer struct {
+	issuers, audiences []string
+	keys               keySource
+	reviews            TokenReviewer
+	limits             Limits
 }
 
-// NewServiceAccountVerifier returns a verifier that caches up to size results for ttl.
-func NewServiceAccountVerifier(reviews TokenReviewer, ttl time.Duration, size int) *ServiceAccountVerifier {
-	return &ServiceAccountVerifier{reviews: reviews, ttl: ttl, now: time.Now, cache: newExpiringCache[[sha256.Size]byte, reviewResult](size)}
-}
-
-// Verify reviews token. An apiserver failure is returned as is (not ErrUnauthenticated):
-// the caller's credentials may be fine, the cluster is not.
-func (v *ServiceAccountVerifier) Verify(ctx context.Context, token string) (Principal, error) {
-	now := v.now()
-	key := sha256.Sum256([]byte(token))
-	if r, ok := v.cache.get(key, now); ok {
-		return r.principal, r.err
+func newServiceAccountIssuer(cfg ServiceAccountConfig, limits Limits, now func() time.Time) (*serviceAccountIssuer, error) {
+	if len(cfg.Issuers) == 0 || len(cfg.Audiences) == 0 || cfg.JWKS == nil || cfg.Reviews == nil {
+		return nil, errors.New("ServiceAccount tokens need issuers, audiences, a JWKS source and TokenReview")
 	}
-	review, err := v.reviews.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	fetch := func(ctx context.Context) (map[string]verificationKey, error) {
+		doc, err := cfg.JWKS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return parseJWKS(doc)
+	}
+	return &serviceAccountIssuer{issuers: cfg.Issuers, audiences: cfg.Audiences, keys: newKeySet(fetch, limits, now),
+		reviews: cfg.Reviews, limits: limits}, nil
+}
+
+func (s *serviceAccountIssuer) verify(ctx context.Context, t *token, now time.Time) (Principal, time.Time, error) {
+	k, err := s.keys.lookup(ctx, t.kid)
 	if err != nil {
-		return Principal{}, fmt.Errorf("token review: %w", err)
+		return Principal{}, time.Time{}, err
 	}
-	var r reviewResult
+	if err := t.verify(k, now, s.limits.Leeway); err != nil {
+		return Principal{}, time.Time{}, err
+	}
+	if !slices.ContainsFunc(t.claims.Audience, func(aud string) bool { return slices.Contains(s.audiences, aud) }) {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: token audiences %v, want one of %v", ErrUnauthenticated, []string(t.claims.Audience), s.audiences)
+	}
+	review, err := s.reviews.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: t.raw, Audiences: s.audiences}}, metav1.CreateOptions{})
+	if err != nil {
+		// The caller's credentials may be fine; the cluster is not: not ErrUnauthenticated.
+		return Principal{}, time.Time{}, fmt.Errorf("token review: %w", err)
+	}
 	user := review.Status.User
 	switch {
 	case !review.Status.Authenticated:
-		r.err = fmt.Errorf("%w: token review: %s", ErrUnauthenticated, review.Status.Error)
+		return Principal{}, time.Time{}, fmt.Errorf("%w: token review: %s", ErrUnauthenticated, review.Status.Error)
+	case !slices.ContainsFunc(review.Status.Audiences, func(aud string) bool { return slices.Contains(s.audiences, aud) }):
+		return Principal{}, time.Time{}, fmt.Errorf("%w: token review audiences %v, want one of %v", ErrUnauthenticated, review.Status.Audiences, s.audiences)
 	case !strings.HasPrefix(user.Username, "system:serviceaccount:"):
-		r.err = fmt.Errorf("%w: %q is not a ServiceAccount", ErrUnauthenticated, user.Username)
-	default:
-		extra := make(map[string][]string, len(user.Extra))
-		for k, vals := range user.Extra {
-			extra[k] = vals
-		}
-		r.principal = Principal{Kind: KindServiceAccount, Username: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra}
+		return Principal{}, time.Time{}, fmt.Errorf("%w: %q is not a ServiceAccount", ErrUnauthenticated, user.Username)
 	}
-	expires := now.Add(v.ttl)
-	if exp, ok := unverifiedExpiry(token); ok && exp.Before(expires) {
-		expires = exp
+	extra := make(map[string][]string, len(user.Extra))
+	for k, v := range user.Extra {
+		extra[k] = v
 	}
-	v.cache.put(key, r, expires, now)
-	return r.principal, r.err
+	p := Principal{Kind: KindServiceAccount, Username: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra}
+	return p, minTime(t.expiry(), now.Add(s.limits.RevocationBound)), nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/go-jose/go-jose/v3"
-	josejwt "github.com/go-jose/go-jose/v3/jwt"
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 )
 
 // DevIssuer is the issuer of tokens minted by a Signer; it passes Clerk's issuer check.
@@ -53,7 +53,7 @@ func (s *Signer) JWKS() jose.JSONWebKeySet {
 
 // Sign signs arbitrary claims.
 func (s *Signer) Sign(claims map[string]any) (string, error) {
-	return josejwt.Signed(s.sig).Claims(claims).CompactSerialize()
+	return josejwt.Signed(s.sig).Claims(claims).Serialize()
 }
 
 // SessionToken signs a session token for userID valid for ttl from now.

@@ -10,9 +10,12 @@
 //     patch's resourceVersion precondition confirms the cached state. A set is always sent,
 //     even when it would change nothing, because "nothing to change" is itself a decision
 //     taken from the cache; a patch that changes nothing costs the apiserver no write.
-//   - Insufficient credits: a refusal changes nothing, but is only answered after a read
-//     from the apiserver confirms it, so a grant the cache has not shown yet is never
-//     refused.
+//   - Insufficient credits: a refusal changes nothing. It is confirmed by a read from the
+//     apiserver while this replica has a write for the user that its cache has not shown,
+//     and otherwise at most once a second per user, so a grant made through another
+//     replica or kubectl is seen without letting a user who keeps consuming at zero drive
+//     one apiserver read per request. Within that second a refusal may rest on a cache that
+//     lags by milliseconds; the 402 body carries the balance it was judged against.
 //   - Replays of an Idempotency-Key: a key in the cache was written by the apiserver in
 //     the same update as the balance it accounts for, so it was applied; answering the
 //     recorded result is safe even from a stale cache. A key the cache does not show yet

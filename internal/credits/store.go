@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -20,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/expiring"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
@@ -66,7 +64,13 @@ type Store struct {
 	locks *userLocks
 	// pending holds userID → pendingWrite for writes acknowledged before the cache showed them.
 	pending sync.Map
+	// refusals remembers, per user, that a refusal was confirmed within refusalConfirmInterval.
+	refusals *expiring.Cache[string, struct{}]
 }
+
+// maxRememberedRefusals bounds the refusal memory; a user dropped from it only costs one
+// more confirmation.
+const maxRememberedRefusals = 100_000
 
 // conflictBackoff spreads retries of a write that lost an optimistic-concurrency race.
 var conflictBackoff = wait.Backoff{Steps: 10, Duration: 5 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: time.Second}
@@ -82,7 +86,7 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.GrantKeyRetention <= 0 {
 		opts.GrantKeyRetention = DefaultGrantKeyRetention
 	}
-	return &Store{opts: opts, locks: newUserLocks()}
+	return &Store{opts: opts, locks: newUserLocks(), refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals)}
 }
 
 // Balance returns userID's balance, 0 when the user has no record.
@@ -187,11 +191,12 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 	}
 	key := client.ObjectKey{Namespace: s.opts.Namespace, Name: ObjectNameForUser(userID)}
 	var current *creditsv1alpha1.UserCredits
+	fresh, readFromAPI := resolving, false
 	if cached != nil {
 		key = client.ObjectKeyFromObject(cached)
 		current = cached.DeepCopy()
+		fresh = fresh || needsGrantRecords(cached, op) // the cache holds only their digest
 	}
-	fresh, readFromAPI := resolving, false
 	backoff := conflictBackoff
 	for {
 		if fresh {
@@ -206,7 +211,7 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 		var d decision
 		if current == nil {
 			if op.Kind == OpConsume {
-				if !readFromAPI {
+				if !readFromAPI && s.confirmRefusal(userID) {
 					continue // confirm that there is no record
 				}
 				return Result{}, ErrInsufficientCredits // no record: a balance of 0
@@ -223,8 +228,8 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 				return Result{}, err
 			}
 			d, err = decide(current.Spec.Credits, ledgersOf(current.Annotations), op, time.Now(), s.opts.GrantKeyRetention)
-			if errors.Is(err, ErrInsufficientCredits) && !readFromAPI {
-				continue // confirm the refusal against the apiserver, never a stale cache
+			if errors.Is(err, ErrInsufficientCredits) && !readFromAPI && s.confirmRefusal(userID) {
+				continue // confirm the refusal against the apiserver
 			}
 			if err != nil || !d.write {
 				if resolving && err == nil {
@@ -249,6 +254,28 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 		}
 		return s.done(ctx, written, op, d.result)
 	}
+}
+
+// refusalConfirmInterval is how often, at most, a refusal for insufficient credits that the
+// cache decided is confirmed against the apiserver for one user.
+const refusalConfirmInterval = time.Second
+
+// confirmRefusal says whether a refusal the cache decided must be confirmed by a read from
+// the apiserver: always while this replica has a write for the user that its cache has not
+// shown, else at most once per refusalConfirmInterval. A refusal changes nothing, and the
+// precondition still guards every write; the confirmation catches a grant made through
+// another replica or kubectl that the cache has not shown yet, without letting a user who
+// keeps consuming at zero drive one apiserver read per request.
+func (s *Store) confirmRefusal(userID string) bool {
+	if _, pending := s.pending.Load(userID); pending {
+		return true
+	}
+	now := time.Now()
+	if _, recent := s.refusals.Get(userID, now); recent {
+		return false
+	}
+	s.refusals.Put(userID, struct{}{}, now.Add(refusalConfirmInterval), now)
+	return true
 }
 
 // read gets the object at key from the apiserver; nil when it does not exist.
@@ -299,42 +326,6 @@ func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, 
 	return result, nil
 }
 
-// observe keeps read-your-writes for an answer based on obj, a state read from or written
-// to the apiserver: it waits for the cache to show obj, and when the cache lags, reads the
-// user from the apiserver until it does.
-func (s *Store) observe(ctx context.Context, obj *creditsv1alpha1.UserCredits) {
-	if s.awaitCache(ctx, obj) {
-		// The cache shows this state, so any earlier pending one is shown too: without
-		// this, entries of users who are written but never read again would pile up.
-		s.pending.Delete(obj.Spec.UserID)
-	} else {
-		s.pending.Store(obj.Spec.UserID, pendingWrite{key: client.ObjectKeyFromObject(obj), resourceVersion: obj.ResourceVersion})
-	}
-}
-
-// unknownOutcomeError is a write that was sent but whose answer never came: it may or may
-// not have been applied.
-type unknownOutcomeError struct{ err error }
-
-func (e *unknownOutcomeError) Error() string { return "outcome unknown: " + e.err.Error() }
-func (e *unknownOutcomeError) Unwrap() error { return e.err }
-
-// classifyWriteError marks errors after which the write may have been applied: anything
-// but a refusal the apiserver answered (4xx other than 408) or a connection that was
-// never made.
-func classifyWriteError(err error) error {
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return err
-	}
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		if code := status.Status().Code; code >= 400 && code < 500 && code != http.StatusRequestTimeout {
-			return err
-		}
-	}
-	return &unknownOutcomeError{err: err}
-}
-
 var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted"}
 
 // find returns userID's one trusted record from the cache, nil when there is none.
@@ -377,71 +368,4 @@ func (s *Store) untrusted(obj *creditsv1alpha1.UserCredits, userID string) error
 			"the credits API refused to serve or change user %q: records conflict or hold an invalid balance", userID)
 	}
 	return err
-}
-
-// pendingWrite is a write this replica acknowledged before its cache showed it.
-type pendingWrite struct {
-	key             client.ObjectKey
-	resourceVersion string
-}
-
-// readPending keeps read-your-writes when the cache lags (after an apiserver outage the
-// informer re-lists with backoff): a user with a write the cache has not shown yet is read
-// from the apiserver until it has. ok is false when the cache can answer.
-func (s *Store) readPending(ctx context.Context, userID string) (*creditsv1alpha1.UserCredits, bool, error) {
-	v, ok := s.pending.Load(userID)
-	if !ok {
-		return nil, false, nil
-	}
-	pw := v.(pendingWrite)
-	obj := &creditsv1alpha1.UserCredits{}
-	if err := s.opts.Cache.Get(ctx, pw.key, obj); err == nil && resourceVersionAtLeast(obj.ResourceVersion, pw.resourceVersion) {
-		s.pending.CompareAndDelete(userID, v)
-		return nil, false, nil
-	}
-	if err := s.opts.APIReader.Get(ctx, pw.key, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			// Deleted since: nothing of that write is left to show; the cache decides.
-			s.pending.CompareAndDelete(userID, v)
-			return nil, false, nil
-		}
-		return nil, true, err
-	}
-	if err := s.checkTrusted(obj, userID); err != nil {
-		return nil, true, err
-	}
-	return obj, true, nil
-}
-
-// awaitCache waits, within ReadYourWritesTimeout and ctx, until the cache holds obj at its
-// written resourceVersion or later, so that a client's next read on this replica sees its
-// write, and reports whether it did. The write is durable either way.
-func (s *Store) awaitCache(ctx context.Context, written *creditsv1alpha1.UserCredits) bool {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadYourWritesTimeout)
-	defer cancel()
-	key := client.ObjectKeyFromObject(written)
-	cached := &creditsv1alpha1.UserCredits{}
-	err := wait.PollUntilContextCancel(ctx, 500*time.Microsecond, true, func(ctx context.Context) (bool, error) {
-		if err := s.opts.Cache.Get(ctx, key, cached); err != nil {
-			return false, client.IgnoreNotFound(err)
-		}
-		return resourceVersionAtLeast(cached.ResourceVersion, written.ResourceVersion), nil
-	})
-	if err != nil {
-		s.opts.Log.Info("cache did not show a write in time; reading this user from the apiserver until it does",
-			"object", key.Name, "resourceVersion", written.ResourceVersion, "error", err.Error())
-		return false
-	}
-	return true
-}
-
-// resourceVersionAtLeast compares resourceVersions as the etcd revisions they are; an
-// unparsable one only matches itself.
-func resourceVersionAtLeast(have, want string) bool {
-	h, errH := strconv.ParseUint(have, 10, 64)
-	w, errW := strconv.ParseUint(want, 10, 64)
-	if errH != nil || errW != nil {
-		return have == want
-	}
-	return h >= w
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,7 +46,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
-	Log                logr.Logger
+	// UserRateLimit and ServiceAccountRateLimit are the requests per second each Clerk user
+	// and each ServiceAccount may send (burst: twice that); 0 is unlimited.
+	UserRateLimit, ServiceAccountRateLimit float64
+	Log                                    logr.Logger
 }
 
 // route is one endpoint: the RBAC verb a service needs, the 500 body, the handler, and
@@ -85,6 +89,9 @@ func allowHeader(methods map[string]route) string {
 
 type handler struct {
 	opts Options
+	// limits hold the token buckets of Clerk users and of ServiceAccounts.
+	limits map[auth.Kind]*rateLimiter
+	now    func() time.Time
 }
 
 // NewHandler returns the API's http.Handler.
@@ -92,7 +99,10 @@ func NewHandler(opts Options) http.Handler {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 5 * time.Second
 	}
-	h := &handler{opts: opts}
+	h := &handler{opts: opts, now: time.Now, limits: map[auth.Kind]*rateLimiter{
+		auth.KindClerkUser:      newRateLimiter(opts.UserRateLimit, maxRateLimitedCallers),
+		auth.KindServiceAccount: newRateLimiter(opts.ServiceAccountRateLimit, maxRateLimitedCallers),
+	}}
 	return http.HandlerFunc(h.serve)
 }
 
@@ -151,6 +161,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 			h.opts.Log.Error(err, "authentication unavailable")
 			writeJSON(rec, http.StatusInternalServerError, rt.errorBody)
 		}
+		return
+	}
+	if ok, wait := h.limits[principal.Kind].allow(caller(principal), h.now()); !ok {
+		metrics.RateLimited.WithLabelValues(string(principal.Kind)).Inc()
+		rec.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		writeJSON(rec, http.StatusTooManyRequests, bodyTooManyRequests)
 		return
 	}
 	userID, status, body := h.authorize(ctx, r, principal, rt)

@@ -72,7 +72,7 @@ func newFixture(t *testing.T, allowUserWrites bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verifier, err := auth.NewClerkVerifier(auth.ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM(), CacheSize: 16})
+	verifier, err := auth.NewAuthenticator(auth.Config{Clerk: &auth.ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM()}, Limits: auth.DefaultLimits()})
 	if err != nil {
 		t.Fatal(err)
 	}

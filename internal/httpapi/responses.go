@@ -18,6 +18,7 @@ var (
 	bodyTooLarge         = []byte(`{"error":"Request body too large"}`)
 	bodyMethodNotAllowed = []byte(`{"error":"Method not allowed"}`)
 	bodyNotFound         = []byte(`{"error":"Not found"}`)
+	bodyTooManyRequests  = []byte(`{"error":"Too many requests"}`)
 
 	bodyMissingUserID         = []byte(`{"error":"Missing userId"}`)
 	bodyInvalidUserID         = []byte(`{"error":"Invalid userId"}`)

@@ -2,13 +2,17 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
 // Server runs the API as a controller-runtime Runnable on every replica.
@@ -16,8 +20,12 @@ type Server struct {
 	// Addr is the listen address, used when Listener is nil.
 	Addr string
 	// Listener, when set, is served instead of listening on Addr (tests use 127.0.0.1:0).
-	Listener        net.Listener
-	Handler         http.Handler
+	Listener net.Listener
+	Handler  http.Handler
+	// CertDir, when set, holds tls.crt and tls.key (the controller-runtime convention):
+	// the API is served over HTTPS only, and renewed files (cert-manager) are picked up
+	// without a restart.
+	CertDir         string
 	ShutdownTimeout time.Duration
 	Log             logr.Logger
 	// Limits against slow or abusive clients; zero means the default.
@@ -60,6 +68,19 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    orDefault(s.MaxHeaderBytes, 32<<10),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if s.CertDir != "" {
+		watcher, err := certwatcher.New(filepath.Join(s.CertDir, "tls.crt"), filepath.Join(s.CertDir, "tls.key"))
+		if err != nil {
+			return fmt.Errorf("API certificate in %s: %w", s.CertDir, err)
+		}
+		go func() {
+			if err := watcher.Start(ctx); err != nil {
+				s.Log.Error(err, "watching the API certificate")
+			}
+		}()
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
 	timeout := s.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -74,7 +95,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.listening.Store(true)
 	defer s.listening.Store(false)
-	s.Log.Info("serving the credits API", "address", ln.Addr().String())
+	s.Log.Info("serving the credits API", "address", ln.Addr().String(), "tls", s.CertDir != "")
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

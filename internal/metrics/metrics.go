@@ -27,6 +27,12 @@ var (
 		Help: "Requests refused by authentication or authorization, by reason.",
 	}, []string{"reason"})
 
+	// RateLimited counts requests refused with 429 by the per-caller rate limit.
+	RateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usercredits_api_rate_limited_total",
+		Help: "Requests refused with 429 by the per-caller rate limit, by caller kind (ClerkUser, ServiceAccount).",
+	}, []string{"kind"})
+
 	// CreditOperations counts balance operations by kind and result.
 	CreditOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "usercredits_operations_total",
@@ -47,5 +53,5 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, AuthFailures, CreditOperations, ConflictRetries, ValidationFailures)
+	crmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, AuthFailures, RateLimited, CreditOperations, ConflictRetries, ValidationFailures)
 }

@@ -32,35 +32,29 @@ type DevSession struct {
 var ErrNoAuth = errors.New("no Clerk key configured: set CLERK_JWT_KEY (the instance's PEM public key) " +
 	"or CLERK_SECRET_KEY, or pass --dev-auth for local development only")
 
-// NewVerifier builds the token verifier; in dev mode it also returns a ready session token.
-func NewVerifier(opts AuthOptions) (auth.Verifier, *DevSession, error) {
+// NewClerkConfig says where Clerk keys come from; in dev mode it also returns a ready
+// session token signed by a key generated for this run.
+func NewClerkConfig(opts AuthOptions) (auth.ClerkConfig, *DevSession, error) {
 	cfg := auth.ClerkConfig{
 		JWTKeyPEM:         opts.JWTKeyPEM,
 		SecretKey:         opts.SecretKey,
 		APIURL:            opts.APIURL,
 		AuthorizedParties: opts.AuthorizedParties,
-		Leeway:            5 * time.Second,
-		CacheSize:         100_000,
 	}
-	var dev *DevSession
-	if cfg.JWTKeyPEM == "" && cfg.SecretKey == "" {
-		if !opts.DevAuth {
-			return nil, nil, ErrNoAuth
-		}
-		signer, err := auth.NewSigner("dev")
-		if err != nil {
-			return nil, nil, fmt.Errorf("generating the dev signing key: %w", err)
-		}
-		token, err := signer.SessionToken(DevUserID, 24*time.Hour)
-		if err != nil {
-			return nil, nil, fmt.Errorf("signing the dev token: %w", err)
-		}
-		cfg.JWTKeyPEM = signer.PublicKeyPEM()
-		dev = &DevSession{UserID: DevUserID, Token: token}
+	if cfg.JWTKeyPEM != "" || cfg.SecretKey != "" {
+		return cfg, nil, nil
 	}
-	v, err := auth.NewClerkVerifier(cfg)
+	if !opts.DevAuth {
+		return cfg, nil, ErrNoAuth
+	}
+	signer, err := auth.NewSigner("dev")
 	if err != nil {
-		return nil, nil, err
+		return cfg, nil, fmt.Errorf("generating the dev signing key: %w", err)
 	}
-	return v, dev, nil
+	token, err := signer.SessionToken(DevUserID, 24*time.Hour)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("signing the dev token: %w", err)
+	}
+	cfg.JWTKeyPEM = signer.PublicKeyPEM()
+	return cfg, &DevSession{UserID: DevUserID, Token: token}, nil
 }

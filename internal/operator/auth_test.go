@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/gitread/usercredits-operator/internal/auth"
 )
 
-func TestNewVerifierRefusesToStartWithoutKeys(t *testing.T) {
-	_, dev, err := NewVerifier(AuthOptions{})
+func TestNewClerkConfigRefusesToStartWithoutKeys(t *testing.T) {
+	_, dev, err := NewClerkConfig(AuthOptions{})
 	if !errors.Is(err, ErrNoAuth) || dev != nil {
 		t.Fatalf("no keys, no dev mode: got dev=%v err=%v, want ErrNoAuth", dev, err)
 	}
@@ -17,10 +19,14 @@ func TestNewVerifierRefusesToStartWithoutKeys(t *testing.T) {
 	}
 }
 
-func TestNewVerifierDevModeTokenWorks(t *testing.T) {
-	v, dev, err := NewVerifier(AuthOptions{DevAuth: true})
+func TestNewClerkConfigDevModeTokenWorks(t *testing.T) {
+	cfg, dev, err := NewClerkConfig(AuthOptions{DevAuth: true})
 	if err != nil || dev == nil {
 		t.Fatalf("dev mode: %v %v", dev, err)
+	}
+	v, err := auth.NewAuthenticator(auth.Config{Clerk: &cfg, Limits: auth.DefaultLimits()})
+	if err != nil {
+		t.Fatal(err)
 	}
 	p, err := v.Verify(context.Background(), dev.Token)
 	if err != nil || p.UserID != DevUserID {
@@ -28,8 +34,8 @@ func TestNewVerifierDevModeTokenWorks(t *testing.T) {
 	}
 }
 
-func TestNewVerifierPrefersConfiguredKeysOverDevMode(t *testing.T) {
-	_, dev, err := NewVerifier(AuthOptions{SecretKey: "sk_test_x", DevAuth: true})
+func TestNewClerkConfigPrefersConfiguredKeysOverDevMode(t *testing.T) {
+	_, dev, err := NewClerkConfig(AuthOptions{SecretKey: "sk_test_x", DevAuth: true})
 	if err != nil || dev != nil {
 		t.Fatalf("a configured key must win over dev mode: dev=%v err=%v", dev, err)
 	}

@@ -74,6 +74,10 @@ func TestGrantKeyOutlivesOtherKeyedTraffic(t *testing.T) {
 	if status, body := request(t, "POST", grant, admin, `{"credits":999}`, "Idempotency-Key", checkout); status != 409 || body != `{"error":"Idempotency-Key reused with a different request"}` {
 		t.Fatalf("same key, other amount: %d %s", status, body)
 	}
+	// The user's own consume with the checkout's key is another request: 409, not a consume.
+	if status, body := request(t, "POST", apiURL+"/consume", tok, `{"credits":1}`, "Idempotency-Key", checkout); status != 409 {
+		t.Fatalf("consume with a grant's key: %d %s", status, body)
+	}
 	// The short-lived keys of consumes are still bounded: the oldest were forgotten.
 	if status, _ := request(t, "POST", apiURL+"/consume", tok, `{"credits":1}`, "Idempotency-Key", "gen-0"); status != 200 {
 		t.Fatalf("consume key gen-0 after 300 newer keys: %d", status)

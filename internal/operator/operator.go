@@ -18,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -34,11 +35,20 @@ type Config struct {
 	// APIBindAddress is where the API listens, unless APIListener is set.
 	APIBindAddress string
 	APIListener    net.Listener
-	// Verifier verifies Clerk session tokens.
-	Verifier auth.Verifier
+	// Clerk says how Clerk session tokens are verified.
+	Clerk auth.ClerkConfig
 	// ServiceAccountIssuers are the iss values of the cluster's ServiceAccount tokens; empty
 	// means discover it from the apiserver's /.well-known/openid-configuration.
 	ServiceAccountIssuers []string
+	// ServiceAccountAudiences are the audiences a ServiceAccount token must be bound to
+	// (default DefaultServiceAccountAudience).
+	ServiceAccountAudiences []string
+	// UserRateLimit and ServiceAccountRateLimit are requests per second per Clerk user and
+	// per ServiceAccount (burst twice that); 0 is unlimited.
+	UserRateLimit, ServiceAccountRateLimit float64
+	// APICertDir, when set, holds tls.crt and tls.key: the API is served over HTTPS only,
+	// and renewed files are picked up without a restart.
+	APICertDir string
 	// AllowUserWrites lets Clerk users set their own balance (dev mode, trusted setups).
 	AllowUserWrites    bool
 	RequestTimeout     time.Duration
@@ -57,7 +67,8 @@ func NewScheme() *runtime.Scheme {
 
 // ManagerOptions returns the manager options the components rely on: the scheme, a
 // memoizing RESTMapper, and a cache limited to namespace without managedFields (the cache
-// never needs them and they are most of an object's size).
+// never needs them and they are most of an object's size) and, for UserCredits, with the
+// grant key records reduced to a digest (credits.CacheTransform).
 func ManagerOptions(namespace string) ctrl.Options {
 	return ctrl.Options{
 		Scheme:         NewScheme(),
@@ -65,20 +76,18 @@ func ManagerOptions(namespace string) ctrl.Options {
 		Cache: cache.Options{
 			DefaultNamespaces: map[string]cache.Config{namespace: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),
+			ByObject:          map[client.Object]cache.ByObject{&creditsv1alpha1.UserCredits{}: {Transform: credits.CacheTransform}},
 		},
 	}
 }
 
-// How long TokenReview and SubjectAccessReview answers are reused, and how many are kept:
-// a revoked token or RoleBinding takes effect within reviewTTL.
-const (
-	reviewTTL       = 10 * time.Second
-	reviewCacheSize = 10_000
-)
+// DefaultServiceAccountAudience is the audience in-cluster callers request their projected
+// ServiceAccount tokens for: a token for this API is useless against the apiserver.
+const DefaultServiceAccountAudience = "credits.gitread.dev"
 
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
-// +kubebuilder:rbac:urls=/.well-known/openid-configuration,verbs=get
+// +kubebuilder:rbac:urls=/.well-known/openid-configuration;/openid/v1/jwks,verbs=get
 // Leader election: the Lease, and the core Events controller-runtime records about it.
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
@@ -86,9 +95,6 @@ const (
 // Setup adds the spec.userID index, the UserCredits controller, the credits API server and
 // the health checks to mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
-	if cfg.Verifier == nil {
-		return errors.New("no token verifier configured")
-	}
 	if err := credits.IndexByUserID(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("indexing spec.userID: %w", err)
 	}
@@ -111,13 +117,27 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		}
 		issuers = []string{issuer}
 	}
-	verifier := &auth.IssuerRouter{
-		Clerk:                 cfg.Verifier,
-		ServiceAccounts:       auth.NewServiceAccountVerifier(clientset.AuthenticationV1().TokenReviews(), reviewTTL, reviewCacheSize),
-		ServiceAccountIssuers: issuers,
+	audiences := cfg.ServiceAccountAudiences
+	if len(audiences) == 0 {
+		audiences = []string{DefaultServiceAccountAudience}
+	}
+	limits := auth.DefaultLimits()
+	authenticator, err := auth.NewAuthenticator(auth.Config{
+		Clerk: &cfg.Clerk,
+		ServiceAccounts: &auth.ServiceAccountConfig{
+			Issuers:   issuers,
+			Audiences: audiences,
+			// The apiserver publishes its ServiceAccount signing keys here, whatever the issuer URL.
+			JWKS:    func(ctx context.Context) ([]byte, error) { return restGet(ctx, clientset, "/openid/v1/jwks") },
+			Reviews: clientset.AuthenticationV1().TokenReviews(),
+		},
+		Limits: limits,
+	})
+	if err != nil {
+		return err
 	}
 	authorizer := auth.NewResourceAuthorizer(clientset.AuthorizationV1().SubjectAccessReviews(), cfg.Namespace,
-		creditsv1alpha1.GroupVersion.Group, "usercredits", reviewTTL, reviewCacheSize)
+		creditsv1alpha1.GroupVersion.Group, "usercredits", limits)
 	store := credits.NewStore(credits.StoreOptions{
 		Cache:     mgr.GetCache(),
 		Client:    mgr.GetClient(),
@@ -129,15 +149,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		GrantKeyRetention: cfg.GrantKeyRetention,
 	})
 	handler := httpapi.NewHandler(httpapi.Options{
-		Verifier:           verifier,
-		Authorizer:         authorizer,
-		Store:              store,
-		AllowUserWrites:    cfg.AllowUserWrites,
-		RequestTimeout:     cfg.RequestTimeout,
-		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
-		Log:                log,
+		Verifier:                authenticator,
+		Authorizer:              authorizer,
+		Store:                   store,
+		AllowUserWrites:         cfg.AllowUserWrites,
+		RequestTimeout:          cfg.RequestTimeout,
+		CORSAllowedOrigins:      cfg.CORSAllowedOrigins,
+		UserRateLimit:           cfg.UserRateLimit,
+		ServiceAccountRateLimit: cfg.ServiceAccountRateLimit,
+		Log:                     log,
 	})
-	server := &httpapi.Server{Addr: cfg.APIBindAddress, Listener: cfg.APIListener, Handler: handler, Log: log}
+	server := &httpapi.Server{Addr: cfg.APIBindAddress, Listener: cfg.APIListener, Handler: handler, CertDir: cfg.APICertDir, Log: log}
 	if err := mgr.Add(server); err != nil {
 		return err
 	}
@@ -168,7 +190,7 @@ func CacheSynced(c cache.Cache) healthz.Checker {
 func DiscoverServiceAccountIssuer(ctx context.Context, clientset kubernetes.Interface) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	data, err := clientset.Discovery().RESTClient().Get().AbsPath("/.well-known/openid-configuration").DoRaw(ctx)
+	data, err := restGet(ctx, clientset, "/.well-known/openid-configuration")
 	if err != nil {
 		return "", err
 	}
@@ -179,4 +201,9 @@ func DiscoverServiceAccountIssuer(ctx context.Context, clientset kubernetes.Inte
 		return "", fmt.Errorf("no issuer in the OIDC discovery document")
 	}
 	return doc.Issuer, nil
+}
+
+// restGet reads a non-resource path of the apiserver with the operator's credentials.
+func restGet(ctx context.Context, clientset kubernetes.Interface, path string) ([]byte, error) {
+	return clientset.Discovery().RESTClient().Get().AbsPath(path).DoRaw(ctx)
 }

@@ -24,6 +24,7 @@ import (
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
+	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/internal/testenv"
 )
 
@@ -52,8 +53,16 @@ func applyCallerRoles(t *testing.T) {
 }
 
 // serviceAccountToken creates ServiceAccount name, binds clusterRole to it in the test
-// namespace (none when empty) and mints a token for it with TokenRequest.
+// namespace (none when empty) and mints a token for it with TokenRequest, bound to the
+// API's audience as a projected token volume would be.
 func serviceAccountToken(t *testing.T, name, clusterRole string) string {
+	t.Helper()
+	return serviceAccountTokenFor(t, name, clusterRole, operator.DefaultServiceAccountAudience)
+}
+
+// serviceAccountTokenFor is serviceAccountToken for the given audiences; none means the
+// apiserver's own.
+func serviceAccountTokenFor(t *testing.T, name, clusterRole string, audiences ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	applyCallerRoles(t)
@@ -75,7 +84,8 @@ func serviceAccountToken(t *testing.T, name, clusterRole string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := clientset.CoreV1().ServiceAccounts(testNamespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := clientset.CoreV1().ServiceAccounts(testNamespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: audiences}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("TokenRequest for %s: %v", name, err)
 	}
@@ -152,19 +162,26 @@ func TestServiceAccountAuthorization(t *testing.T) {
 // twoReplicas starts a second operator on the same control plane for the test's duration.
 func twoReplicas(t *testing.T) [2]string {
 	t.Helper()
+	return [2]string{apiBase, extraReplica(t)}
+}
+
+// extraReplica starts another operator on the same control plane for the test's duration,
+// configured as the suite's but for edit, and returns its API base URL.
+func extraReplica(t *testing.T, edit ...func(*operator.Config)) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	second, err := startReplica(ctx)
+	r, err := startReplica(ctx, edit...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cancel()
-		if err := second.wait(); err != nil {
+		if err := r.wait(); err != nil {
 			t.Error(err)
 		}
 	})
-	return [2]string{apiBase, second.base}
+	return r.base
 }
 
 // waitBalance waits until every replica serves want for user.

@@ -35,11 +35,11 @@ var (
 	restCfg   *rest.Config
 	k8sClient client.Client
 	signer    *auth.Signer
-	// clerkVerifier checks Clerk tokens against the loopback fake of Clerk's JWKS.
-	clerkVerifier auth.Verifier
-	mgr           ctrl.Manager // the primary replica's manager
-	apiBase       string       // the primary replica's API, http://127.0.0.1:port
-	apiURL        string       // apiBase + /api/credits
+	// clerkConfig checks Clerk tokens against the loopback fake of Clerk's JWKS.
+	clerkConfig auth.ClerkConfig
+	mgr         ctrl.Manager // the primary replica's manager
+	apiBase     string       // the primary replica's API, http://127.0.0.1:port
+	apiURL      string       // apiBase + /api/credits
 )
 
 func TestMain(m *testing.M) {
@@ -86,7 +86,7 @@ func runSuite(m *testing.M) int {
 	}
 	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
 	defer clerkAPI.Close()
-	if clerkVerifier, _, err = operator.NewVerifier(operator.AuthOptions{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}); err != nil {
+	if clerkConfig, _, err = operator.NewClerkConfig(operator.AuthOptions{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}); err != nil {
 		return fail("verifier", err)
 	}
 	primary, err := startReplica(ctx)
@@ -112,7 +112,8 @@ type replica struct {
 }
 
 // startReplica starts an operator as cmd/main.go assembles it; it runs until ctx ends.
-func startReplica(ctx context.Context) (*replica, error) {
+// edit, when given, changes its configuration from the suite's.
+func startReplica(ctx context.Context, edit ...func(*operator.Config)) (*replica, error) {
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -126,13 +127,21 @@ func startReplica(ctx context.Context) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := operator.Setup(ctx, m, operator.Config{
-		Namespace: testNamespace, APIListener: listener, Verifier: clerkVerifier,
+	cfg := operator.Config{
+		Namespace: testNamespace, APIListener: listener, Clerk: clerkConfig,
 		AllowUserWrites: true, RequestTimeout: requestTimeout,
-	}); err != nil {
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	if err := operator.Setup(ctx, m, cfg); err != nil {
 		return nil, err
 	}
-	r := &replica{mgr: m, base: "http://" + listener.Addr().String(), done: make(chan error, 1)}
+	scheme := "http"
+	if cfg.APICertDir != "" {
+		scheme = "https"
+	}
+	r := &replica{mgr: m, base: scheme + "://" + listener.Addr().String(), done: make(chan error, 1)}
 	go func() { r.done <- m.Start(ctx) }()
 	if !m.GetCache().WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("cache never synced")

@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestRateLimiterPerCaller(t *testing.T) {
+	l := newRateLimiter(10, 100)
+	now := time.Now()
+	allowed := 0
+	var wait time.Duration
+	for range 50 {
+		ok, w := l.allow("a", now)
+		if ok {
+			allowed++
+		} else {
+			wait = w
+		}
+	}
+	if allowed != 20 {
+		t.Fatalf("burst allowed %d, want 20 (twice the rate)", allowed)
+	}
+	if wait <= 0 || wait > 100*time.Millisecond {
+		t.Fatalf("Retry-After source %v, want up to one token's time (100ms)", wait)
+	}
+	if ok, _ := l.allow("b", now); !ok {
+		t.Fatal("another caller was limited by the first one")
+	}
+	if ok, _ := l.allow("a", now.Add(150*time.Millisecond)); !ok {
+		t.Fatal("the bucket did not refill")
+	}
+	if newRateLimiter(0, 100) != nil {
+		t.Fatal("rate 0 must mean no limiter")
+	}
+	var off *rateLimiter
+	if ok, _ := off.allow("a", now); !ok {
+		t.Fatal("no limiter must allow everything")
+	}
+}
+
+func TestRateLimiterMemoryIsBounded(t *testing.T) {
+	l := newRateLimiter(1, 1000)
+	start := time.Now()
+	at := func(i int) time.Time { return start.Add(time.Duration(i) * 10 * time.Millisecond) }
+	for i := range 5000 {
+		if i == 990 { // a caller uses up its burst just before the limiter first fills up
+			l.allow("busy", at(i))
+			l.allow("busy", at(i))
+		}
+		l.allow(fmt.Sprint("caller-", i), at(i))
+		if n := l.len(); n > 1000 {
+			t.Fatalf("%d buckets kept, bound is 1000", n)
+		}
+		if i == 1000 {
+			// Callers idle for a second have refilled and were dropped; the busy one was not.
+			if ok, _ := l.allow("busy", at(i)); ok {
+				t.Fatal("a caller that had used its burst got a fresh one after eviction")
+			}
+		}
+	}
+}
