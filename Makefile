@@ -6,7 +6,8 @@ SHELL := /usr/bin/env bash -o pipefail
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
-K8S_VERSION ?= v1.37.2
+# The control plane's Kubernetes version is go.mod's k8s.io/api version (v0.X.Y → v1.X.Y).
+K8S_VERSION ?= $(shell go list -m -f '{{.Version}}' k8s.io/api | sed 's/^v0\./v1./')
 export K8S_VERSION
 
 # Generated files: CRD, RBAC and deepcopy. `make verify-generated` fails when they are stale.

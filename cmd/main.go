@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/devcluster"
 	"github.com/gitread/usercredits-operator/internal/operator"
 )
 
@@ -101,7 +101,7 @@ func run(opts options) error {
 	if f := flag.Lookup("kubeconfig"); f != nil {
 		kubeconfigFlag = f.Value.String()
 	}
-	if opts.localControlPlane != "auto" || devcluster.ClusterConfigured(kubeconfigFlag) {
+	if opts.localControlPlane != "auto" || controlplane.ClusterConfigured(kubeconfigFlag) {
 		cfg, err := ctrl.GetConfig()
 		if err != nil {
 			return fmt.Errorf("no cluster configured (set --kubeconfig or KUBECONFIG, or use --local-control-plane=auto): %w", err)
@@ -118,7 +118,7 @@ func run(opts options) error {
 	if err != nil {
 		return err
 	}
-	local, err := devcluster.Start(opts.crdDir, kubeconfig)
+	local, err := controlplane.StartLocal(opts.crdDir, kubeconfig)
 	if err != nil {
 		return err
 	}

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -22,7 +19,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // testNamespace is the namespace the test manager watches.
@@ -43,34 +40,17 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	var err error
-	if env, err = testenv.New(); err != nil {
-		fmt.Fprintln(os.Stderr, "envtest:", err)
-		return 1
-	}
-	cfg, err := env.Start()
+	cluster, err := framework.StartCluster(scheme, framework.ClusterOptions{Namespaces: []string{testNamespace}})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-
-	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	defer func() { _ = cluster.Stop() }()
+	env, k8sClient = cluster.Env, cluster.Client
+
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := testenv.WarmUp(ctx, k8sClient, testNamespace); err != nil {
-		fmt.Fprintln(os.Stderr, "warm-up:", err)
-		return 1
-	}
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(cluster.Config, ctrl.Options{
 		Scheme:  scheme,
 		Cache:   cache.Options{DefaultNamespaces: map[string]cache.Config{testNamespace: {}}},
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -85,23 +65,8 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "setting up the manager:", err)
 		return 1
 	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-
-	code := m.Run()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-			return 1
-		}
-	case <-time.After(30 * time.Second):
-		fmt.Fprintln(os.Stderr, "manager did not stop within 30s")
-		return 1
-	}
-	return code
+	return framework.RunTests(m, mgr)
 }
 
-// eventually is testenv.Eventually, short for the many waits here.
-var eventually = testenv.Eventually
+// eventually is framework.Eventually, short for the many waits here.
+var eventually = framework.Eventually

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -15,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
@@ -23,7 +23,7 @@ import (
 // UserCredits objects. It reads through the manager's cache and writes only the status subresource.
 type UserCreditsReconciler struct {
 	Client   client.Client
-	Recorder credits.EventRecorder
+	Recorder events.EventRecorder
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch
@@ -46,7 +46,7 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	peers = slices.DeleteFunc(peers, func(name string) bool { return name == obj.Name })
 
-	verdict := credits.Validate(obj, peers, metav1.Now())
+	verdict := Validate(obj, peers, metav1.Now())
 	if verdict.StatusChanged {
 		// The optimistic lock turns a decision made on a stale cache into a conflict;
 		// the newer object's watch event brings it back here.

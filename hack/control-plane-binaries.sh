@@ -4,10 +4,14 @@
 # control plane without setup-envtest's internet download.
 #
 # Usage: hack/control-plane-binaries.sh        prints the binary directory on stdout
-# Env:   K8S_VERSION (default v1.37.2), USERCREDITS_CACHE_DIR (default ~/.cache/usercredits-operator)
+# Env:   K8S_VERSION (default: go.mod's k8s.io/api version, v0.X.Y → v1.X.Y),
+#        USERCREDITS_CACHE_DIR (default ~/.cache/usercredits-operator)
 set -euo pipefail
 
-K8S_VERSION=${K8S_VERSION:-v1.37.2}
+if [ -z "${K8S_VERSION:-}" ]; then
+  api=$(cd "$(dirname "$0")/.." && go list -m -f '{{.Version}}' k8s.io/api)
+  K8S_VERSION="v1.${api#v0.}"
+fi
 # Staging modules (k8s.io/api, ...) are versioned v0.X.Y for Kubernetes v1.X.Y.
 STAGING_VERSION="v0.${K8S_VERSION#v1.}"
 CACHE_ROOT=${USERCREDITS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/usercredits-operator}

@@ -8,21 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/bench"
-	"github.com/gitread/usercredits-operator/internal/devcluster"
+	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func main() {
@@ -72,34 +67,19 @@ func run(scale, requests int) (*results, error) {
 	defer os.RemoveAll(work)
 
 	step("building the manager binary")
-	bin := filepath.Join(work, "manager")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	bin, err := framework.BuildManager(work)
+	if err != nil {
+		return nil, err
 	}
 	step("starting kube-apiserver and etcd")
-	env, err := testenv.New()
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale"}})
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := env.Start()
+	defer func() { _ = cluster.Stop() }()
+	cfg, c := cluster.Config, cluster.Client
+	kubeconfig, err := adminKubeconfig(cluster.Env, work)
 	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = env.Stop() }()
-	c, err := client.New(cfg, client.Options{Scheme: operator.NewScheme()})
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig, err := adminKubeconfig(env, work)
-	if err != nil {
-		return nil, err
-	}
-	for _, ns := range []string{"bench", "scale"} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			return nil, err
-		}
-	}
-	if err := testenv.WarmUp(ctx, c, "bench"); err != nil {
 		return nil, err
 	}
 	signer, err := auth.NewSigner("bench")
@@ -133,14 +113,14 @@ func run(scale, requests int) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := bench.NewClient(getConcurrency)
+	client := NewClient(getConcurrency)
 	step("GET: warming up both servers")
-	bench.Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(bareProc.addr, getTokens), ok200)
-	bench.Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(small.addr, getTokens), ok200)
+	Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(bareProc.addr, getTokens), ok200)
+	Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(small.addr, getTokens), ok200)
 	step("GET: bare handler, then the operator (with a CPU profile)")
-	r.bareGet = report(bench.Run(ctx, "bare net/http handler GET", client, requests, getConcurrency, getRequests(bareProc.addr, getTokens), ok200))
+	r.bareGet = report(Run(ctx, "bare net/http handler GET", client, requests, getConcurrency, getRequests(bareProc.addr, getTokens), ok200))
 	profile := startProfile(work, "127.0.0.1:6065", 5)
-	r.opGet = report(bench.Run(ctx, "operator GET /api/credits (100 users)", client, requests, getConcurrency, getRequests(small.addr, getTokens), ok200))
+	r.opGet = report(Run(ctx, "operator GET /api/credits (100 users)", client, requests, getConcurrency, getRequests(small.addr, getTokens), ok200))
 	r.profileTop = profile(bin)
 	r.smallRSS, _ = small.rssMiB()
 
@@ -149,9 +129,9 @@ func run(scale, requests int) (*results, error) {
 		return nil, err
 	}
 	step("writes: POST /api/credits, then raw client-go patches, on the same objects")
-	wclient := bench.NewClient(writeConcurrency)
-	bench.Run(ctx, "warm-up", wclient, 300, writeConcurrency, setRequests(small.addr, writeTokens, 0), ok200)
-	r.opSet = report(bench.Run(ctx, "operator POST /api/credits", wclient, writeRequests, writeConcurrency, setRequests(small.addr, writeTokens, 1000), ok200))
+	wclient := NewClient(writeConcurrency)
+	Run(ctx, "warm-up", wclient, 300, writeConcurrency, setRequests(small.addr, writeTokens, 0), ok200)
+	r.opSet = report(Run(ctx, "operator POST /api/credits", wclient, writeRequests, writeConcurrency, setRequests(small.addr, writeTokens, 1000), ok200))
 	r.rawPatch = report(rawPatches(ctx, c, "bench", "write", writeUsers, writeRequests, writeConcurrency, 100_000))
 
 	step("200 concurrent consumes on one user")
@@ -184,20 +164,20 @@ func run(scale, requests int) (*results, error) {
 			return nil, err
 		}
 	}
-	bench.Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(large.addr, spread), ok200)
-	r.largeGet = report(bench.Run(ctx, fmt.Sprintf("operator GET (%d users)", scale), client, requests, getConcurrency, getRequests(large.addr, spread), ok200))
+	Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(large.addr, spread), ok200)
+	r.largeGet = report(Run(ctx, fmt.Sprintf("operator GET (%d users)", scale), client, requests, getConcurrency, getRequests(large.addr, spread), ok200))
 	_, r.largePeak = large.rssMiB()
 	return r, nil
 }
 
 func step(msg string) { fmt.Printf("== %s\n", msg) }
 
-func report(s bench.Summary) bench.Summary {
+func report(s Summary) Summary {
 	fmt.Println("  " + s.String())
 	return s
 }
 
 func adminKubeconfig(env *envtest.Environment, dir string) (string, error) {
 	path := filepath.Join(dir, "admin.kubeconfig")
-	return path, devcluster.WriteAdminKubeconfig(env, "bench-admin", path)
+	return path, controlplane.WriteAdminKubeconfig(env, "bench-admin", path)
 }

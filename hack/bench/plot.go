@@ -12,8 +12,6 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
-
-	"github.com/gitread/usercredits-operator/internal/bench"
 )
 
 const plotW, plotH = 960, 760
@@ -22,7 +20,7 @@ var palette = []color.RGBA{{31, 119, 180, 255}, {214, 39, 40, 255}, {148, 103, 1
 
 // writePlot draws latency by percentile (p1 … p99.9): reads in the top panel, writes in
 // the bottom one, each on its own scale (they differ a hundredfold).
-func writePlot(path string, reads, writes []bench.Summary) error {
+func writePlot(path string, reads, writes []Summary) error {
 	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
 	draw.Draw(img, img.Bounds(), image.NewUniform(color.White), image.Point{}, draw.Src)
 	panel(img, image.Rect(0, 0, plotW, plotH/2), "Reads: GET latency by percentile (make bench)", reads, 0)
@@ -36,7 +34,7 @@ func writePlot(path string, reads, writes []bench.Summary) error {
 }
 
 // panel draws one chart inside r.
-func panel(img *image.RGBA, r image.Rectangle, title string, runs []bench.Summary, firstColor int) {
+func panel(img *image.RGBA, r image.Rectangle, title string, runs []Summary, firstColor int) {
 	const left, right, top, foot = 80, 20, 30, 45
 	percentiles := []float64{}
 	for p := 1.0; p <= 99; p++ {
@@ -45,7 +43,7 @@ func panel(img *image.RGBA, r image.Rectangle, title string, runs []bench.Summar
 	percentiles = append(percentiles, 99.5, 99.9)
 	var yMax time.Duration
 	for _, run := range runs {
-		yMax = max(yMax, bench.Percentile(run.Latencies, 99.9))
+		yMax = max(yMax, Percentile(run.Latencies, 99.9))
 	}
 	yMaxMs := float64(yMax.Microseconds())/1000*1.1 + 0.01
 	x := func(p float64) int { return r.Min.X + left + int(p/100*float64(r.Dx()-left-right)) }
@@ -70,7 +68,7 @@ func panel(img *image.RGBA, r image.Rectangle, title string, runs []bench.Summar
 		c := palette[(firstColor+i)%len(palette)]
 		prevX, prevY := -1, -1
 		for _, p := range percentiles {
-			px, py := x(p), y(float64(bench.Percentile(run.Latencies, p).Microseconds())/1000)
+			px, py := x(p), y(float64(Percentile(run.Latencies, p).Microseconds())/1000)
 			if prevX >= 0 {
 				thickLine(img, prevX, prevY, px, py, c)
 			}

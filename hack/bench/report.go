@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/gitread/usercredits-operator/internal/bench"
 )
 
 // results are the figures of one make bench run.
@@ -19,10 +17,10 @@ type results struct {
 	cpus                 int
 	goVersion            string
 	scale                int
-	bareGet, opGet       bench.Summary
-	opSet, rawPatch      bench.Summary
-	consume              bench.Summary
-	largeGet             bench.Summary
+	bareGet, opGet       Summary
+	opSet, rawPatch      Summary
+	consume              Summary
+	largeGet             Summary
 	smallReady           time.Duration
 	largeReady, seedTime time.Duration
 	smallRSS, largeRSS   float64
@@ -67,12 +65,12 @@ func (r *results) allTargetsMet() bool {
 	return true
 }
 
-func pct(f float64) string          { return fmt.Sprintf("%.0f %%", 100*f) }
-func ms(d time.Duration) string     { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-func mark(ok bool) string           { return map[bool]string{true: "met", false: "**missed**"}[ok] }
-func row(cells ...string) string    { return "| " + strings.Join(cells, " | ") + " |\n" }
-func reqs(s bench.Summary) string   { return fmt.Sprintf("%.0f/s", s.Throughput) }
-func counts(s bench.Summary) string { return fmt.Sprint(s.Statuses) }
+func pct(f float64) string       { return fmt.Sprintf("%.0f %%", 100*f) }
+func ms(d time.Duration) string  { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+func mark(ok bool) string        { return map[bool]string{true: "met", false: "**missed**"}[ok] }
+func row(cells ...string) string { return "| " + strings.Join(cells, " | ") + " |\n" }
+func reqs(s Summary) string      { return fmt.Sprintf("%.0f/s", s.Throughput) }
+func counts(s Summary) string    { return fmt.Sprint(s.Statuses) }
 
 func (r *results) write(dir string) error {
 	var b strings.Builder
@@ -88,7 +86,7 @@ func (r *results) write(dir string) error {
 	b.WriteString("\n## Scenarios\n\n")
 	b.WriteString(row("scenario", "requests", "concurrency", "throughput", "p50", "p99", "max", "statuses") + row("---", "---", "---", "---", "---", "---", "---", "---"))
 	for _, s := range []struct {
-		sum bench.Summary
+		sum Summary
 		c   int
 	}{{r.bareGet, getConcurrency}, {r.opGet, getConcurrency}, {r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency}, {r.consume, 200}} {
 		b.WriteString(row(s.sum.Name, fmt.Sprint(s.sum.Requests), fmt.Sprint(s.c), reqs(s.sum), ms(s.sum.P50), ms(s.sum.P99), ms(s.sum.Max), counts(s.sum)))
@@ -110,7 +108,7 @@ func (r *results) write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return writePlot(filepath.Join(dir, "bench-latency.png"), []bench.Summary{r.bareGet, r.opGet, r.largeGet}, []bench.Summary{r.opSet, r.rawPatch})
+	return writePlot(filepath.Join(dir, "bench-latency.png"), []Summary{r.bareGet, r.opGet, r.largeGet}, []Summary{r.opSet, r.rawPatch})
 }
 
 // startProfile begins a CPU profile of the operator over seconds; the returned func waits

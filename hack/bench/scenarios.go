@@ -21,9 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/controllers"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/bench"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/operator"
 )
 
 func userID(prefix string, i int) string { return fmt.Sprintf("user_%s_%06d", prefix, i) }
@@ -34,7 +35,7 @@ func userID(prefix string, i int) string { return fmt.Sprintf("user_%s_%06d", pr
 func seed(ctx context.Context, c client.Client, namespace, prefix string, n, concurrency int, balance int64, grantKeys int) (time.Duration, error) {
 	var firstErr atomic.Value
 	now := time.Now()
-	sum := bench.Do(ctx, "seed", n, concurrency, func(ctx context.Context, i int) int {
+	sum := Do(ctx, "seed", n, concurrency, func(ctx context.Context, i int) int {
 		if err := seedOne(ctx, c, namespace, userID(prefix, i), balance, grantLedger(userID(prefix, i), grantKeys, now)); err != nil {
 			firstErr.CompareAndSwap(nil, err)
 			return -1
@@ -59,7 +60,7 @@ func seedOne(ctx context.Context, c client.Client, namespace, user string, balan
 		return err
 	}
 	base := obj.DeepCopy()
-	obj.Status = credits.Validate(obj, nil, metav1.Now()).Status
+	obj.Status = controllers.Validate(obj, nil, metav1.Now()).Status
 	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
 }
 
@@ -98,7 +99,7 @@ func tokens(signer *auth.Signer, prefix string, n int) ([]string, error) {
 	return out, nil
 }
 
-func getRequests(base string, toks []string) bench.Request {
+func getRequests(base string, toks []string) Request {
 	return func(i int) (*http.Request, error) {
 		req, err := http.NewRequest("GET", "http://"+base+"/api/credits", nil)
 		if err == nil {
@@ -110,7 +111,7 @@ func getRequests(base string, toks []string) bench.Request {
 
 // setRequests POSTs a new balance for user i%len(toks), distinct each time so every
 // request writes.
-func setRequests(base string, toks []string, offset int) bench.Request {
+func setRequests(base string, toks []string, offset int) Request {
 	return func(i int) (*http.Request, error) {
 		req, err := http.NewRequest("POST", "http://"+base+"/api/credits", strings.NewReader(fmt.Sprintf(`{"credits":%d}`, offset+i+1)))
 		if err == nil {
@@ -123,8 +124,8 @@ func setRequests(base string, toks []string, offset int) bench.Request {
 
 // rawPatches is the reference for writes: the same balance changes as client-go merge
 // patches straight to the apiserver, with the same concurrency.
-func rawPatches(ctx context.Context, c client.Client, namespace, prefix string, users, n, concurrency, offset int) bench.Summary {
-	return bench.Do(ctx, "client-go merge patch (raw)", n, concurrency, func(ctx context.Context, i int) int {
+func rawPatches(ctx context.Context, c client.Client, namespace, prefix string, users, n, concurrency, offset int) Summary {
+	return Do(ctx, "client-go merge patch (raw)", n, concurrency, func(ctx context.Context, i int) int {
 		obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{
 			Name: credits.ObjectNameForUser(userID(prefix, i%users)), Namespace: namespace}}
 		patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, offset+i+1))
@@ -138,8 +139,8 @@ func rawPatches(ctx context.Context, c client.Client, namespace, prefix string, 
 func ok200(status int) bool { return status == 200 }
 
 // consumeBurst sends n concurrent consumes of 1 for one user at once.
-func consumeBurst(ctx context.Context, base, token string, n int) bench.Summary {
-	return bench.Run(ctx, fmt.Sprintf("%d concurrent consumes, one user", n), bench.NewClient(n), n, n, func(int) (*http.Request, error) {
+func consumeBurst(ctx context.Context, base, token string, n int) Summary {
+	return Run(ctx, fmt.Sprintf("%d concurrent consumes, one user", n), NewClient(n), n, n, func(int) (*http.Request, error) {
 		req, err := http.NewRequest("POST", "http://"+base+"/api/credits/consume", nil)
 		if err == nil {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -170,7 +171,8 @@ func replaysSeededGrant(ctx context.Context, cfg *rest.Config, addr, namespace, 
 	if _, err := cs.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		return false, err
 	}
-	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{operator.DefaultServiceAccountAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		return false, err
 	}

@@ -9,8 +9,6 @@ import (
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/gitread/usercredits-operator/internal/image"
 )
 
 func main() {
@@ -35,11 +33,11 @@ func build(binaryPath, out, tag string) error {
 	if epoch, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64); err == nil {
 		created = time.Unix(epoch, 0).UTC()
 	}
-	img, err := image.Build(binary, created)
+	img, err := Build(binary, created)
 	if err != nil {
 		return err
 	}
-	if err := image.WriteTarball(out, tag, img); err != nil {
+	if err := WriteTarball(out, tag, img); err != nil {
 		return err
 	}
 	digest, err := img.Digest()

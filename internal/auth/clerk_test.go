@@ -18,7 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func mustSigner(t testing.TB, kid string) *Signer {
@@ -64,30 +64,6 @@ func clerkAuthenticator(t testing.TB, cfg ClerkConfig, clock clerk.Clock, edit .
 		t.Fatal(err)
 	}
 	return a
-}
-
-func TestBearerToken(t *testing.T) {
-	cases := map[string]struct {
-		header, token string
-		ok            bool
-	}{
-		"bearer":           {"Bearer abc.def.ghi", "abc.def.ghi", true},
-		"lower-case":       {"bearer abc.def.ghi", "abc.def.ghi", true},
-		"basic":            {"Basic dXNlcjpwYXNz", "", false},
-		"empty":            {"", "", false},
-		"scheme only":      {"Bearer", "", false},
-		"blank token":      {"Bearer    ", "", false},
-		"two tokens":       {"Bearer a.b.c d.e.f", "", false},
-		"oversized":        {"Bearer " + strings.Repeat("a", maxTokenBytes+1), "", false},
-		"trailing space":   {"Bearer a.b.c ", "a.b.c", true},
-		"no space, joined": {"Bearera.b.c", "", false},
-	}
-	for name, c := range cases {
-		token, ok := BearerToken(c.header)
-		if token != c.token || ok != c.ok {
-			t.Errorf("%s: BearerToken(%q) = %q, %v; want %q, %v", name, c.header, token, ok, c.token, c.ok)
-		}
-	}
 }
 
 func TestClerkVerifierWithPEMKey(t *testing.T) {
@@ -172,9 +148,9 @@ func TestClerkVerifierAuthorizedParties(t *testing.T) {
 
 // jwksVerifier serves signer's JWKS from a loopback fake of Clerk and returns an
 // Authenticator that fetches it, on a clock the test controls.
-func jwksVerifier(t *testing.T, signer *Signer, clock clerk.Clock, refetch time.Duration) (*Authenticator, *testenv.FakeClerk) {
+func jwksVerifier(t *testing.T, signer *Signer, clock clerk.Clock, refetch time.Duration) (*Authenticator, *framework.FakeClerk) {
 	t.Helper()
-	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
+	clerkAPI := framework.NewFakeClerk(signer.JWKS())
 	t.Cleanup(clerkAPI.Close)
 	v := clerkAuthenticator(t, ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}, clock,
 		func(l *Limits) { l.KeyRefetchInterval = refetch })
@@ -293,14 +269,14 @@ func TestSlowJWKSUnderConcurrencyStaysBounded(t *testing.T) {
 		t.Fatalf("%d concurrent JWKS fetches; one at a time is the rule", fetches)
 	}
 	// Nothing keeps running once the slow fetch is over.
-	testenv.Eventually(t, 5*time.Second, func() error {
+	framework.Eventually(t, 5*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > before+5 {
 			return fmt.Errorf("%d goroutines, %d before", n, before)
 		}
 		return nil
 	})
 	// The slow fetch completed in the background of the refused requests: the key is known now.
-	testenv.Eventually(t, 5*time.Second, func() error {
+	framework.Eventually(t, 5*time.Second, func() error {
 		_, err := v.Verify(context.Background(), token)
 		return err
 	})

@@ -1,16 +1,11 @@
 package credits
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 )
 
 func TestDecideArithmetic(t *testing.T) {
@@ -185,77 +180,5 @@ func TestLedgersAreBoundedAndStoreNoRawKeys(t *testing.T) {
 	}
 	if d, _ := decide(0, ledgers{grants: "{not json"}, Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: "k"}, now, DefaultGrantKeyRetention); d.credits != 1 {
 		t.Fatalf("a damaged ledger must not block operations: %+v", d)
-	}
-}
-
-func TestUserLocksSerializeAndHonorContext(t *testing.T) {
-	locks := newUserLocks()
-	unlock, err := locks.lock(context.Background(), "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := locks.lock(ctx, "u"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second lock on the same user: %v, want a deadline error", err)
-	}
-	other, err := locks.lock(context.Background(), "v")
-	if err != nil {
-		t.Fatalf("another user's lock must not wait: %v", err)
-	}
-	other()
-	unlock()
-	again, err := locks.lock(context.Background(), "u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again()
-	if n := len(locks.locks); n != 0 {
-		t.Fatalf("%d lock entries left behind", n)
-	}
-}
-
-func TestCacheTransformDigestsGrantKeys(t *testing.T) {
-	now := time.Now()
-	var l ledgers
-	for i := range 5 {
-		d, err := decide(int64(i), l, Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: fmt.Sprint("cs_", i)}, now, DefaultGrantKeyRetention)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.grants = d.ledgers.grants
-	}
-	obj := &creditsv1alpha1.UserCredits{}
-	obj.Annotations = map[string]string{AppliedGrantsAnnotation: l.grants, AppliedRequestsAnnotation: "[]"}
-	obj.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "x"}}
-	out, err := CacheTransform(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cached := out.(*creditsv1alpha1.UserCredits)
-	if cached.ManagedFields != nil || cached.Annotations[AppliedGrantsAnnotation] != "" || cached.Annotations[AppliedRequestsAnnotation] != "[]" {
-		t.Fatalf("cached object: %+v", cached.ObjectMeta)
-	}
-	digest := cached.Annotations[GrantKeyDigestAnnotation]
-	if len(digest) != 5*(grantDigestHex+1) || len(digest) >= len(l.grants)/3 {
-		t.Fatalf("digest %q (%d bytes for %d bytes of records)", digest, len(digest), len(l.grants))
-	}
-	for _, c := range []struct {
-		op   Operation
-		want bool
-	}{
-		{Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: "cs_new"}, true}, // a grant writes all records
-		{Operation{Kind: OpConsume, Amount: 1, IdempotencyKey: "cs_3"}, true}, // a grant's key: a 409 to decide
-		{Operation{Kind: OpConsume, Amount: 1, IdempotencyKey: "gen-1"}, false},
-		{Operation{Kind: OpConsume, Amount: 1}, false},
-		{Operation{Kind: OpSet, Amount: 1, IdempotencyKey: "cs_0"}, true},
-	} {
-		if got := needsGrantRecords(cached, c.op); got != c.want {
-			t.Errorf("needsGrantRecords(%+v) = %v, want %v", c.op, got, c.want)
-		}
-	}
-	other := &metav1.PartialObjectMetadata{}
-	if out, _ := CacheTransform(other); out != other {
-		t.Fatal("other objects must pass through")
 	}
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -24,14 +24,9 @@ import (
 // FieldManager names the API's writes in metadata.managedFields, apart from GitOps tools and kubectl.
 const FieldManager = "usercredits-api"
 
-// ErrConflictingRecords means the stored records for a user cannot be trusted: two objects
+// ErrUntrustedRecord means the stored records for a user cannot be trusted: two objects
 // claim the user, or the one object holds an invalid balance. Nothing is served or changed.
-var ErrConflictingRecords = errors.New("conflicting or invalid UserCredits records")
-
-// EventRecorder is the part of the events.k8s.io recorder that credits code uses.
-type EventRecorder interface {
-	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
-}
+var ErrUntrustedRecord = errors.New("untrusted UserCredits record")
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
@@ -44,7 +39,7 @@ type StoreOptions struct {
 	// Namespace holds the UserCredits objects.
 	Namespace string
 	// Recorder records Events about records that cannot be trusted.
-	Recorder EventRecorder
+	Recorder events.EventRecorder
 	// ReadYourWritesTimeout bounds the wait for the cache to show a write.
 	ReadYourWritesTimeout time.Duration
 	// ResolveTimeout bounds finding out whether a keyed write whose answer was lost was
@@ -111,31 +106,6 @@ func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 // needs one, and returns once this replica's cache shows the write. Operations on one user
 // are serialized within the replica and use optimistic concurrency across replicas.
 func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result, error) {
-	res, err := s.apply(ctx, userID, op)
-	metrics.CreditOperations.WithLabelValues(string(op.Kind), outcomeLabel(res, err)).Inc()
-	return res, err
-}
-
-// outcomeLabel names an operation's outcome for the usercredits_operations_total metric.
-func outcomeLabel(res Result, err error) string {
-	switch {
-	case err == nil && res.Replayed:
-		return "replayed"
-	case err == nil:
-		return "applied"
-	case errors.Is(err, ErrInsufficientCredits):
-		return "insufficient"
-	case errors.Is(err, ErrIdempotencyKeyReused):
-		return "key_reused"
-	case errors.Is(err, ErrBalanceOverflow), errors.Is(err, ErrInvalidOperation), errors.Is(err, ErrInvalidUserID):
-		return "invalid"
-	case errors.Is(err, ErrConflictingRecords):
-		return "untrusted_record"
-	}
-	return "error"
-}
-
-func (s *Store) apply(ctx context.Context, userID string, op Operation) (Result, error) {
 	if !ValidUserID(userID) {
 		return Result{}, ErrInvalidUserID
 	}
@@ -343,7 +313,7 @@ func (s *Store) find(ctx context.Context, userID string) (*creditsv1alpha1.UserC
 		for i := range list.Items {
 			_ = s.untrusted(&list.Items[i], userID)
 		}
-		return nil, fmt.Errorf("%w: %d objects claim user %q", ErrConflictingRecords, len(list.Items), userID)
+		return nil, fmt.Errorf("%w: %d objects claim user %q", ErrUntrustedRecord, len(list.Items), userID)
 	}
 	if err := s.checkTrusted(&list.Items[0], userID); err != nil {
 		return nil, err
@@ -361,7 +331,7 @@ func (s *Store) checkTrusted(obj *creditsv1alpha1.UserCredits, userID string) er
 
 // untrusted reports a record the API refuses to serve or change.
 func (s *Store) untrusted(obj *creditsv1alpha1.UserCredits, userID string) error {
-	err := fmt.Errorf("%w: object %s/%s (user %q, credits %d)", ErrConflictingRecords, obj.Namespace, obj.Name, obj.Spec.UserID, obj.Spec.Credits)
+	err := fmt.Errorf("%w: object %s/%s (user %q, credits %d)", ErrUntrustedRecord, obj.Namespace, obj.Name, obj.Spec.UserID, obj.Spec.Credits)
 	s.opts.Log.Error(err, "refusing to serve or change a balance", "object", obj.Name, "userID", userID)
 	if s.opts.Recorder != nil {
 		s.opts.Recorder.Eventf(obj, nil, "Warning", "UntrustedRecord", "ServeBalance",

@@ -24,13 +24,13 @@ import (
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/bad-inputs.md from the cases")
 
 // badInputDoc is generated from the cases below by `make docs`; this test fails when it is stale.
-var badInputDoc = filepath.Join(testenv.RepoRoot(), "docs", "bad-inputs.md")
+var badInputDoc = filepath.Join(framework.RepoRoot(), "docs", "bad-inputs.md")
 
 type badCase struct {
 	group, what, method, path, body string
@@ -75,14 +75,14 @@ func badCases(t *testing.T, signer *auth.Signer, cluster *auth.Signer) []badCase
 	}
 
 	var cases []badCase
-	names := make([]string, 0, len(testenv.InvalidCreditsBodies))
-	for name := range testenv.InvalidCreditsBodies {
+	names := make([]string, 0, len(framework.InvalidCreditsBodies))
+	for name := range framework.InvalidCreditsBodies {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		cases = append(cases, badCase{group: "body", what: name, method: "POST", path: "/api/credits",
-			body: testenv.InvalidCreditsBodies[name], header: bearer(valid), userWrites: true})
+			body: framework.InvalidCreditsBodies[name], header: bearer(valid), userWrites: true})
 	}
 	cases = append(cases,
 		badCase{group: "body", what: "body over 1 MiB", method: "POST", path: "/api/credits", body: `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, header: bearer(valid), userWrites: true},

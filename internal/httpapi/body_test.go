@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func TestParseCreditsAccepts(t *testing.T) {
@@ -35,7 +35,7 @@ func TestParseCreditsAccepts(t *testing.T) {
 }
 
 func TestParseCreditsRejects(t *testing.T) {
-	for name, body := range testenv.InvalidCreditsBodies {
+	for name, body := range framework.InvalidCreditsBodies {
 		if got, err := ParseCredits([]byte(body)); err == nil {
 			t.Errorf("%s: ParseCredits(%q) = %d, want an error", name, body, got)
 		}
@@ -43,7 +43,7 @@ func TestParseCreditsRejects(t *testing.T) {
 }
 
 func FuzzParseCredits(f *testing.F) {
-	for _, body := range testenv.InvalidCreditsBodies {
+	for _, body := range framework.InvalidCreditsBodies {
 		f.Add([]byte(body))
 	}
 	for _, body := range []string{`{"credits":0}`, `{"credits":10.0}`, `{"credits":1e1}`, `{"credits":9007199254740991}`} {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // maxIdempotencyKeyLength bounds the Idempotency-Key header (a checkout session ID is ~70).
@@ -72,23 +73,21 @@ func (h *handler) apply(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 
 	res, err := h.opts.Store.Apply(ctx, userID, credits.Operation{Kind: kind, Amount: amount, IdempotencyKey: key})
+	o := outcomeOf(res, err)
+	metrics.CreditOperations.WithLabelValues(string(kind), o.label).Inc()
 	switch {
-	case err == nil:
+	case o.status == http.StatusOK:
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
 		writeJSON(w, http.StatusOK, updatedBody(res.Credits))
-	case errors.Is(err, credits.ErrInsufficientCredits):
-		writeJSON(w, http.StatusPaymentRequired, insufficientBody(res.Credits))
-	case errors.Is(err, credits.ErrIdempotencyKeyReused):
-		writeJSON(w, http.StatusConflict, bodyIdempotencyKeyReused)
-	case errors.Is(err, credits.ErrInvalidUserID):
-		writeJSON(w, http.StatusBadRequest, bodyInvalidUserID)
-	case errors.Is(err, credits.ErrBalanceOverflow), errors.Is(err, credits.ErrInvalidOperation):
-		writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
+	case o.status == http.StatusPaymentRequired:
+		writeJSON(w, o.status, insufficientBody(res.Credits))
 	default:
-		h.opts.Log.Error(err, "changing balance", "userID", userID, "op", kind)
-		writeJSON(w, http.StatusInternalServerError, bodyUpdateError)
+		if o.status == http.StatusInternalServerError {
+			h.opts.Log.Error(err, "changing balance", "userID", userID, "op", kind)
+		}
+		writeJSON(w, o.status, o.body)
 	}
 }
 

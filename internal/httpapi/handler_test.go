@@ -14,7 +14,7 @@ import (
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // memoryStore stands in for internal/credits.Store so these tests pin the HTTP contract
@@ -151,7 +151,7 @@ func TestPostCredits(t *testing.T) {
 	}
 	expect(t, "zero", f.authed("POST", `{"credits":0}`), 200, `{"success":true,"credits":0}`)
 
-	for name, body := range testenv.InvalidCreditsBodies {
+	for name, body := range framework.InvalidCreditsBodies {
 		expect(t, name, f.authed("POST", body), 400, `{"error":"Invalid credits value"}`)
 	}
 	if f.store.writes != 2 {

@@ -1,5 +1,3 @@
-// Package httpapi serves the /api/credits HTTP contract (shared/seed/credits-api.txt):
-// routes, status codes and byte-exact JSON bodies. Authentication and storage are injected.
 package httpapi
 
 import (

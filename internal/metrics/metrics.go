@@ -36,7 +36,7 @@ var (
 	// CreditOperations counts balance operations by kind and result.
 	CreditOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "usercredits_operations_total",
-		Help: "Balance operations (set, consume, grant) by result: applied, replayed, insufficient, conflict, invalid, error.",
+		Help: "Balance operations through the API (set, consume, grant) by result: applied, replayed, insufficient, key_reused, invalid, untrusted_record, error.",
 	}, []string{"kind", "result"})
 
 	// ConflictRetries counts writes retried after losing an optimistic-concurrency race.

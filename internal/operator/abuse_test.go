@@ -17,13 +17,13 @@ import (
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // apiserverRequests reads the apiserver's own request counter for resource and verb.
 func apiserverRequests(t *testing.T, resource, verb string) float64 {
 	t.Helper()
-	n, err := testenv.APIServerRequests(context.Background(), restCfg, resource, verb)
+	n, err := framework.APIServerRequests(context.Background(), restCfg, resource, verb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -136,7 +136,7 @@ func TestPostCreatesThenUpdatesAndReadsBack(t *testing.T) {
 	expectCall(t, "read back update", "GET", tok, "", 200, `{"credits":3}`)
 
 	// The controller validates what the API wrote, and kubectl shows it.
-	testenv.Eventually(t, 10*time.Second, func() error {
+	framework.Eventually(t, 10*time.Second, func() error {
 		if err := k8sClient.Get(ctx, key, obj); err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func TestPostCreatesThenUpdatesAndReadsBack(t *testing.T) {
 		return nil
 	})
 	out := kubectl(t, "get", "uc", "-n", testNamespace)
-	line := testenv.LineContaining(out, key.Name)
+	line := framework.LineContaining(out, key.Name)
 	for _, want := range []string{user, " 3 ", "True"} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("kubectl get uc line %q lacks %q:\n%s", line, want, out)
@@ -185,7 +185,7 @@ func TestPostUpdatesAGitOpsNamedObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := tokenFor(t, user)
-	testenv.Eventually(t, 5*time.Second, func() error {
+	framework.Eventually(t, 5*time.Second, func() error {
 		if _, body := call(t, "GET", tok, ""); body != `{"credits":7}` {
 			return fmt.Errorf("GET = %s", body)
 		}
@@ -207,7 +207,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	expectCall(t, "seed", "POST", tok, `{"credits":5}`, 200, `{"success":true,"credits":5}`)
 	before := snapshot(t)
 
-	for name, body := range testenv.InvalidCreditsBodies {
+	for name, body := range framework.InvalidCreditsBodies {
 		expectCall(t, name, "POST", tok, body, 400, `{"error":"Invalid credits value"}`)
 	}
 	huge := `{"credits":1,"pad":"` + strings.Repeat("x", 2<<20) + `"}`
@@ -239,7 +239,7 @@ func TestConflictingRecordsAreNeitherServedNorChanged(t *testing.T) {
 		}
 	}
 	tok := tokenFor(t, user)
-	testenv.Eventually(t, 5*time.Second, func() error {
+	framework.Eventually(t, 5*time.Second, func() error {
 		if status, body := call(t, "GET", tok, ""); status != 500 || body != `{"error":"Error fetching credits"}` {
 			return fmt.Errorf("GET = %d %s", status, body)
 		}
@@ -249,7 +249,7 @@ func TestConflictingRecordsAreNeitherServedNorChanged(t *testing.T) {
 	expectCall(t, "POST", "POST", tok, `{"credits":1}`, 500, `{"error":"Error updating credits"}`)
 	expectUnchanged(t, before)
 
-	testenv.Eventually(t, 10*time.Second, func() error {
+	framework.Eventually(t, 10*time.Second, func() error {
 		var list eventsv1.EventList
 		if err := k8sClient.List(ctx, &list, client.InNamespace(testNamespace)); err != nil {
 			return err

@@ -10,7 +10,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // TestAPIServerOutage stops the real kube-apiserver under the running operator: writes get
@@ -64,7 +64,7 @@ func TestAPIServerOutage(t *testing.T) {
 
 	restart()
 	recoveryStart := time.Now()
-	testenv.Eventually(t, 30*time.Second, func() error {
+	framework.Eventually(t, 30*time.Second, func() error {
 		if status, body := call(t, "POST", tok, `{"credits":7}`); status != 200 {
 			return fmt.Errorf("POST after restart: %d %s", status, body)
 		}
@@ -72,7 +72,7 @@ func TestAPIServerOutage(t *testing.T) {
 	})
 	t.Logf("writes recovered %v after the apiserver restarted", time.Since(recoveryStart).Round(time.Millisecond))
 	// The informer re-establishes its watch with backoff, so reads converge a little later.
-	testenv.Eventually(t, 30*time.Second, func() error {
+	framework.Eventually(t, 30*time.Second, func() error {
 		if _, body := call(t, "GET", tok, ""); body != `{"credits":7}` {
 			return fmt.Errorf("GET after recovery: %s", body)
 		}

@@ -11,7 +11,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func TestReadinessWaitsForCacheSync(t *testing.T) {
@@ -30,7 +30,7 @@ func TestReadinessWaitsForCacheSync(t *testing.T) {
 		t.Fatal("ready before the cache was started")
 	}
 	go func() { _ = c.Start(ctx) }()
-	testenv.Eventually(t, 10*time.Second, func() error {
+	framework.Eventually(t, 10*time.Second, func() error {
 		if err := check(req); err != nil {
 			return fmt.Errorf("not ready after start: %w", err)
 		}

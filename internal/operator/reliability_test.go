@@ -15,7 +15,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // outcome is one request of the mixed load.
@@ -134,7 +134,7 @@ func TestMixedLoadThroughAnOutage(t *testing.T) {
 	}
 
 	httpClient.CloseIdleConnections()
-	testenv.Eventually(t, 10*time.Second, func() error {
+	framework.Eventually(t, 10*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > goroutinesBefore+25 {
 			return fmt.Errorf("%d goroutines after the load, %d before", n, goroutinesBefore)
 		}

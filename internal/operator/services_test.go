@@ -25,7 +25,7 @@ import (
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 var callerRolesOnce sync.Once
@@ -34,7 +34,7 @@ var callerRolesOnce sync.Once
 func applyCallerRoles(t *testing.T) {
 	t.Helper()
 	callerRolesOnce.Do(func() {
-		f, err := os.Open(filepath.Join(testenv.RepoRoot(), "config", "rbac", "caller_roles.yaml"))
+		f, err := os.Open(filepath.Join(framework.RepoRoot(), "config", "rbac", "caller_roles.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestServiceAccountAuthorization(t *testing.T) {
 		}
 	}
 	// Set and grant leave Events on the user's object; consumes (too frequent) do not.
-	testenv.Eventually(t, 10*time.Second, func() error {
+	framework.Eventually(t, 10*time.Second, func() error {
 		var list eventsv1.EventList
 		if err := k8sClient.List(context.Background(), &list, client.InNamespace(testNamespace)); err != nil {
 			return err
@@ -187,7 +187,7 @@ func extraReplica(t *testing.T, edit ...func(*operator.Config)) string {
 // waitBalance waits until every replica serves want for user.
 func waitBalance(t *testing.T, bases [2]string, token, user, want string) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, func() error {
+	framework.Eventually(t, 10*time.Second, func() error {
 		for _, base := range bases {
 			if _, body := request(t, "GET", creditsURL(base, "/api/credits", user), token, ""); body != want {
 				return fmt.Errorf("%s serves %s, want %s", base, body, want)

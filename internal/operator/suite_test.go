@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,7 +18,7 @@ import (
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 const (
@@ -52,10 +50,6 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
 		return 1
 	}
-	var err error
-	if env, err = testenv.New(); err != nil {
-		return fail("envtest", err)
-	}
 	// A fixed certificate directory lets the outage test restart the apiserver with the
 	// same serving certificate and client CA, so existing clients reconnect.
 	certDir, err := os.MkdirTemp("", "usercredits-apiserver-")
@@ -63,28 +57,19 @@ func runSuite(m *testing.M) int {
 		return fail("cert dir", err)
 	}
 	defer os.RemoveAll(certDir)
-	env.ControlPlane.GetAPIServer().CertDir = certDir
-	env.ControlPlaneStopTimeout = 3 * time.Second
-	if restCfg, err = env.Start(); err != nil {
-		return fail("starting envtest", err)
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{testNamespace}, CertDir: certDir})
+	if err != nil {
+		return fail("control plane", err)
 	}
-	defer func() { _ = env.Stop() }()
-	if k8sClient, err = client.New(restCfg, client.Options{Scheme: operator.NewScheme()}); err != nil {
-		return fail("client", err)
-	}
+	defer func() { _ = cluster.Stop() }()
+	env, restCfg, k8sClient = cluster.Env, cluster.Config, cluster.Client
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testNamespace}}); err != nil {
-		return fail("namespace", err)
-	}
-	if err := testenv.WarmUp(ctx, k8sClient, testNamespace); err != nil {
-		return fail("warm-up", err)
-	}
 
 	if signer, err = auth.NewSigner("ins_test_1"); err != nil {
 		return fail("signer", err)
 	}
-	clerkAPI := testenv.NewFakeClerk(signer.JWKS())
+	clerkAPI := framework.NewFakeClerk(signer.JWKS())
 	defer clerkAPI.Close()
 	if clerkConfig, _, err = operator.NewClerkConfig(operator.AuthOptions{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}); err != nil {
 		return fail("verifier", err)
@@ -107,8 +92,9 @@ func runSuite(m *testing.M) int {
 // replica is one running operator: manager, controller and API on a loopback port.
 type replica struct {
 	mgr  ctrl.Manager
-	base string // http://127.0.0.1:port
-	done chan error
+	base string // http(s)://127.0.0.1:port
+	// wait waits for the replica to stop once its context has ended.
+	wait func() error
 }
 
 // startReplica starts an operator as cmd/main.go assembles it; it runs until ctx ends.
@@ -141,20 +127,9 @@ func startReplica(ctx context.Context, edit ...func(*operator.Config)) (*replica
 	if cfg.APICertDir != "" {
 		scheme = "https"
 	}
-	r := &replica{mgr: m, base: scheme + "://" + listener.Addr().String(), done: make(chan error, 1)}
-	go func() { r.done <- m.Start(ctx) }()
-	if !m.GetCache().WaitForCacheSync(ctx) {
-		return nil, fmt.Errorf("cache never synced")
+	wait, err := framework.RunManager(ctx, m)
+	if err != nil {
+		return nil, err
 	}
-	return r, nil
-}
-
-// wait waits for a replica whose context has ended to stop.
-func (r *replica) wait() error {
-	select {
-	case err := <-r.done:
-		return err
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("operator did not stop within 30s")
-	}
+	return &replica{mgr: m, base: scheme + "://" + listener.Addr().String(), wait: wait}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Helpers of the end-to-end test: a control plane, kubectl, ServiceAccount tokens, and the
 // manager binary as a subprocess.
@@ -7,15 +7,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,8 +26,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/gitread/usercredits-operator/internal/devcluster"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/internal/controlplane"
+	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 const e2eNamespace = "usercredits-system" // config/default's namespace
@@ -47,22 +44,18 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	env, err := testenv.New()
+	// No CRD: the test installs it from config/, as a user would.
+	fc, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{WithoutCRDs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.CRDDirectoryPaths = nil // the test installs the CRD from config/, as a user would
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c := &cluster{env: env, cfg: cfg, dir: t.TempDir()}
-	if c.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
+	t.Cleanup(func() { _ = fc.Stop() })
+	c := &cluster{env: fc.Env, cfg: fc.Config, dir: t.TempDir()}
+	if c.clientset, err = kubernetes.NewForConfig(fc.Config); err != nil {
 		t.Fatal(err)
 	}
 	c.adminKubeconfig = filepath.Join(c.dir, "admin.kubeconfig")
-	if err := devcluster.WriteAdminKubeconfig(env, "e2e-admin", c.adminKubeconfig); err != nil {
+	if err := controlplane.WriteAdminKubeconfig(fc.Env, "e2e-admin", c.adminKubeconfig); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -72,7 +65,7 @@ func startCluster(t *testing.T) *cluster {
 func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", c.adminKubeconfig}, args...)...)
-	cmd.Dir = testenv.RepoRoot()
+	cmd.Dir = framework.RepoRoot()
 	cmd.Stdin = bytes.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -145,80 +138,44 @@ func (c *cluster) tokenKubeconfig(t *testing.T, token string) string {
 	return path
 }
 
-// buildManager builds this command into a temporary binary.
+// buildManager builds the manager into a temporary binary.
 func buildManager(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "manager")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := framework.BuildManager(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := framework.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
-// operatorProcess is the manager binary running as a subprocess.
-type operatorProcess struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-}
-
-// syncBuffer collects a process's output safely while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-func startOperator(t *testing.T, bin string, args []string, env []string, healthAddr string) *operatorProcess {
+// startOperator runs the manager binary until the test ends and waits for it to be ready.
+func startOperator(t *testing.T, bin string, args []string, env []string, healthAddr string) *framework.Process {
 	t.Helper()
-	p := &operatorProcess{cmd: exec.Command(bin, args...), logs: &syncBuffer{}}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
+	p, err := framework.StartProcess(bin, args, env)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			_ = p.cmd.Wait()
+		if p.Cmd.ProcessState == nil {
+			_ = p.Cmd.Process.Kill()
+			_ = p.Cmd.Wait()
 		}
 		if t.Failed() {
-			t.Logf("operator output:\n%s", p.logs.String())
+			t.Logf("operator output:\n%s", p.Logs())
 		}
 	})
-	testenv.Eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get("http://" + healthAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	if err := p.WaitReady("http://"+healthAddr+"/readyz", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -249,13 +206,13 @@ func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } 
 
 // stopGracefully sends SIGTERM, as the kubelet does, and checks the operator exits cleanly
 // and releases its leader Lease, so that another replica takes over at once.
-func stopGracefully(t *testing.T, c *cluster, op *operatorProcess) {
+func stopGracefully(t *testing.T, c *cluster, op *framework.Process) {
 	t.Helper()
-	if err := op.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := op.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- op.cmd.Wait() }()
+	go func() { exited <- op.Cmd.Wait() }()
 	select {
 	case err := <-exited:
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End to end: the built manager binary, run as a subprocess with only the RBAC that
 // config/ ships (its ServiceAccount's token is its only credential), against a real
@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -72,13 +72,13 @@ func TestEndToEnd(t *testing.T) {
 	expectHTTP(t, "apiserver-audience token", 401, `{"error":"Unauthorized"}`)(httpDo(t, "POST", api+"/consume?userId="+user, c.token(t, e2eNamespace, "readme-generator"), ""))
 
 	// The controller, with only the shipped RBAC, validated the object; kubectl shows it.
-	testenv.Eventually(t, 20*time.Second, func() error {
+	framework.Eventually(t, 20*time.Second, func() error {
 		out := c.kubectl(t, nil, "get", "uc", "-n", e2eNamespace)
 		header := strings.Fields(strings.SplitN(out, "\n", 2)[0])
 		if strings.Join(header, " ") != "NAME USER CREDITS VALID UPDATED AGE" {
 			return fmt.Errorf("printer columns: %v", header)
 		}
-		row := strings.Fields(testenv.LineContaining(out, user))
+		row := strings.Fields(framework.LineContaining(out, user))
 		if len(row) < 6 || row[2] != "19" || row[3] != "True" {
 			return fmt.Errorf("row for %s: %v\n%s", user, row, out)
 		}
@@ -87,11 +87,11 @@ func TestEndToEnd(t *testing.T) {
 
 	checkSecuredMetrics(t, c, metricsAddr)
 	stopGracefully(t, c, op)
-	logs := op.logs.String()
+	logs := op.Logs()
 
 	op = startOperator(t, bin, args, env, healthAddr)
 	op = crashAndRestart(t, c, op, bin, args, env, healthAddr, api, user)
-	logs += op.logs.String()
+	logs += op.Logs()
 	for name, token := range map[string]string{"Clerk": userToken, "ServiceAccount": worker} {
 		signature := token[strings.LastIndexByte(token, '.')+1:]
 		if strings.Contains(logs, signature) {
@@ -138,7 +138,7 @@ func checkSecuredMetrics(t *testing.T, c *cluster, addr string) {
 	}
 	// The metrics server is not part of readiness and may still be generating its
 	// self-signed certificate on a busy machine: wait until it answers at all.
-	testenv.Eventually(t, 15*time.Second, func() error {
+	framework.Eventually(t, 15*time.Second, func() error {
 		if status, body := scrape(""); status == 0 {
 			return fmt.Errorf("metrics endpoint not answering: %s", body)
 		}
@@ -156,7 +156,7 @@ func checkSecuredMetrics(t *testing.T, c *cluster, addr string) {
 // crashAndRestart grants credits one by one with idempotency keys, SIGKILLs the operator
 // in the middle, starts it again, and checks that every acknowledged grant survived; then
 // it replays every key and checks the balance is exactly the sum of unique grants.
-func crashAndRestart(t *testing.T, c *cluster, op *operatorProcess, bin string, args, env []string, healthAddr, api, user string) *operatorProcess {
+func crashAndRestart(t *testing.T, c *cluster, op *framework.Process, bin string, args, env []string, healthAddr, api, user string) *framework.Process {
 	t.Helper()
 	c.bind(t, "checkout", "credits-granter")
 	granter := c.callerToken(t, "checkout")
@@ -177,10 +177,10 @@ func crashAndRestart(t *testing.T, c *cluster, op *operatorProcess, bin string, 
 		}
 	}()
 	time.Sleep(500 * time.Millisecond)
-	if err := op.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := op.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = op.cmd.Wait()
+	_ = op.Cmd.Wait()
 	<-done
 	if acked == 0 || acked == 500 {
 		t.Fatalf("the kill did not land mid-run: %d of %d grants acknowledged", acked, attempted)

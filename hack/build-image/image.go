@@ -1,6 +1,7 @@
-// Package image builds the operator's container image without Docker or network: the
+package main
+
+// This file builds the operator's container image without Docker or network: the
 // static manager binary on an empty base, as an OCI image.
-package image
 
 import (
 	"archive/tar"

@@ -1,6 +1,7 @@
-// Package bench drives loopback HTTP load and summarizes latencies for `make bench`.
+package main
+
+// Loopback HTTP load and latency summaries for `make bench`.
 // Every run is bounded: a fixed number of requests with a deadline.
-package bench
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package operator_test
+package credits_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/testenv"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // viewCache is the manager's cache with List answered by view, to stage the moments a real
@@ -134,10 +134,10 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	negative.Spec.Credits = -3
 	store, _ := storeWith(func(l *creditsv1alpha1.UserCreditsList) { l.Items = []creditsv1alpha1.UserCredits{*negative} })
 
-	if n, err := store.Balance(ctx, user); !errors.Is(err, credits.ErrConflictingRecords) {
+	if n, err := store.Balance(ctx, user); !errors.Is(err, credits.ErrUntrustedRecord) {
 		t.Fatalf("Balance of an invalid record: %d, %v", n, err)
 	}
-	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 10}); !errors.Is(err, credits.ErrConflictingRecords) {
+	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 10}); !errors.Is(err, credits.ErrUntrustedRecord) {
 		t.Fatalf("Apply on an invalid record: %v", err)
 	}
 	if got := storedBalance(t, "invalid-1"); got != 4 {
@@ -226,7 +226,7 @@ func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
 			user := "user_LostAnswer_" + first
 			if first == "patch" {
 				createObject(t, credits.ObjectNameForUser(user), user, 10)
-				testenv.Eventually(t, 5*time.Second, func() error {
+				framework.Eventually(t, 5*time.Second, func() error {
 					return mgr.GetCache().Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, &creditsv1alpha1.UserCredits{})
 				})
 			}

@@ -1,11 +1,11 @@
-// Package testenv starts a real kube-apiserver and etcd (envtest) for the project's
-// integration tests, with the UserCredits CRD installed.
-package testenv
+// Package framework is the shared test framework (in the style of cert-manager's
+// test/integration/framework): a real control plane with the project's CRDs, the manager
+// binary as a process, fakes of the outside world (Clerk), and the small helpers every
+// suite needs. It is never linked into the manager.
+package framework
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -17,10 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/controlplane"
 )
-
-// k8sVersion must match K8S_VERSION in the Makefile.
-const k8sVersion = "v1.37.2"
 
 // RepoRoot is the repository's top directory, found from this file's location.
 func RepoRoot() string {
@@ -28,38 +26,11 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// BinaryDir returns the directory holding kube-apiserver and etcd: $KUBEBUILDER_ASSETS when
-// set, else the cache that hack/control-plane-binaries.sh fills.
-func BinaryDir() (string, error) {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir, nil
-	}
-	root := os.Getenv("USERCREDITS_CACHE_DIR")
-	if root == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return "", err
-		}
-		root = filepath.Join(cache, "usercredits-operator")
-	}
-	dir := filepath.Join(root, "control-plane", k8sVersion)
-	if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err != nil {
-		return "", fmt.Errorf("no kube-apiserver in %s: run `make test` (or `make control-plane`) to build it", dir)
-	}
-	return dir, nil
-}
-
-// New returns an envtest environment with the project's CRDs, not yet started.
-func New() (*envtest.Environment, error) {
-	dir, err := BinaryDir()
-	if err != nil {
-		return nil, err
-	}
-	return &envtest.Environment{
-		BinaryAssetsDirectory: dir,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}, nil
+// NewControlPlane returns a control plane (kube-apiserver and etcd, not started) with the
+// project's CRDs: the one way the integration tests, the end-to-end test and make bench
+// start theirs.
+func NewControlPlane() (*envtest.Environment, error) {
+	return controlplane.New(filepath.Join(RepoRoot(), "config", "crd", "bases"))
 }
 
 // Eventually retries check every 50ms until it returns nil, failing t after timeout.

@@ -1,0 +1,66 @@
+package credits_test
+
+// The store's integration tests run against a real kube-apiserver and etcd, with a manager
+// whose cache is configured as the operator's (operator.ManagerOptions): the index on
+// spec.userID and the transform that reduces grant key records to a digest.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/test/framework"
+)
+
+const testNamespace = "credits-store-test"
+
+var (
+	k8sClient client.Client // straight to the apiserver
+	mgr       ctrl.Manager  // its cache is what the store reads
+)
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr)))
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{testNamespace}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = cluster.Stop() }()
+	k8sClient = cluster.Client
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := operator.ManagerOptions(testNamespace)
+	opts.Metrics = metricsserver.Options{BindAddress: "0"}
+	if mgr, err = ctrl.NewManager(cluster.Config, opts); err == nil {
+		err = credits.IndexByUserID(ctx, mgr.GetFieldIndexer())
+	}
+	if err == nil {
+		// The cache informs on UserCredits only once something asks for them.
+		_, err = mgr.GetCache().GetInformer(ctx, &creditsv1alpha1.UserCredits{})
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		return 1
+	}
+	return framework.RunTests(m, mgr)
+}
+
+// storedBalanceOf reads user's balance straight from the apiserver.
+func storedBalanceOf(t *testing.T, user string) int64 {
+	t.Helper()
+	return storedBalance(t, credits.ObjectNameForUser(user))
+}

@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// route is one endpoint: the RBAC verb a service needs, the 500 body, the handler, and
+// whether a Clerk user may call it.
+type route struct {
+	verb       string
+	errorBody  []byte
+	serve      func(h *handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
+	clerkAllow func(o *Options) bool
+}
+
+func always(*Options) bool { return true }
+
+// routes maps path → method → endpoint.
+var routes = map[string]map[string]route{
+	"/api/credits": {
+		http.MethodGet:  {verb: "get", errorBody: bodyFetchError, serve: (*handler).getCredits, clerkAllow: always},
+		http.MethodPost: {verb: "update", errorBody: bodyUpdateError, serve: (*handler).setCredits, clerkAllow: func(o *Options) bool { return o.AllowUserWrites }},
+	},
+	"/api/credits/consume": {
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).consume, clerkAllow: always},
+	},
+	"/api/credits/grant": {
+		http.MethodPost: {verb: "grant", errorBody: bodyUpdateError, serve: (*handler).grant, clerkAllow: func(*Options) bool { return false }},
+	},
+}
+
+// allowHeader lists a path's methods for a 405's Allow header.
+func allowHeader(methods map[string]route) string {
+	allowed := make([]string, 0, len(methods))
+	for m := range methods {
+		allowed = append(allowed, m)
+	}
+	slices.Sort(allowed)
+	return strings.Join(allowed, ", ")
+}
+
+// metricLabels bounds label cardinality: known routes and methods, else "other".
+func metricLabels(r *http.Request) (string, string) {
+	route, method := "other", "other"
+	if _, ok := routes[r.URL.Path]; ok {
+		route = r.URL.Path
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodOptions:
+		method = r.Method
+	}
+	return route, method
+}
+
+// findRoute finds the endpoint for r, or answers 404 or 405 and returns false.
+func findRoute(w http.ResponseWriter, r *http.Request) (route, bool) {
+	methods, known := routes[r.URL.Path]
+	if !known {
+		writeJSON(w, http.StatusNotFound, bodyNotFound)
+		return route{}, false
+	}
+	rt, allowed := methods[r.Method]
+	if !allowed {
+		w.Header().Set("Allow", allowHeader(methods))
+		writeJSON(w, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
+		return route{}, false
+	}
+	return rt, true
+}

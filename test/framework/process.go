@@ -1,0 +1,139 @@
+package framework
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FreeAddr returns a loopback address with a free port.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// BuildManager builds the manager binary (./cmd) into dir and returns its path.
+func BuildManager(dir string) (string, error) {
+	bin := filepath.Join(dir, "manager")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd")
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Process is the manager binary (or another server) running as its own OS process, so that
+// its CPU and memory are its own.
+type Process struct {
+	Cmd *exec.Cmd
+	// Started is when the process was started.
+	Started time.Time
+	logs    syncBuffer
+}
+
+// StartProcess starts bin with args and env, collecting its output.
+func StartProcess(bin string, args, env []string) (*Process, error) {
+	p := &Process{Cmd: exec.Command(bin, args...)}
+	p.Cmd.Env = env
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.logs, &p.logs
+	p.Started = time.Now()
+	if err := p.Cmd.Start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// WaitReady polls url until it answers 200, for at most timeout.
+func (p *Process) WaitReady(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if p.Cmd.ProcessState != nil {
+			return fmt.Errorf("the process exited: %s", p.Cmd.ProcessState)
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready within %v", url, timeout)
+}
+
+// Logs is what the process has written so far.
+func (p *Process) Logs() string { return p.logs.String() }
+
+// Stop interrupts the process, as Ctrl-C or the kubelet would, and kills it if it has not
+// exited within grace; it returns the process's error, if any.
+func (p *Process) Stop(grace time.Duration) error {
+	if p.Cmd.ProcessState != nil {
+		return nil
+	}
+	_ = p.Cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.Cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(grace):
+		_ = p.Cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("did not exit within %v of an interrupt", grace)
+	}
+}
+
+// RSSMiB reads the process's resident and peak resident memory from /proc.
+func (p *Process) RSSMiB() (rss, peak float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(fields[1], 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return rss, peak
+}
+
+// syncBuffer collects a process's output safely while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
