@@ -55,11 +55,12 @@ func runSuite(m *testing.M) int {
 		Cache:   cache.Options{DefaultNamespaces: map[string]cache.Config{testNamespace: {}}},
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
+	users := credits.NewIndex()
 	if err == nil {
-		err = credits.IndexByUserID(ctx, mgr.GetFieldIndexer())
+		err = users.Register(ctx, mgr.GetCache())
 	}
 	if err == nil {
-		err = (&UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller")}).SetupWithManager(mgr)
+		err = (&UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller"), Users: users}).SetupWithManager(mgr)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "setting up the manager:", err)

@@ -6,16 +6,22 @@ import (
 	"slices"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
@@ -24,6 +30,8 @@ import (
 type UserCreditsReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// Users finds the objects that claim a user (credits.Index on the manager's cache).
+	Users *credits.Index
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch
@@ -69,49 +77,49 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{}, nil
 }
 
-// peers lists the names of the objects in namespace that claim userID, through the field index.
-func (r *UserCreditsReconciler) peers(ctx context.Context, namespace, userID string) ([]string, error) {
-	var list creditsv1alpha1.UserCreditsList
-	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{creditsv1alpha1.UserIDField: userID}); err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(list.Items))
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			names = append(names, list.Items[i].Name)
-		}
-	}
-	slices.Sort(names)
-	return names, nil
+// peers lists the names of the objects that claim userID.
+func (r *UserCreditsReconciler) peers(_ context.Context, _, userID string) ([]string, error) {
+	return r.Users.Names(userID), nil
 }
 
-// requeuePeers maps a change of one object to every other object claiming the same user,
-// so that creating or deleting a duplicate re-judges all of them.
-func (r *UserCreditsReconciler) requeuePeers(ctx context.Context, obj client.Object) []reconcile.Request {
-	uc, ok := obj.(*creditsv1alpha1.UserCredits)
-	if !ok {
-		return nil
-	}
-	names, err := r.peers(ctx, uc.Namespace, uc.Spec.UserID)
-	if err != nil {
-		log.FromContext(ctx).Error(err, "listing peers", "userID", uc.Spec.UserID)
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(names))
-	for _, name := range names {
-		if name != uc.Name {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: uc.Namespace, Name: name}})
+// rejudgePeers is a source of reconcile requests: each time the index takes in or lets go
+// of an object whose user is or was claimed by several objects, every object claiming that
+// user is judged again. It is driven by the index itself, so a judgement never reads an
+// index that has not yet seen the change that caused it.
+func (r *UserCreditsReconciler) rejudgePeers(ctx context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	r.Users.Observe(func(obj *creditsv1alpha1.UserCredits, deleted, shared bool) {
+		if !shared || ctx.Err() != nil {
+			return
 		}
-	}
-	return reqs
+		for _, name := range r.Users.Names(obj.Spec.UserID) {
+			queue.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.Namespace, Name: name}})
+		}
+		if !deleted {
+			queue.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}})
+		}
+	})
+	return nil
 }
 
-// SetupWithManager registers the reconciler. The spec.userID index (credits.IndexByUserID)
-// must already be registered on mgr.
+// SetupWithManager registers the reconciler. r.Users must be registered on mgr's cache.
 func (r *UserCreditsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&creditsv1alpha1.UserCredits{}).
-		Watches(&creditsv1alpha1.UserCredits{}, handler.EnqueueRequestsFromMapFunc(r.requeuePeers)).
+		For(&creditsv1alpha1.UserCredits{}, builder.WithPredicates(skipSettledOnStart)).
+		WatchesRawSource(source.Func(r.rejudgePeers)).
 		Named("usercredits").
 		Complete(r)
 }
+
+// skipSettledOnStart leaves out, among the objects the controller sees as created (at start,
+// every object in the namespace), those whose status already accepts their current
+// generation: re-validating 100,000 unchanged objects after every restart would cost the
+// apiserver and the API's CPU for nothing. An object that is new, changed, or invalid is
+// still reconciled, and a new duplicate re-judges its peers through rejudgePeers.
+var skipSettledOnStart = predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool {
+	uc, ok := e.Object.(*creditsv1alpha1.UserCredits)
+	if !ok || uc.Status.ObservedGeneration != uc.Generation {
+		return true
+	}
+	valid := meta.FindStatusCondition(uc.Status.Conditions, creditsv1alpha1.ConditionValid)
+	return valid == nil || valid.Status != metav1.ConditionTrue || valid.ObservedGeneration != uc.Generation || uc.Status.Credits != uc.Spec.Credits
+}}

@@ -4,10 +4,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// UserIDField is the field path of spec.userID, indexed in the manager's cache so that
-// a user's object is found without listing every object.
-const UserIDField = "spec.userID"
-
 // ConditionValid is the condition type that says whether spec.credits was accepted.
 const ConditionValid = "Valid"
 

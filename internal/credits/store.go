@@ -30,8 +30,9 @@ var ErrUntrustedRecord = errors.New("untrusted UserCredits record")
 
 // StoreOptions configures a Store.
 type StoreOptions struct {
-	// Cache is the manager's cache, with the spec.userID index (IndexByUserID).
-	Cache client.Reader
+	// Objects finds each user's objects in the informer cache (an *Index registered on the
+	// manager's cache).
+	Objects Objects
 	// Client writes to the apiserver.
 	Client client.Client
 	// APIReader reads from the apiserver, bypassing the cache, after a write conflict.
@@ -61,6 +62,8 @@ type Store struct {
 	pending sync.Map
 	// refusals remembers, per user, that a refusal was confirmed within refusalConfirmInterval.
 	refusals *expiring.Cache[string, struct{}]
+	// shown wakes writes waiting for the cache to show them.
+	shown *shownWaiters
 }
 
 // maxRememberedRefusals bounds the refusal memory; a user dropped from it only costs one
@@ -81,7 +84,9 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.GrantKeyRetention <= 0 {
 		opts.GrantKeyRetention = DefaultGrantKeyRetention
 	}
-	return &Store{opts: opts, locks: newUserLocks(), refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals)}
+	s := &Store{opts: opts, locks: newUserLocks(), refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), shown: newShownWaiters()}
+	opts.Objects.Observe(s.shown.observe)
+	return s
 }
 
 // Balance returns userID's balance, 0 when the user has no record.
@@ -95,7 +100,7 @@ func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 		}
 		return obj.Spec.Credits, nil
 	}
-	obj, err := s.find(ctx, userID)
+	obj, err := s.find(userID)
 	if err != nil || obj == nil {
 		return 0, err
 	}
@@ -155,7 +160,7 @@ func (s *Store) attemptContext(ctx context.Context, op Operation) (context.Conte
 // apiserver. Decisions that write are confirmed by the resourceVersion precondition of the
 // write itself; a refusal for insufficient credits is confirmed by a read from the apiserver.
 func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, resolving bool) (Result, error) {
-	cached, err := s.find(ctx, userID)
+	cached, err := s.find(userID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -298,27 +303,33 @@ func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, 
 
 var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted"}
 
+// Objects finds the objects claiming a user in the informer cache; *Index implements it.
+type Objects interface {
+	// One returns the object claiming userID when exactly one does, and how many do.
+	One(userID string) (*creditsv1alpha1.UserCredits, int)
+	// Lookup returns every object claiming userID.
+	Lookup(userID string) []*creditsv1alpha1.UserCredits
+	// Observe calls f with every object the informer shows or deletes from now on.
+	Observe(f Observer)
+}
+
 // find returns userID's one trusted record from the cache, nil when there is none.
 // The returned object is shared with the cache and must not be modified.
-func (s *Store) find(ctx context.Context, userID string) (*creditsv1alpha1.UserCredits, error) {
-	var list creditsv1alpha1.UserCreditsList
-	if err := s.opts.Cache.List(ctx, &list, client.InNamespace(s.opts.Namespace),
-		client.MatchingFields{creditsv1alpha1.UserIDField: userID}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
-	}
+func (s *Store) find(userID string) (*creditsv1alpha1.UserCredits, error) {
+	obj, n := s.opts.Objects.One(userID)
 	switch {
-	case len(list.Items) == 0:
+	case n == 0:
 		return nil, nil
-	case len(list.Items) > 1:
-		for i := range list.Items {
-			_ = s.untrusted(&list.Items[i], userID)
+	case n > 1:
+		for _, o := range s.opts.Objects.Lookup(userID) {
+			_ = s.untrusted(o, userID)
 		}
-		return nil, fmt.Errorf("%w: %d objects claim user %q", ErrUntrustedRecord, len(list.Items), userID)
+		return nil, fmt.Errorf("%w: %d objects claim user %q", ErrUntrustedRecord, n, userID)
 	}
-	if err := s.checkTrusted(&list.Items[0], userID); err != nil {
+	if err := s.checkTrusted(obj, userID); err != nil {
 		return nil, err
 	}
-	return &list.Items[0], nil
+	return obj, nil
 }
 
 // checkTrusted refuses a record that is not userID's or holds an invalid balance.

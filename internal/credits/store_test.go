@@ -19,19 +19,41 @@ import (
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
-// viewCache is the manager's cache with List answered by view, to stage the moments a real
-// cache lags behind the apiserver.
-type viewCache struct {
-	client.Reader
-	view func(*creditsv1alpha1.UserCreditsList)
+// viewObjects is the index of users as a lagging cache would show it: each lookup passes
+// through view, and the objects hide selects are never delivered to observers.
+type viewObjects struct {
+	credits.Objects
+	view func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits
+	hide func(*creditsv1alpha1.UserCredits) bool
 }
 
-func (v viewCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	if err := v.Reader.List(ctx, list, opts...); err != nil {
-		return err
+func (v viewObjects) Lookup(userID string) []*creditsv1alpha1.UserCredits {
+	objs := v.Objects.Lookup(userID)
+	if v.view != nil {
+		objs = v.view(objs)
 	}
-	v.view(list.(*creditsv1alpha1.UserCreditsList))
-	return nil
+	return objs
+}
+
+func (v viewObjects) One(userID string) (*creditsv1alpha1.UserCredits, int) {
+	objs := v.Lookup(userID)
+	if len(objs) == 1 {
+		return objs[0], 1
+	}
+	return nil, len(objs)
+}
+
+func (v viewObjects) Observe(f credits.Observer) {
+	v.Objects.Observe(func(obj *creditsv1alpha1.UserCredits, deleted, shared bool) {
+		if v.hide == nil || !v.hide(obj) {
+			f(obj, deleted, shared)
+		}
+	})
+}
+
+// showing is a view that always shows objs.
+func showing(objs ...*creditsv1alpha1.UserCredits) func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits {
+	return func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs }
 }
 
 // countingClient counts the write errors the apiserver answered.
@@ -58,10 +80,10 @@ func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch cli
 	return c.count(c.Client.Patch(ctx, obj, patch, opts...))
 }
 
-func storeWith(view func(*creditsv1alpha1.UserCreditsList)) (*credits.Store, *countingClient) {
+func storeWith(view func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits) (*credits.Store, *countingClient) {
 	writer := &countingClient{Client: mgr.GetClient()}
 	return credits.NewStore(credits.StoreOptions{
-		Cache: viewCache{Reader: mgr.GetCache(), view: view}, Client: writer, APIReader: mgr.GetAPIReader(),
+		Objects: viewObjects{Objects: users, view: view}, Client: writer, APIReader: mgr.GetAPIReader(),
 		Namespace: testNamespace, Log: logr.Discard(),
 	}), writer
 }
@@ -91,7 +113,7 @@ func TestStoreCreateRaceFallsBackToUpdate(t *testing.T) {
 	user := "user_Race1"
 	name := credits.ObjectNameForUser(user)
 	createObject(t, name, user, 1) // another replica created it; this cache has not seen it
-	store, writer := storeWith(func(l *creditsv1alpha1.UserCreditsList) { l.Items = nil })
+	store, writer := storeWith(showing())
 
 	if res, err := store.Apply(context.Background(), user, credits.Operation{Kind: credits.OpSet, Amount: 9}); err != nil || res.Credits != 9 {
 		t.Fatalf("Apply: %+v, %v", res, err)
@@ -112,7 +134,7 @@ func TestStoreRetriesConflictsFromAStaleCache(t *testing.T) {
 	if err := k8sClient.Patch(ctx, stale.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"credits":2}}`))); err != nil {
 		t.Fatal(err)
 	}
-	store, writer := storeWith(func(l *creditsv1alpha1.UserCreditsList) { l.Items = []creditsv1alpha1.UserCredits{*stale} })
+	store, writer := storeWith(showing(stale))
 
 	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
 		t.Fatalf("Apply: %+v, %v", res, err)
@@ -132,7 +154,7 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	// What an object that bypassed the schema's minimum looks like in the cache.
 	negative := obj.DeepCopy()
 	negative.Spec.Credits = -3
-	store, _ := storeWith(func(l *creditsv1alpha1.UserCreditsList) { l.Items = []creditsv1alpha1.UserCredits{*negative} })
+	store, _ := storeWith(showing(negative))
 
 	if n, err := store.Balance(ctx, user); !errors.Is(err, credits.ErrUntrustedRecord) {
 		t.Fatalf("Balance of an invalid record: %d, %v", n, err)
@@ -145,27 +167,12 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	}
 }
 
-// blindCache is the manager's cache that never shows userID's object, as a cache that lags
-// behind the apiserver for that user.
-type blindCache struct {
-	client.Reader
-	name string
-}
-
-func (b blindCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if key.Name == b.name {
-		return apierrors.NewNotFound(creditsv1alpha1.GroupVersion.WithResource("usercredits").GroupResource(), key.Name)
-	}
-	return b.Reader.Get(ctx, key, obj, opts...)
-}
-
-func (b blindCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	if err := b.Reader.List(ctx, list, opts...); err != nil {
-		return err
-	}
-	l := list.(*creditsv1alpha1.UserCreditsList)
-	l.Items = slices.DeleteFunc(l.Items, func(o creditsv1alpha1.UserCredits) bool { return o.Name == b.name })
-	return nil
+// blind is the index as a cache that never shows the object called name.
+func blind(name string) viewObjects {
+	hidden := func(o *creditsv1alpha1.UserCredits) bool { return o.Name == name }
+	return viewObjects{Objects: users, hide: hidden, view: func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits {
+		return slices.DeleteFunc(slices.Clone(objs), hidden)
+	}}
 }
 
 // TestPendingWriteOfADeletedObjectFallsBackToTheCache: a user whose acknowledged write the
@@ -175,7 +182,7 @@ func TestPendingWriteOfADeletedObjectFallsBackToTheCache(t *testing.T) {
 	user := "user_PendingDeleted1"
 	name := credits.ObjectNameForUser(user)
 	store := credits.NewStore(credits.StoreOptions{
-		Cache: blindCache{Reader: mgr.GetCache(), name: name}, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
+		Objects: blind(name), Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
 		Namespace: testNamespace, ReadYourWritesTimeout: 50 * time.Millisecond, Log: logr.Discard(),
 	})
 	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
@@ -231,7 +238,7 @@ func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
 				})
 			}
 			writer := &lostResponseClient{Client: mgr.GetClient()}
-			store := credits.NewStore(credits.StoreOptions{Cache: mgr.GetCache(), Client: writer, APIReader: mgr.GetAPIReader(),
+			store := credits.NewStore(credits.StoreOptions{Objects: users, Client: writer, APIReader: mgr.GetAPIReader(),
 				Namespace: testNamespace, Log: logr.Discard()})
 			base := map[string]int64{"create": 0, "patch": 10}[first]
 			res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpGrant, Amount: 7, IdempotencyKey: "cs_lost_" + first})

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/test/framework"
@@ -24,8 +23,9 @@ import (
 const testNamespace = "credits-store-test"
 
 var (
-	k8sClient client.Client // straight to the apiserver
-	mgr       ctrl.Manager  // its cache is what the store reads
+	k8sClient client.Client  // straight to the apiserver
+	mgr       ctrl.Manager   // its cache feeds users
+	users     *credits.Index // what the store reads
 )
 
 func TestMain(m *testing.M) {
@@ -45,12 +45,9 @@ func runSuite(m *testing.M) int {
 	defer cancel()
 	opts := operator.ManagerOptions(testNamespace)
 	opts.Metrics = metricsserver.Options{BindAddress: "0"}
+	users = credits.NewIndex()
 	if mgr, err = ctrl.NewManager(cluster.Config, opts); err == nil {
-		err = credits.IndexByUserID(ctx, mgr.GetFieldIndexer())
-	}
-	if err == nil {
-		// The cache informs on UserCredits only once something asks for them.
-		_, err = mgr.GetCache().GetInformer(ctx, &creditsv1alpha1.UserCredits{})
+		err = users.Register(ctx, mgr.GetCache())
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)

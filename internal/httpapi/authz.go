@@ -130,4 +130,3 @@ func caller(p auth.Principal) string {
 	}
 	return p.UserID
 }
-

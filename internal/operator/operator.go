@@ -92,14 +92,15 @@ const DefaultServiceAccountAudience = "credits.gitread.dev"
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
 
-// Setup adds the spec.userID index, the UserCredits controller, the credits API server and
+// Setup adds the index of users, the UserCredits controller, the credits API server and
 // the health checks to mgr.
 func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
-	if err := credits.IndexByUserID(ctx, mgr.GetFieldIndexer()); err != nil {
-		return fmt.Errorf("indexing spec.userID: %w", err)
+	users := credits.NewIndex()
+	if err := users.Register(ctx, mgr.GetCache()); err != nil {
+		return err
 	}
 	recorder := mgr.GetEventRecorder("usercredits-controller")
-	reconciler := &controllers.UserCreditsReconciler{Client: mgr.GetClient(), Recorder: recorder}
+	reconciler := &controllers.UserCreditsReconciler{Client: mgr.GetClient(), Recorder: recorder, Users: users}
 	if err := reconciler.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the controller: %w", err)
 	}
@@ -139,7 +140,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	authorizer := auth.NewResourceAuthorizer(clientset.AuthorizationV1().SubjectAccessReviews(), cfg.Namespace,
 		creditsv1alpha1.GroupVersion.Group, "usercredits", limits)
 	store := credits.NewStore(credits.StoreOptions{
-		Cache:     mgr.GetCache(),
+		Objects:   users,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Namespace: cfg.Namespace,
@@ -164,21 +165,25 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 
+	if err := mgr.Add(releaseListMemory{cache: mgr.GetCache(), log: log}); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("api-listening", server.Listening); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("cache-synced", CacheSynced(mgr.GetCache()))
+	return mgr.AddReadyzCheck("cache-synced", CacheSynced(mgr.GetCache(), users))
 }
 
-// CacheSynced is a readiness check that passes once the informer cache has synced: before that, reads would block.
-func CacheSynced(c cache.Cache) healthz.Checker {
+// CacheSynced is a readiness check that passes once the informer cache, and the index of
+// users fed from it, hold every object: before that, a user could be read as having none.
+func CacheSynced(c cache.Cache, users *credits.Index) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), 50*time.Millisecond)
 		defer cancel()
-		if !c.WaitForCacheSync(ctx) {
+		if !c.WaitForCacheSync(ctx) || !users.HasSynced() {
 			return errors.New("informer cache not synced yet")
 		}
 		return nil

@@ -9,7 +9,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -21,10 +21,11 @@ func TestReadinessWaitsForCacheSync(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := c.GetInformer(ctx, &creditsv1alpha1.UserCredits{}); err != nil {
+	users := credits.NewIndex()
+	if err := users.Register(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	check := operator.CacheSynced(c)
+	check := operator.CacheSynced(c, users)
 	req := httptest.NewRequest("GET", "/readyz", nil)
 	if err := check(req); err == nil {
 		t.Fatal("ready before the cache was started")

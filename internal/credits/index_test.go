@@ -1,0 +1,85 @@
+package credits
+
+import (
+	"slices"
+	"testing"
+
+	toolscache "k8s.io/client-go/tools/cache"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+)
+
+func ucObj(name, user, rv string) *creditsv1alpha1.UserCredits {
+	o := &creditsv1alpha1.UserCredits{}
+	o.Name, o.Spec.UserID, o.ResourceVersion = name, user, rv
+	return o
+}
+
+func TestIndexTracksClaimsAndDuplicates(t *testing.T) {
+	ix := NewIndex()
+	type change struct {
+		name            string
+		deleted, shared bool
+	}
+	var seen []change
+	ix.Observe(func(o *creditsv1alpha1.UserCredits, deleted, shared bool) {
+		seen = append(seen, change{o.Name, deleted, shared})
+	})
+
+	a := ucObj("a", "user_1", "1")
+	ix.put(a)
+	if obj, n := ix.One("user_1"); obj != a || n != 1 {
+		t.Fatalf("one claim: %v %d", obj, n)
+	}
+	a2 := ucObj("a", "user_1", "2")
+	ix.update(a, a2) // a new version replaces the old in place
+	if obj, _ := ix.One("user_1"); obj != a2 {
+		t.Fatal("update did not replace the object")
+	}
+	b := ucObj("b", "user_1", "3")
+	ix.put(b) // a duplicate
+	if obj, n := ix.One("user_1"); obj != nil || n != 2 {
+		t.Fatalf("two claims: %v %d", obj, n)
+	}
+	if names := ix.Names("user_1"); !slices.Equal(names, []string{"a", "b"}) {
+		t.Fatalf("names %v", names)
+	}
+	ix.remove(toolscache.DeletedFinalStateUnknown{Key: "ns/b", Obj: b}) // the duplicate goes
+	if obj, n := ix.One("user_1"); obj != a2 || n != 1 {
+		t.Fatalf("after the duplicate was deleted: %v %d", obj, n)
+	}
+	ix.remove(a2)
+	if _, n := ix.One("user_1"); n != 0 || len(ix.users)+len(ix.dups) != 0 {
+		t.Fatalf("after every claim is gone: %d claims, %d+%d entries", n, len(ix.users), len(ix.dups))
+	}
+	want := []change{{"a", false, false}, {"a", false, false}, {"b", false, true}, {"b", true, true}, {"a", true, false}}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("observers saw %v, want %v", seen, want)
+	}
+	ix.put(ucObj("c", "", "1")) // no user: not indexed
+	if len(ix.users) != 0 {
+		t.Fatal("an object without a user was indexed")
+	}
+}
+
+func TestShownWaitersWakeOnTheWrittenVersion(t *testing.T) {
+	w := newShownWaiters()
+	sw := w.wait("a", "10")
+	w.observe(ucObj("a", "u", "9"), false, false)
+	select {
+	case <-sw.done:
+		t.Fatal("woken by an older version")
+	default:
+	}
+	w.observe(ucObj("b", "u", "11"), false, false)
+	w.observe(ucObj("a", "u", "11"), false, false)
+	select {
+	case <-sw.done:
+	default:
+		t.Fatal("not woken by a newer version")
+	}
+	w.forget("a", sw)
+	if len(w.byName) != 0 {
+		t.Fatalf("%d waiters left", len(w.byName))
+	}
+}
