@@ -50,6 +50,8 @@ type options struct {
 	saRateLimit       float64
 	apiCertDir        string
 	grantKeyRetention time.Duration
+	reservationTTL    time.Duration
+	lowBalance        int64
 }
 
 func main() {
@@ -84,6 +86,8 @@ func main() {
 	flag.StringVar(&opts.apiCertDir, "api-cert-dir", "", "Directory with tls.crt and tls.key: serve the API over HTTPS only, reloading renewed files. Empty: plain HTTP.")
 	flag.DurationVar(&opts.grantKeyRetention, "grant-key-retention", credits.DefaultGrantKeyRetention,
 		"How long a grant's Idempotency-Key is honoured: a retried grant within it is never applied twice (keys of other operations: 24h, last 100).")
+	flag.DurationVar(&opts.reservationTTL, "reservation-ttl", 15*time.Minute, "How long a hold lasts when POST /api/credits/reserve does not say (ttlSeconds, at most 24h).")
+	flag.Int64Var(&opts.lowBalance, "low-balance-threshold", 0, "At or below this many available credits a user's LowBalance condition is True (Warning Event LowBalance); 0: only objects with spec.lowBalanceThreshold.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -3,10 +3,12 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -32,6 +34,17 @@ type UserCreditsReconciler struct {
 	Recorder events.EventRecorder
 	// Users finds the objects that claim a user (credits.Index on the manager's cache).
 	Users *credits.Index
+	// Holds returns expired holds to their user's balance (credits.Store).
+	Holds HoldExpirer
+	// LowBalanceThreshold is the operator's --low-balance-threshold; 0: only objects that set
+	// spec.lowBalanceThreshold get a LowBalance condition.
+	LowBalanceThreshold int64
+}
+
+// HoldExpirer returns a hold whose time is up to the balance, as every balance change goes:
+// through the credits store.
+type HoldExpirer interface {
+	Expire(ctx context.Context, userID, reservationID string) error
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch
@@ -48,13 +61,17 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 
+	if expired, err := r.expireHolds(ctx, obj); expired || err != nil {
+		return ctrl.Result{}, err // the written object comes back through the watch
+	}
+
 	peers, err := r.peers(ctx, obj.Namespace, obj.Spec.UserID)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	peers = slices.DeleteFunc(peers, func(name string) bool { return name == obj.Name })
 
-	verdict := Validate(obj, peers, metav1.Now())
+	verdict := Validate(obj, peers, metav1.Now(), r.LowBalanceThreshold)
 	if verdict.StatusChanged {
 		// The optimistic lock turns a decision made on a stale cache into a conflict;
 		// the newer object's watch event brings it back here.
@@ -67,14 +84,42 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 	}
-	if e := verdict.Event; e != nil {
-		if e.Type == "Warning" {
+	for _, e := range verdict.Events {
+		if e.Reason == creditsv1alpha1.ReasonNegativeBalance || e.Reason == creditsv1alpha1.ReasonDuplicateUserID {
 			metrics.ValidationFailures.WithLabelValues(e.Reason).Inc()
 		}
 		r.Recorder.Eventf(obj, nil, e.Type, e.Reason, "Validate", "%s", e.Message)
-		log.FromContext(ctx).Info("balance validation", "userID", obj.Spec.UserID, "reason", e.Reason, "valid", e.Type == "Normal")
+		log.FromContext(ctx).Info("balance validation", "userID", obj.Spec.UserID, "reason", e.Reason, "type", e.Type)
+	}
+	// Come back when the next hold is due, not by polling every object.
+	if next := credits.NextExpiry(obj.Spec.Reservations); !next.IsZero() {
+		return ctrl.Result{RequeueAfter: time.Until(next) + expiryGrace}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// expiryGrace is how long after a hold is due the controller looks: the clock ticks on.
+const expiryGrace = 100 * time.Millisecond
+
+// expireHolds returns obj's holds whose time is up to the balance, and reports whether it
+// changed anything. A user whose records cannot be trusted is left as is: the Valid
+// condition says why.
+func (r *UserCreditsReconciler) expireHolds(ctx context.Context, obj *creditsv1alpha1.UserCredits) (bool, error) {
+	now, expired := time.Now(), false
+	for _, h := range obj.Spec.Reservations {
+		if now.Before(h.ExpiresAt.Time) {
+			continue
+		}
+		err := r.Holds.Expire(ctx, obj.Spec.UserID, h.ID)
+		if errors.Is(err, credits.ErrUntrustedRecord) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("expiring hold %s: %w", h.ID, err)
+		}
+		expired = true
+	}
+	return expired, nil
 }
 
 // peers lists the names of the objects that claim userID.
@@ -104,22 +149,26 @@ func (r *UserCreditsReconciler) rejudgePeers(ctx context.Context, queue workqueu
 // SetupWithManager registers the reconciler. r.Users must be registered on mgr's cache.
 func (r *UserCreditsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&creditsv1alpha1.UserCredits{}, builder.WithPredicates(skipSettledOnStart)).
+		For(&creditsv1alpha1.UserCredits{}, builder.WithPredicates(r.skipSettledOnStart())).
 		WatchesRawSource(source.Func(r.rejudgePeers)).
 		Named("usercredits").
 		Complete(r)
 }
 
 // skipSettledOnStart leaves out, among the objects the controller sees as created (at start,
-// every object in the namespace), those whose status already accepts their current
-// generation: re-validating 100,000 unchanged objects after every restart would cost the
-// apiserver and the API's CPU for nothing. An object that is new, changed, or invalid is
-// still reconciled, and a new duplicate re-judges its peers through rejudgePeers.
-var skipSettledOnStart = predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool {
-	uc, ok := e.Object.(*creditsv1alpha1.UserCredits)
-	if !ok || uc.Status.ObservedGeneration != uc.Generation {
-		return true
-	}
-	valid := meta.FindStatusCondition(uc.Status.Conditions, creditsv1alpha1.ConditionValid)
-	return valid == nil || valid.Status != metav1.ConditionTrue || valid.ObservedGeneration != uc.Generation || uc.Status.Credits != uc.Spec.Credits
-}}
+// every object in the namespace), those that are settled: re-validating 100,000 unchanged
+// objects after every restart would cost the apiserver and the API's CPU for nothing.
+func (r *UserCreditsReconciler) skipSettledOnStart() predicate.Funcs {
+	return predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool {
+		uc, ok := e.Object.(*creditsv1alpha1.UserCredits)
+		return !ok || !r.settled(uc)
+	}}
+}
+
+// settled reports whether validating obj would change nothing and it holds nothing that
+// could expire. An object that is new, changed, invalid, held, or judged under another
+// low-balance threshold is reconciled; a new duplicate re-judges its peers through
+// rejudgePeers.
+func (r *UserCreditsReconciler) settled(obj *creditsv1alpha1.UserCredits) bool {
+	return len(obj.Spec.Reservations) == 0 && !Validate(obj, nil, metav1.Now(), r.LowBalanceThreshold).StatusChanged
+}

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
 // Event is a Kubernetes Event the controller should record about an object.
@@ -25,17 +26,20 @@ type Verdict struct {
 	// StatusChanged reports whether Status differs from the object's current status,
 	// so callers write only real changes (no status churn on resyncs).
 	StatusChanged bool
-	// Event is set when the Valid condition changes in a way a person should hear about.
-	Event *Event
+	// Events are what a person should hear about: the Valid condition changing, and the
+	// balance crossing the low-balance threshold.
+	Events []Event
 }
 
 // Validate decides the status of obj. peers are the names of other objects in the same
-// namespace that claim obj's spec.userID; now is the time to record for a balance change.
+// namespace that claim obj's spec.userID; now is the time to record for a balance change;
+// lowBalance is the operator's low-balance threshold (0: none unless the object sets one).
 // A negative or contested balance never reaches status.credits, which keeps the last
 // valid value, so readers of status never see a rejected balance.
-func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time) Verdict {
+func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time, lowBalance int64) Verdict {
 	status := *obj.Status.DeepCopy()
 	status.ObservedGeneration = obj.Generation
+	status.Reserved = credits.Reserved(obj.Spec.Reservations)
 
 	cond := metav1.Condition{Type: creditsv1alpha1.ConditionValid, ObservedGeneration: obj.Generation, LastTransitionTime: now}
 	switch {
@@ -61,12 +65,56 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time)
 
 	previous := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionValid)
 	meta.SetStatusCondition(&status.Conditions, cond)
-
+	var events []Event
+	if e := eventFor(previous, cond); e != nil {
+		events = append(events, *e)
+	}
+	if cond.Status == metav1.ConditionTrue {
+		if e := lowBalanceCondition(obj, &status, now, lowBalance); e != nil {
+			events = append(events, *e)
+		}
+	}
 	return Verdict{
 		Status:        status,
 		StatusChanged: !equality.Semantic.DeepEqual(obj.Status, status),
-		Event:         eventFor(previous, cond),
+		Events:        events,
 	}
+}
+
+// lowBalanceThreshold is the threshold that applies to obj, and whether one does.
+func lowBalanceThreshold(obj *creditsv1alpha1.UserCredits, operatorDefault int64) (int64, bool) {
+	if obj.Spec.LowBalanceThreshold != nil {
+		return *obj.Spec.LowBalanceThreshold, true
+	}
+	return operatorDefault, operatorDefault > 0
+}
+
+// lowBalanceCondition sets status's LowBalance condition for obj's available balance, or
+// removes it when no threshold applies, and returns the Event of a crossing: a Warning
+// when the balance falls to or below the threshold, a Normal one when it rises above.
+// Nothing is said when it stays on one side.
+func lowBalanceCondition(obj *creditsv1alpha1.UserCredits, status *creditsv1alpha1.UserCreditsStatus, now metav1.Time, operatorDefault int64) *Event {
+	threshold, applies := lowBalanceThreshold(obj, operatorDefault)
+	if !applies {
+		meta.RemoveStatusCondition(&status.Conditions, creditsv1alpha1.ConditionLowBalance)
+		return nil
+	}
+	previous := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
+	cond := metav1.Condition{Type: creditsv1alpha1.ConditionLowBalance, ObservedGeneration: obj.Generation, LastTransitionTime: now,
+		Status: metav1.ConditionFalse, Reason: creditsv1alpha1.ReasonAboveThreshold,
+		Message: fmt.Sprintf("%d credits available, above the low-balance threshold of %d", obj.Spec.Credits, threshold)}
+	if obj.Spec.Credits <= threshold {
+		cond.Status, cond.Reason = metav1.ConditionTrue, creditsv1alpha1.ReasonAtOrBelowThreshold
+		cond.Message = fmt.Sprintf("%d credits available, at or below the low-balance threshold of %d", obj.Spec.Credits, threshold)
+	}
+	meta.SetStatusCondition(&status.Conditions, cond)
+	switch {
+	case cond.Status == metav1.ConditionTrue && (previous == nil || previous.Status != metav1.ConditionTrue):
+		return &Event{Type: "Warning", Reason: "LowBalance", Message: cond.Message}
+	case cond.Status == metav1.ConditionFalse && previous != nil && previous.Status == metav1.ConditionTrue:
+		return &Event{Type: "Normal", Reason: "BalanceRestored", Message: cond.Message}
+	}
+	return nil
 }
 
 // eventFor reports problems each time their description changes, and recovery once,

@@ -25,27 +25,27 @@ func TestValidateAcceptsBalanceAndStampsUpdatedAtOnce(t *testing.T) {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	obj := newObj(5)
 
-	v := Validate(obj, nil, t0)
+	v := Validate(obj, nil, t0, 0)
 	if !v.StatusChanged || v.Status.Credits != 5 || v.Status.UpdatedAt == nil || !v.Status.UpdatedAt.Equal(&t0) {
 		t.Fatalf("first validation: got %+v", v)
 	}
 	if c := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid); c == nil || c.Status != metav1.ConditionTrue || c.Reason != creditsv1alpha1.ReasonBalanceValid {
 		t.Fatalf("Valid condition: got %+v", c)
 	}
-	if v.Event != nil {
-		t.Errorf("routine acceptance should not record an event, got %+v", v.Event)
+	if v.Events != nil {
+		t.Errorf("routine acceptance should not record an event, got %+v", v.Events)
 	}
 	settle(obj, v)
 
 	// A resync with nothing new must not touch status.
-	if again := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour))); again.StatusChanged {
+	if again := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)), 0); again.StatusChanged {
 		t.Fatalf("resync changed status: %+v", again.Status)
 	}
 
 	// A new balance moves updatedAt to the new time.
 	obj.Spec.Credits, obj.Generation = 7, 2
 	t1 := metav1.NewTime(t0.Add(time.Minute))
-	v = Validate(obj, nil, t1)
+	v = Validate(obj, nil, t1, 0)
 	if v.Status.Credits != 7 || !v.Status.UpdatedAt.Equal(&t1) || v.Status.ObservedGeneration != 2 {
 		t.Fatalf("balance change: got %+v", v.Status)
 	}
@@ -53,7 +53,7 @@ func TestValidateAcceptsBalanceAndStampsUpdatedAtOnce(t *testing.T) {
 
 func TestValidateZeroBalanceIsStamped(t *testing.T) {
 	now := metav1.Now()
-	v := Validate(newObj(0), nil, now)
+	v := Validate(newObj(0), nil, now, 0)
 	if v.Status.UpdatedAt == nil || v.Status.Credits != 0 {
 		t.Fatalf("zero balance: got %+v", v.Status)
 	}
@@ -62,10 +62,10 @@ func TestValidateZeroBalanceIsStamped(t *testing.T) {
 func TestValidateNegativeKeepsLastValidBalance(t *testing.T) {
 	t0 := metav1.Now()
 	obj := newObj(9)
-	settle(obj, Validate(obj, nil, t0))
+	settle(obj, Validate(obj, nil, t0, 0))
 
 	obj.Spec.Credits, obj.Generation = -3, 2
-	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Minute)))
+	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Minute)), 0)
 	if v.Status.Credits != 9 || !v.Status.UpdatedAt.Equal(&t0) {
 		t.Fatalf("negative balance leaked into status: %+v", v.Status)
 	}
@@ -73,27 +73,27 @@ func TestValidateNegativeKeepsLastValidBalance(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != creditsv1alpha1.ReasonNegativeBalance || !strings.Contains(c.Message, "-3") {
 		t.Fatalf("condition: %+v", c)
 	}
-	if v.Event == nil || v.Event.Type != "Warning" || v.Event.Reason != creditsv1alpha1.ReasonNegativeBalance {
-		t.Fatalf("event: %+v", v.Event)
+	if v.Events == nil || v.Events[0].Type != "Warning" || v.Events[0].Reason != creditsv1alpha1.ReasonNegativeBalance {
+		t.Fatalf("event: %+v", v.Events)
 	}
 	settle(obj, v)
 
 	// The same problem seen again is not re-announced.
-	if again := Validate(obj, nil, metav1.Now()); again.Event != nil || again.StatusChanged {
-		t.Fatalf("repeat of the same problem: changed=%v event=%+v", again.StatusChanged, again.Event)
+	if again := Validate(obj, nil, metav1.Now(), 0); again.Events != nil || again.StatusChanged {
+		t.Fatalf("repeat of the same problem: changed=%v event=%+v", again.StatusChanged, again.Events)
 	}
 
 	// Recovery is announced once, and the balance moves.
 	obj.Spec.Credits, obj.Generation = 4, 3
-	v = Validate(obj, nil, metav1.Now())
-	if v.Event == nil || v.Event.Type != "Normal" || v.Status.Credits != 4 {
-		t.Fatalf("recovery: status=%+v event=%+v", v.Status, v.Event)
+	v = Validate(obj, nil, metav1.Now(), 0)
+	if v.Events == nil || v.Events[0].Type != "Normal" || v.Status.Credits != 4 {
+		t.Fatalf("recovery: status=%+v event=%+v", v.Status, v.Events)
 	}
 }
 
 func TestValidateDuplicateUserID(t *testing.T) {
 	obj := newObj(3)
-	v := Validate(obj, []string{"b", "c"}, metav1.Now())
+	v := Validate(obj, []string{"b", "c"}, metav1.Now(), 0)
 	c := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid)
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != creditsv1alpha1.ReasonDuplicateUserID || !strings.Contains(c.Message, "b, c") {
 		t.Fatalf("condition: %+v", c)
@@ -101,19 +101,64 @@ func TestValidateDuplicateUserID(t *testing.T) {
 	if v.Status.Credits != 0 || v.Status.UpdatedAt != nil {
 		t.Fatalf("contested balance reached status: %+v", v.Status)
 	}
-	if v.Event == nil || v.Event.Reason != creditsv1alpha1.ReasonDuplicateUserID {
-		t.Fatalf("event: %+v", v.Event)
+	if v.Events == nil || v.Events[0].Reason != creditsv1alpha1.ReasonDuplicateUserID {
+		t.Fatalf("event: %+v", v.Events)
 	}
 }
 
 func TestValidateKeepsTransitionTimeWhileConditionHolds(t *testing.T) {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	obj := newObj(1)
-	settle(obj, Validate(obj, nil, t0))
+	settle(obj, Validate(obj, nil, t0, 0))
 	obj.Spec.Credits = 2
-	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)))
+	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)), 0)
 	c := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid)
 	if !c.LastTransitionTime.Equal(&t0) {
 		t.Fatalf("lastTransitionTime moved without a transition: %v", c.LastTransitionTime)
+	}
+}
+
+func TestLowBalanceCrossingsAndReserved(t *testing.T) {
+	obj := newObj(10)
+	obj.Spec.Reservations = []creditsv1alpha1.Reservation{{ID: "a", Credits: 2}, {ID: "b", Credits: 3}}
+	v := Validate(obj, nil, metav1.Now(), 0)
+	settle(obj, v)
+	if obj.Status.Reserved != 5 || meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance) != nil {
+		t.Fatalf("no threshold: reserved %d, conditions %+v", obj.Status.Reserved, obj.Status.Conditions)
+	}
+	steps := []struct {
+		credits   int64
+		threshold int64
+		status    metav1.ConditionStatus
+		event     string
+	}{
+		{10, 3, metav1.ConditionFalse, ""},                 // above: no Event for a first False
+		{4, 3, metav1.ConditionFalse, ""},                  // still above
+		{3, 3, metav1.ConditionTrue, "Warning/LowBalance"}, // crossing down
+		{1, 3, metav1.ConditionTrue, ""},                   // staying low: no Event on every write
+		{4, 3, metav1.ConditionFalse, "Normal/BalanceRestored"},
+		{4, 0, "", ""}, // threshold off: the condition goes
+	}
+	for i, s := range steps {
+		obj.Spec.Credits = s.credits
+		v := Validate(obj, nil, metav1.Now(), s.threshold)
+		settle(obj, v)
+		c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
+		got := metav1.ConditionStatus("")
+		if c != nil {
+			got = c.Status
+		}
+		event := ""
+		for _, e := range v.Events {
+			event = e.Type + "/" + e.Reason
+		}
+		if got != s.status || event != s.event {
+			t.Fatalf("step %d (%d credits, threshold %d): condition %q event %q; want %q %q", i, s.credits, s.threshold, got, event, s.status, s.event)
+		}
+	}
+	own := int64(5) // the object's own threshold wins over the operator's
+	obj.Spec.LowBalanceThreshold = &own
+	if v := Validate(obj, nil, metav1.Now(), 0); !meta.IsStatusConditionTrue(v.Status.Conditions, creditsv1alpha1.ConditionLowBalance) {
+		t.Fatalf("spec.lowBalanceThreshold 5 at 4 credits: %+v", v.Status.Conditions)
 	}
 }

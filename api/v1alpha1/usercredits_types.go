@@ -7,6 +7,22 @@ import (
 // ConditionValid is the condition type that says whether spec.credits was accepted.
 const ConditionValid = "Valid"
 
+// ConditionLowBalance says whether the available balance is at or below the low-balance
+// threshold (spec.lowBalanceThreshold, else the operator's --low-balance-threshold); it is
+// absent when no threshold applies.
+const ConditionLowBalance = "LowBalance"
+
+// Reasons of the LowBalance condition.
+const (
+	// ReasonAtOrBelowThreshold: the available credits are at or below the threshold.
+	ReasonAtOrBelowThreshold = "AtOrBelowThreshold"
+	// ReasonAboveThreshold: the available credits are above the threshold.
+	ReasonAboveThreshold = "AboveThreshold"
+)
+
+// MaxOpenReservations bounds the holds one user may have open at a time.
+const MaxOpenReservations = 100
+
 // Reasons of the Valid condition.
 const (
 	// ReasonBalanceValid: spec.credits is a non-negative balance and is mirrored in status.credits.
@@ -26,10 +42,44 @@ type UserCreditsSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="userID is immutable"
 	UserID string `json:"userID"`
 
-	// Credits is the balance: how many credits the user can spend.
+	// Credits is the available balance: how many credits the user can spend now. Credits
+	// held by open reservations are not part of it.
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Credits int64 `json:"credits"`
+
+	// LowBalanceThreshold, when set, overrides the operator's --low-balance-threshold for
+	// this user: at or below it, the LowBalance condition is True.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	LowBalanceThreshold *int64 `json:"lowBalanceThreshold,omitempty"`
+
+	// Reservations are the user's open holds: credits taken out of the available balance
+	// until they are captured (spent), released (returned) or expire (returned). Written by
+	// the credits API; a GitOps tool should leave them alone.
+	// +optional
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=100
+	Reservations []Reservation `json:"reservations,omitempty"`
+}
+
+// Reservation is one open hold on a user's credits.
+type Reservation struct {
+	// ID names the hold in the API's capture and release calls.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
+
+	// Credits is how many credits are held.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Credits int64 `json:"credits"`
+
+	// ExpiresAt is when the hold returns to the balance unless captured or released.
+	// +required
+	ExpiresAt metav1.Time `json:"expiresAt"`
 }
 
 // UserCreditsStatus is written by the controller only.
@@ -39,6 +89,10 @@ type UserCreditsStatus struct {
 	// +optional
 	Credits int64 `json:"credits"`
 
+	// Reserved is the sum of the open holds' credits, as the controller last saw them.
+	// +optional
+	Reserved int64 `json:"reserved"`
+
 	// UpdatedAt is when the validated balance last changed.
 	// +optional
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
@@ -47,7 +101,7 @@ type UserCreditsStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions holds the Valid condition.
+	// Conditions holds the Valid and LowBalance conditions.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -60,6 +114,7 @@ type UserCreditsStatus struct {
 // +kubebuilder:resource:shortName=uc,categories=credits
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userID`
 // +kubebuilder:printcolumn:name="Credits",type=integer,JSONPath=`.spec.credits`
+// +kubebuilder:printcolumn:name="Reserved",type=integer,JSONPath=`.status.reserved`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

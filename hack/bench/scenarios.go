@@ -60,7 +60,7 @@ func seedOne(ctx context.Context, c client.Client, namespace, user string, balan
 		return err
 	}
 	base := obj.DeepCopy()
-	obj.Status = controllers.Validate(obj, nil, metav1.Now()).Status
+	obj.Status = controllers.Validate(obj, nil, metav1.Now(), 0).Status
 	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
 }
 

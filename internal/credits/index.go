@@ -94,6 +94,27 @@ func (ix *Index) One(userID string) (*creditsv1alpha1.UserCredits, int) {
 	return nil, len(ix.dups[userID])
 }
 
+// Count counts the indexed objects for which match is true (for gauges; it reads every
+// object, so not for the request path).
+func (ix *Index) Count(match func(*creditsv1alpha1.UserCredits) bool) int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	n := 0
+	for _, o := range ix.users {
+		if match(o) {
+			n++
+		}
+	}
+	for _, list := range ix.dups {
+		for _, o := range list {
+			if match(o) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Names returns the sorted names of the objects claiming userID.
 func (ix *Index) Names(userID string) []string {
 	objs := ix.Lookup(userID)

@@ -114,6 +114,9 @@ func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result,
 	if !ValidUserID(userID) {
 		return Result{}, ErrInvalidUserID
 	}
+	if op.Kind == OpReserve && op.ReservationID == "" {
+		op.ReservationID = newReservationID() // before any attempt, so a retry keeps it
+	}
 	unlock, err := s.locks.lock(ctx, userID)
 	if err != nil {
 		return Result{}, err
@@ -170,7 +173,7 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 	if cached != nil {
 		key = client.ObjectKeyFromObject(cached)
 		current = cached.DeepCopy()
-		fresh = fresh || needsGrantRecords(cached, op) // the cache holds only their digest
+		fresh = fresh || needsFreshRead(cached, op) // the cache holds only their digest
 	}
 	backoff := conflictBackoff
 	for {
@@ -185,13 +188,15 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 		var written *creditsv1alpha1.UserCredits
 		var d decision
 		if current == nil {
-			if op.Kind == OpConsume {
+			if op.Kind != OpSet && op.Kind != OpGrant {
+				// No record: a balance of 0 and no holds. A refusal is confirmed as below.
 				if !readFromAPI && s.confirmRefusal(userID) {
-					continue // confirm that there is no record
+					continue
 				}
-				return Result{}, ErrInsufficientCredits // no record: a balance of 0
+				d, err = decide(0, nil, nil, op, time.Now(), s.opts.GrantKeyRetention)
+				return d.result, err
 			}
-			if d, err = decide(0, ledgers{}, op, time.Now(), s.opts.GrantKeyRetention); err != nil {
+			if d, err = decide(0, nil, nil, op, time.Now(), s.opts.GrantKeyRetention); err != nil {
 				return d.result, err
 			}
 			written, err = s.create(ctx, key, userID, d)
@@ -202,11 +207,11 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 			if err := s.checkTrusted(current, userID); err != nil {
 				return Result{}, err
 			}
-			d, err = decide(current.Spec.Credits, ledgersOf(current.Annotations), op, time.Now(), s.opts.GrantKeyRetention)
-			if errors.Is(err, ErrInsufficientCredits) && !readFromAPI && s.confirmRefusal(userID) {
+			d, err = decide(current.Spec.Credits, current.Spec.Reservations, current.Annotations, op, time.Now(), s.opts.GrantKeyRetention)
+			if refusal(err) && !readFromAPI && s.confirmRefusal(userID) {
 				continue // confirm the refusal against the apiserver
 			}
-			if err != nil || !d.write {
+			if err != nil || d.noop {
 				if resolving && err == nil {
 					s.observe(ctx, current) // the lost write was applied: read-your-writes for it
 				}
@@ -231,28 +236,6 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 	}
 }
 
-// refusalConfirmInterval is how often, at most, a refusal for insufficient credits that the
-// cache decided is confirmed against the apiserver for one user.
-const refusalConfirmInterval = time.Second
-
-// confirmRefusal says whether a refusal the cache decided must be confirmed by a read from
-// the apiserver: always while this replica has a write for the user that its cache has not
-// shown, else at most once per refusalConfirmInterval. A refusal changes nothing, and the
-// precondition still guards every write; the confirmation catches a grant made through
-// another replica or kubectl that the cache has not shown yet, without letting a user who
-// keeps consuming at zero drive one apiserver read per request.
-func (s *Store) confirmRefusal(userID string) bool {
-	if _, pending := s.pending.Load(userID); pending {
-		return true
-	}
-	now := time.Now()
-	if _, recent := s.refusals.Get(userID, now); recent {
-		return false
-	}
-	s.refusals.Put(userID, struct{}{}, now.Add(refusalConfirmInterval), now)
-	return true
-}
-
 // read gets the object at key from the apiserver; nil when it does not exist.
 func (s *Store) read(ctx context.Context, key client.ObjectKey) (*creditsv1alpha1.UserCredits, error) {
 	obj := &creditsv1alpha1.UserCredits{}
@@ -268,8 +251,8 @@ func (s *Store) read(ctx context.Context, key client.ObjectKey) (*creditsv1alpha
 // create makes userID's record at key holding decision d.
 func (s *Store) create(ctx context.Context, key client.ObjectKey, userID string, d decision) (*creditsv1alpha1.UserCredits, error) {
 	obj := &creditsv1alpha1.UserCredits{
-		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Annotations: d.ledgers.annotations()},
-		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: d.credits},
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Annotations: d.annotations},
+		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: d.credits, Reservations: d.reservations},
 	}
 	return obj, s.opts.Client.Create(ctx, obj, client.FieldOwner(FieldManager))
 }
@@ -279,10 +262,18 @@ func (s *Store) create(ctx context.Context, key client.ObjectKey, userID string,
 // the decision was taken, so no decision made on stale data is ever stored.
 func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits, d decision) (*creditsv1alpha1.UserCredits, error) {
 	meta := map[string]any{"resourceVersion": current.ResourceVersion}
-	if a := d.ledgers.annotations(); a != nil {
-		meta["annotations"] = a
+	if d.annotations != nil {
+		meta["annotations"] = d.annotations
 	}
-	body, err := json.Marshal(map[string]any{"metadata": meta, "spec": map[string]any{"credits": d.credits}})
+	spec := map[string]any{"credits": d.credits}
+	if d.holdsChanged {
+		// The whole list: a merge patch replaces a list, and the decision knew all of it.
+		spec["reservations"] = d.reservations
+		if len(d.reservations) == 0 {
+			spec["reservations"] = nil
+		}
+	}
+	body, err := json.Marshal(map[string]any{"metadata": meta, "spec": spec})
 	if err != nil {
 		return nil, err
 	}
@@ -294,14 +285,23 @@ func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits,
 func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, op Operation, result Result) (Result, error) {
 	s.observe(ctx, written)
 	s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "credits", result.Credits)
-	if s.opts.Recorder != nil && op.Kind != OpConsume { // consumes are too frequent to be Events
-		s.opts.Recorder.Eventf(written, nil, "Normal", eventReasons[op.Kind], "UpdateBalance",
-			"%s of %d credits through the API; balance is now %d", op.Kind, op.Amount, result.Credits)
+	if reason, ok := eventReasons[op.Kind]; ok && s.opts.Recorder != nil {
+		s.opts.Recorder.Eventf(written, nil, "Normal", reason, "UpdateBalance", "%s", eventNote(op, result))
 	}
 	return result, nil
 }
 
-var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted"}
+// eventNote describes an operation for its Event.
+func eventNote(op Operation, result Result) string {
+	if op.Kind == OpExpire {
+		return fmt.Sprintf("reservation %s expired and returned to the balance; available is now %d", op.ReservationID, result.Credits)
+	}
+	return fmt.Sprintf("%s of %d credits through the API; balance is now %d", op.Kind, op.Amount, result.Credits)
+}
+
+// eventReasons are the operations that leave a Normal Event on the user's object; consumes
+// and holds are too frequent for that.
+var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted", OpExpire: "ReservationExpired"}
 
 // Objects finds the objects claiming a user in the informer cache; *Index implements it.
 type Objects interface {

@@ -19,8 +19,9 @@ const GrantKeyDigestAnnotation = "cache.credits.gitread.dev/grant-key-digest"
 const grantDigestHex = 16
 
 // CacheTransform is the informer cache's transform for UserCredits: it drops
-// managedFields (the cache never needs them; they are most of an object's size) and
-// replaces the grant key records with their digest. Other objects pass through.
+// managedFields (the cache never needs them; they are most of an object's size), replaces
+// the grant key records with their digest, and keeps of the history only what appending
+// needs (the sequence number and the chunk being filled). Other objects pass through.
 func CacheTransform(in any) (any, error) {
 	obj, ok := in.(*creditsv1alpha1.UserCredits)
 	if !ok {
@@ -30,6 +31,12 @@ func CacheTransform(in any) (any, error) {
 	if grants, ok := obj.Annotations[AppliedGrantsAnnotation]; ok {
 		delete(obj.Annotations, AppliedGrantsAnnotation)
 		obj.Annotations[GrantKeyDigestAnnotation] = grantDigest(grants)
+	}
+	current := currentChunk(obj.Annotations)
+	for name := range obj.Annotations {
+		if strings.HasPrefix(name, historyChunkPrefix) && name != current && name != HistorySeqAnnotation {
+			delete(obj.Annotations, name)
+		}
 	}
 	return obj, nil
 }
@@ -51,10 +58,11 @@ func grantDigest(ledger string) string {
 	return b.String()
 }
 
-// needsGrantRecords reports whether deciding op needs the grant key records that the cached
-// obj only holds as a digest: every keyed grant (its new record is written with the old
-// ones), and any keyed operation whose key might be a grant's (a replay or a 409).
-func needsGrantRecords(cached *creditsv1alpha1.UserCredits, op Operation) bool {
+// needsFreshRead reports whether deciding op needs what the cached obj does not hold: the
+// grant key records, which it holds only as a digest. That is every keyed grant (its new
+// record is written with the old ones), and any keyed operation whose key might be a
+// grant's (a replay or a 409).
+func needsFreshRead(cached *creditsv1alpha1.UserCredits, op Operation) bool {
 	if op.IdempotencyKey == "" {
 		return false
 	}

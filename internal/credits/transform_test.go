@@ -12,16 +12,15 @@ import (
 
 func TestCacheTransformDigestsGrantKeys(t *testing.T) {
 	now := time.Now()
-	var l ledgers
+	u := &user{}
 	for i := range 5 {
-		d, err := decide(int64(i), l, Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: fmt.Sprint("cs_", i)}, now, DefaultGrantKeyRetention)
-		if err != nil {
+		if _, err := u.do(Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: fmt.Sprint("cs_", i)}, now); err != nil {
 			t.Fatal(err)
 		}
-		l.grants = d.ledgers.grants
 	}
+	grants := u.ann[AppliedGrantsAnnotation]
 	obj := &creditsv1alpha1.UserCredits{}
-	obj.Annotations = map[string]string{AppliedGrantsAnnotation: l.grants, AppliedRequestsAnnotation: "[]"}
+	obj.Annotations = map[string]string{AppliedGrantsAnnotation: grants, AppliedRequestsAnnotation: "[]"}
 	obj.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "x"}}
 	out, err := CacheTransform(obj)
 	if err != nil {
@@ -32,8 +31,8 @@ func TestCacheTransformDigestsGrantKeys(t *testing.T) {
 		t.Fatalf("cached object: %+v", cached.ObjectMeta)
 	}
 	digest := cached.Annotations[GrantKeyDigestAnnotation]
-	if len(digest) != 5*(grantDigestHex+1) || len(digest) >= len(l.grants)/3 {
-		t.Fatalf("digest %q (%d bytes for %d bytes of records)", digest, len(digest), len(l.grants))
+	if len(digest) != 5*(grantDigestHex+1) || len(digest) >= len(grants)/3 {
+		t.Fatalf("digest %q (%d bytes for %d bytes of records)", digest, len(digest), len(grants))
 	}
 	for _, c := range []struct {
 		op   Operation
@@ -45,12 +44,38 @@ func TestCacheTransformDigestsGrantKeys(t *testing.T) {
 		{Operation{Kind: OpConsume, Amount: 1}, false},
 		{Operation{Kind: OpSet, Amount: 1, IdempotencyKey: "cs_0"}, true},
 	} {
-		if got := needsGrantRecords(cached, c.op); got != c.want {
-			t.Errorf("needsGrantRecords(%+v) = %v, want %v", c.op, got, c.want)
+		if got := needsFreshRead(cached, c.op); got != c.want {
+			t.Errorf("needsFreshRead(%+v) = %v, want %v", c.op, got, c.want)
 		}
 	}
 	other := &metav1.PartialObjectMetadata{}
 	if out, _ := CacheTransform(other); out != other {
 		t.Fatal("other objects must pass through")
+	}
+}
+
+func userCredits(annotations map[string]string) *creditsv1alpha1.UserCredits {
+	obj := &creditsv1alpha1.UserCredits{}
+	obj.Annotations = annotations
+	return obj
+}
+
+func TestCacheTransformKeepsOnlyTheHistoryChunkBeingFilled(t *testing.T) {
+	u := &user{}
+	now := time.Now()
+	for range 35 {
+		if _, err := u.do(Operation{Kind: OpGrant, Amount: 1}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached := cachedCopy(u.ann)
+	var chunks []string
+	for k := range cached {
+		if k != HistorySeqAnnotation && len(k) > len(historyChunkPrefix) && k[:len(historyChunkPrefix)] == historyChunkPrefix {
+			chunks = append(chunks, k)
+		}
+	}
+	if len(chunks) != 1 || chunks[0] != HistoryChunkAnnotation(3) || cached[HistorySeqAnnotation] != "35" {
+		t.Fatalf("cached history annotations %v (seq %s), want only chunk 3", chunks, cached[HistorySeqAnnotation])
 	}
 }

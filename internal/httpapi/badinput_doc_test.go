@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -154,15 +153,7 @@ func TestBadInputTable(t *testing.T) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.storeResult}
 		h := NewHandler(Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
 			UserRateLimit: c.userRateLimit, Log: logr.Discard()})
-		var rec *httptest.ResponseRecorder
-		for range c.repeat + 1 {
-			req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
-			for i := 0; i+1 < len(c.header); i += 2 {
-				req.Header.Set(c.header[i], c.header[i+1])
-			}
-			rec = httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-		}
+		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)
 		if rec.Code < 400 || store.writes != 0 {
 			t.Errorf("%s/%s: answered %d with %d writes; a bad input must be refused and change nothing", c.group, c.what, rec.Code, store.writes)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/gitread/usercredits-operator/internal/credits"
@@ -19,51 +20,86 @@ const maxNumberLiteral = 64
 
 var errInvalidCredits = errors.New("invalid credits value")
 
+// Body members the API reads.
+const (
+	fieldCredits    = "credits"
+	fieldTTLSeconds = "ttlSeconds"
+)
+
+// fieldError says which member of a body was invalid; errInvalidCredits when the body is
+// not a single JSON object at all.
+type fieldError struct{ field string }
+
+func (e fieldError) Error() string { return "invalid " + e.field + " value" }
+
 // ParseCredits reads {"credits": N} and returns N. It accepts exactly one JSON object with a
 // "credits" member whose value is an integral number in [0, MaxCredits] ("10", "10.0" and
 // "1e1" are all ten), other members ignored; anything else — missing, null, strings,
 // booleans, fractions, negatives, out-of-range values, duplicate "credits" members,
-// malformed JSON, trailing data — is errInvalidCredits.
+// malformed JSON, trailing data — is an error.
 func ParseCredits(body []byte) (int64, error) {
+	n, err := parseFields(body, fieldCredits)
+	if err != nil {
+		return 0, err
+	}
+	if !hasField(n, fieldCredits) {
+		return 0, errInvalidCredits
+	}
+	return n[fieldCredits], nil
+}
+
+// parseFields reads exactly one JSON object and the integral numbers in [0, MaxCredits] of
+// its members named in fields, by the rules of ParseCredits; members not named are ignored,
+// and a named member that is absent is absent from the result. A named member given twice
+// is ambiguous and invalid.
+func parseFields(body []byte, fields ...string) (map[string]int64, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return 0, errInvalidCredits
+		return nil, errInvalidCredits
 	}
-	var (
-		raw   json.RawMessage
-		found bool
-	)
+	found := map[string]json.RawMessage{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return 0, errInvalidCredits
+			return nil, errInvalidCredits
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return 0, errInvalidCredits
+			return nil, errInvalidCredits
 		}
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
-			return 0, errInvalidCredits
+			return nil, errInvalidCredits
 		}
-		if key == "credits" {
-			if found {
-				return 0, errInvalidCredits // ambiguous: which one did the client mean?
+		if slices.Contains(fields, key) {
+			if _, dup := found[key]; dup {
+				return nil, fieldError{key} // ambiguous: which one did the client mean?
 			}
-			raw, found = value, true
+			found[key] = value
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return 0, errInvalidCredits
+		return nil, errInvalidCredits
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return 0, errInvalidCredits // trailing data after the object
+		return nil, errInvalidCredits // trailing data after the object
 	}
-	if !found {
-		return 0, errInvalidCredits
+	out := make(map[string]int64, len(found))
+	for key, raw := range found {
+		n, err := parseCreditsNumber(string(raw))
+		if err != nil {
+			return nil, fieldError{key}
+		}
+		out[key] = n
 	}
-	return parseCreditsNumber(string(raw))
+	return out, nil
+}
+
+// hasField reports whether a parsed body has field.
+func hasField(fields map[string]int64, field string) bool {
+	_, ok := fields[field]
+	return ok
 }
 
 // parseCreditsNumber converts a JSON value to a balance. big.Float keeps fractions that a

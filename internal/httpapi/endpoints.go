@@ -30,65 +30,94 @@ func (h *handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http
 
 // setCredits is POST /api/credits: set the balance (upsert).
 func (h *handler) setCredits(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	h.apply(ctx, w, r, userID, credits.OpSet, 0, false)
+	h.amountOperation(ctx, w, r, userID, credits.OpSet, false)
 }
 
 // consume is POST /api/credits/consume: subtract n ≥ 1 (1 for an empty body) atomically.
 func (h *handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	h.apply(ctx, w, r, userID, credits.OpConsume, 1, false)
+	h.amountOperation(ctx, w, r, userID, credits.OpConsume, false)
 }
 
 // grant is POST /api/credits/grant: add n ≥ 1 atomically, exactly once per Idempotency-Key.
 func (h *handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	h.apply(ctx, w, r, userID, credits.OpGrant, 0, true)
+	h.amountOperation(ctx, w, r, userID, credits.OpGrant, true)
 }
 
-// apply reads the amount and Idempotency-Key, performs the operation and answers. A zero
-// emptyDefault means the body is required; needKey makes the Idempotency-Key header required.
-func (h *handler) apply(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, kind credits.OpKind, emptyDefault int64, needKey bool) {
+// amountOperation is set, consume or grant: {"credits":n} (consume: 1 when empty).
+func (h *handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, kind credits.OpKind, needKey bool) {
+	op, body, ok := readRequest(w, r, kind, needKey)
+	if !ok {
+		return
+	}
+	op.Amount = 1
+	if kind != credits.OpConsume || len(body) > 0 {
+		n, err := parseFields(body, fieldCredits)
+		if op.Amount = n[fieldCredits]; err != nil || !hasField(n, fieldCredits) || (kind != credits.OpSet && op.Amount < 1) {
+			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
+			return
+		}
+	}
+	h.perform(ctx, w, userID, op)
+}
+
+// readRequest reads the Idempotency-Key (required with needKey) and the body, trimmed, or
+// answers 400 or 413 and returns false.
+func readRequest(w http.ResponseWriter, r *http.Request, kind credits.OpKind, needKey bool) (credits.Operation, []byte, bool) {
 	key := r.Header.Get("Idempotency-Key")
 	switch {
 	case key == "" && needKey:
 		writeJSON(w, http.StatusBadRequest, bodyMissingIdempotencyKey)
-		return
+		return credits.Operation{}, nil, false
 	case !validIdempotencyKey(key):
 		writeJSON(w, http.StatusBadRequest, bodyInvalidIdempotencyKey)
-		return
+		return credits.Operation{}, nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
-			return
+			return credits.Operation{}, nil, false
 		}
 		writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
-		return
+		return credits.Operation{}, nil, false
 	}
-	amount := emptyDefault
-	if emptyDefault == 0 || len(bytes.TrimSpace(body)) > 0 {
-		if amount, err = ParseCredits(body); err != nil || (kind != credits.OpSet && amount < 1) {
-			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
-			return
-		}
-	}
+	return credits.Operation{Kind: kind, IdempotencyKey: key}, bytes.TrimSpace(body), true
+}
 
-	res, err := h.opts.Store.Apply(ctx, userID, credits.Operation{Kind: kind, Amount: amount, IdempotencyKey: key})
+// perform applies op and answers with its outcome.
+func (h *handler) perform(ctx context.Context, w http.ResponseWriter, userID string, op credits.Operation) {
+	res, err := h.opts.Store.Apply(ctx, userID, op)
 	o := outcomeOf(res, err)
-	metrics.CreditOperations.WithLabelValues(string(kind), o.label).Inc()
+	metrics.CreditOperations.WithLabelValues(string(op.Kind), o.label).Inc()
 	switch {
 	case o.status == http.StatusOK:
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		if op.Kind == credits.OpReserve {
+			writeJSON(w, http.StatusOK, reservedBody(res.ReservationID, res.Credits))
+			return
 		}
 		writeJSON(w, http.StatusOK, updatedBody(res.Credits))
 	case o.status == http.StatusPaymentRequired:
 		writeJSON(w, o.status, insufficientBody(res.Credits))
 	default:
 		if o.status == http.StatusInternalServerError {
-			h.opts.Log.Error(err, "changing balance", "userID", userID, "op", kind)
+			h.opts.Log.Error(err, "changing balance", "userID", userID, "op", op.Kind)
 		}
 		writeJSON(w, o.status, o.body)
 	}
+}
+
+// transactions is GET /api/credits/transactions: the user's history, newest first.
+func (h *handler) transactions(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
+	list, err := h.opts.Store.Transactions(ctx, userID)
+	if err != nil {
+		h.opts.Log.Error(err, "reading transactions", "userID", userID)
+		writeJSON(w, http.StatusInternalServerError, bodyFetchError)
+		return
+	}
+	writeJSON(w, http.StatusOK, transactionsBody(list))
 }
 
 // validIdempotencyKey accepts an absent key, or 1–255 visible ASCII characters.

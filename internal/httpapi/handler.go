@@ -21,6 +21,7 @@ const MaxBodyBytes = 1 << 20
 type Store interface {
 	Balance(ctx context.Context, userID string) (int64, error)
 	Apply(ctx context.Context, userID string, op credits.Operation) (credits.Result, error)
+	Transactions(ctx context.Context, userID string) ([]credits.Transaction, error)
 }
 
 // Authorizer decides whether an in-cluster service may use a verb on UserCredits.
@@ -39,6 +40,8 @@ type Options struct {
 	AllowUserWrites bool
 	// RequestTimeout bounds each request's authentication and storage work.
 	RequestTimeout time.Duration
+	// DefaultReservationTTL is how long a hold lasts when the request does not say (15m).
+	DefaultReservationTTL time.Duration
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
 	// UserRateLimit and ServiceAccountRateLimit are the requests per second each Clerk user
@@ -58,6 +61,9 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 5 * time.Second
+	}
+	if opts.DefaultReservationTTL <= 0 {
+		opts.DefaultReservationTTL = 15 * time.Minute
 	}
 	h := &handler{opts: opts, now: time.Now, limits: map[auth.Kind]*rateLimiter{
 		auth.KindClerkUser:      newRateLimiter(opts.UserRateLimit, maxRateLimitedCallers),

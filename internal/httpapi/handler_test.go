@@ -28,6 +28,7 @@ type memoryStore struct {
 
 	ops         []credits.Operation
 	applyResult credits.Result
+	history     []credits.Transaction
 }
 
 func (m *memoryStore) Balance(_ context.Context, user string) (int64, error) {
@@ -57,6 +58,27 @@ func (m *memoryStore) Apply(_ context.Context, user string, op credits.Operation
 	m.writes++
 	m.balances[user] = op.Amount
 	return credits.Result{Credits: op.Amount}, nil
+}
+
+// Transactions answers history, or the store's error.
+func (m *memoryStore) Transactions(context.Context, string) ([]credits.Transaction, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.history, m.err
+}
+
+// serveTimes sends the same request to h times times and returns the last answer.
+func serveTimes(h http.Handler, times int, method, path, body string, header []string) *httptest.ResponseRecorder {
+	var rec *httptest.ResponseRecorder
+	for range times {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+	}
+	return rec
 }
 
 type fixture struct {

@@ -25,6 +25,11 @@ var outcomes = []outcome{
 	{credits.ErrBalanceOverflow, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
 	{credits.ErrInvalidOperation, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
 	{credits.ErrUntrustedRecord, http.StatusInternalServerError, bodyUpdateError, "untrusted_record"},
+	{credits.ErrTooManyReservations, http.StatusConflict, bodyTooManyReservations, "too_many_reservations"},
+	{credits.ErrReservationNotFound, http.StatusNotFound, bodyReservationNotFound, "reservation_not_found"},
+	{credits.ErrReservationCaptured, http.StatusConflict, bodyReservationCaptured, "reservation_captured"},
+	{credits.ErrReservationReleased, http.StatusConflict, bodyReservationReleased, "reservation_released"},
+	{credits.ErrReservationExpired, http.StatusGone, bodyReservationExpired, "reservation_expired"},
 }
 
 var (

@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
+
+	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
 // Bodies that clients match byte for byte.
@@ -23,6 +27,12 @@ var (
 	bodyMissingIdempotencyKey = []byte(`{"error":"Missing Idempotency-Key"}`)
 	bodyInvalidIdempotencyKey = []byte(`{"error":"Invalid Idempotency-Key"}`)
 	bodyIdempotencyKeyReused  = []byte(`{"error":"Idempotency-Key reused with a different request"}`)
+	bodyInvalidTTL            = []byte(`{"error":"Invalid ttlSeconds"}`)
+	bodyTooManyReservations   = []byte(`{"error":"Too many open reservations"}`)
+	bodyReservationNotFound   = []byte(`{"error":"Reservation not found"}`)
+	bodyReservationCaptured   = []byte(`{"error":"Reservation already captured"}`)
+	bodyReservationReleased   = []byte(`{"error":"Reservation already released"}`)
+	bodyReservationExpired    = []byte(`{"error":"Reservation expired"}`)
 )
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
@@ -47,4 +57,32 @@ func updatedBody(n int64) []byte {
 // insufficientBody is {"error":"Insufficient credits","credits":N}.
 func insufficientBody(n int64) []byte {
 	return append(strconv.AppendInt(append(make([]byte, 0, 64), `{"error":"Insufficient credits","credits":`...), n, 10), '}')
+}
+
+// reservedBody is {"success":true,"reservationId":"<id>","credits":N}.
+func reservedBody(id string, n int64) []byte {
+	b := append(make([]byte, 0, 80), `{"success":true,"reservationId":"`...)
+	b = append(b, id...) // validated: letters, digits, '_' and '-' only
+	b = append(b, `","credits":`...)
+	return append(strconv.AppendInt(b, n, 10), '}')
+}
+
+// transaction is one entry of GET /api/credits/transactions.
+type transaction struct {
+	Type    string `json:"type"`
+	Credits int64  `json:"credits"`
+	Balance int64  `json:"balance"`
+	At      string `json:"at"`
+}
+
+// transactionsBody is {"transactions":[...]}, newest first.
+func transactionsBody(list []credits.Transaction) []byte {
+	out := struct {
+		Transactions []transaction `json:"transactions"`
+	}{Transactions: make([]transaction, len(list))}
+	for i, t := range list {
+		out.Transactions[i] = transaction{Type: string(t.Kind), Credits: t.Credits, Balance: t.Balance, At: t.At.UTC().Format(time.RFC3339)}
+	}
+	data, _ := json.Marshal(out) // cannot fail: plain structs
+	return data
 }

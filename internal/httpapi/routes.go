@@ -30,6 +30,26 @@ var routes = map[string]map[string]route{
 	"/api/credits/grant": {
 		http.MethodPost: {verb: "grant", errorBody: bodyUpdateError, serve: (*handler).grant, clerkAllow: func(*Options) bool { return false }},
 	},
+	"/api/credits/reserve": {
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).reserve, clerkAllow: always},
+	},
+	reservationsPrefix + "{id}/capture": {
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).capture, clerkAllow: always},
+	},
+	reservationsPrefix + "{id}/release": {
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).release, clerkAllow: always},
+	},
+	"/api/credits/transactions": {
+		http.MethodGet: {verb: "get", errorBody: bodyFetchError, serve: (*handler).transactions, clerkAllow: always},
+	},
+}
+
+// pattern is the routes key of path: the path itself, or a hold's route pattern.
+func pattern(path string) string {
+	if p, ok := reservationRoute(path); ok {
+		return p
+	}
+	return path
 }
 
 // allowHeader lists a path's methods for a 405's Allow header.
@@ -45,8 +65,8 @@ func allowHeader(methods map[string]route) string {
 // metricLabels bounds label cardinality: known routes and methods, else "other".
 func metricLabels(r *http.Request) (string, string) {
 	route, method := "other", "other"
-	if _, ok := routes[r.URL.Path]; ok {
-		route = r.URL.Path
+	if p := pattern(r.URL.Path); routes[p] != nil {
+		route = p
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodPost, http.MethodOptions:
@@ -57,7 +77,7 @@ func metricLabels(r *http.Request) (string, string) {
 
 // findRoute finds the endpoint for r, or answers 404 or 405 and returns false.
 func findRoute(w http.ResponseWriter, r *http.Request) (route, bool) {
-	methods, known := routes[r.URL.Path]
+	methods, known := routes[pattern(r.URL.Path)]
 	if !known {
 		writeJSON(w, http.StatusNotFound, bodyNotFound)
 		return route{}, false

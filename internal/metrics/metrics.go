@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
@@ -52,6 +54,24 @@ var (
 	}, []string{"reason"})
 )
 
+// lowBalanceUsers counts the users whose LowBalance condition is True; set by SetLowBalanceUsers.
+var lowBalanceUsers atomic.Pointer[func() float64]
+
+// LowBalanceUsers reports the users whose LowBalance condition is True, counted from the
+// informer cache at each scrape; every replica reports the same number.
+var LowBalanceUsers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	Name: "usercredits_low_balance_users",
+	Help: "Users whose available credits are at or below their low-balance threshold (LowBalance=True).",
+}, func() float64 {
+	if f := lowBalanceUsers.Load(); f != nil {
+		return (*f)()
+	}
+	return 0
+})
+
+// SetLowBalanceUsers sets how usercredits_low_balance_users is counted.
+func SetLowBalanceUsers(count func() float64) { lowBalanceUsers.Store(&count) }
+
 func init() {
-	crmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, AuthFailures, RateLimited, CreditOperations, ConflictRetries, ValidationFailures)
+	crmetrics.Registry.MustRegister(LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, CreditOperations, ConflictRetries, ValidationFailures)
 }

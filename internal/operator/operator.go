@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -26,6 +27,7 @@ import (
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/httpapi"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // Config is what the components need beyond the manager itself.
@@ -55,6 +57,11 @@ type Config struct {
 	CORSAllowedOrigins []string
 	// GrantKeyRetention is how long grant Idempotency-Keys are honoured (default 30 days).
 	GrantKeyRetention time.Duration
+	// DefaultReservationTTL is how long a hold lasts when its request does not say (15m).
+	DefaultReservationTTL time.Duration
+	// LowBalanceThreshold: at or below it, a user's LowBalance condition is True; 0 leaves
+	// it to each object's spec.lowBalanceThreshold.
+	LowBalanceThreshold int64
 }
 
 // NewScheme returns a scheme with the built-in kinds and UserCredits.
@@ -99,12 +106,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 	if err := users.Register(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("usercredits-controller")
-	reconciler := &controllers.UserCreditsReconciler{Client: mgr.GetClient(), Recorder: recorder, Users: users}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the controller: %w", err)
-	}
-
 	log := ctrl.Log.WithName("api")
 	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
 	if err != nil {
@@ -148,6 +149,16 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Log:       log.WithName("store"),
 
 		GrantKeyRetention: cfg.GrantKeyRetention,
+	})
+	reconciler := &controllers.UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller"),
+		Users: users, Holds: store, LowBalanceThreshold: cfg.LowBalanceThreshold}
+	if err := reconciler.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the controller: %w", err)
+	}
+	metrics.SetLowBalanceUsers(func() float64 {
+		return float64(users.Count(func(o *creditsv1alpha1.UserCredits) bool {
+			return meta.IsStatusConditionTrue(o.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
+		}))
 	})
 	handler := httpapi.NewHandler(httpapi.Options{
 		Verifier:                authenticator,

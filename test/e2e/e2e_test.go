@@ -71,15 +71,21 @@ func TestEndToEnd(t *testing.T) {
 	// A token for the apiserver's own audience is refused: it could be replayed there.
 	expectHTTP(t, "apiserver-audience token", 401, `{"error":"Unauthorized"}`)(httpDo(t, "POST", api+"/consume?userId="+user, c.token(t, e2eNamespace, "readme-generator"), ""))
 
+	// A worker holds 2 credits for a job (the consume verb is enough).
+	status, body := httpDo(t, "POST", api+"/reserve?userId="+user, worker, `{"credits":2}`)
+	if status != 200 || !strings.Contains(body, `"reservationId":"rsv_`) || !strings.HasSuffix(body, `"credits":17}`) {
+		t.Fatalf("reserve: %d %s", status, body)
+	}
+
 	// The controller, with only the shipped RBAC, validated the object; kubectl shows it.
 	framework.Eventually(t, 20*time.Second, func() error {
 		out := c.kubectl(t, nil, "get", "uc", "-n", e2eNamespace)
 		header := strings.Fields(strings.SplitN(out, "\n", 2)[0])
-		if strings.Join(header, " ") != "NAME USER CREDITS VALID UPDATED AGE" {
+		if strings.Join(header, " ") != "NAME USER CREDITS RESERVED VALID UPDATED AGE" {
 			return fmt.Errorf("printer columns: %v", header)
 		}
 		row := strings.Fields(framework.LineContaining(out, user))
-		if len(row) < 6 || row[2] != "19" || row[3] != "True" {
+		if len(row) < 7 || row[2] != "17" || row[3] != "2" || row[4] != "True" {
 			return fmt.Errorf("row for %s: %v\n%s", user, row, out)
 		}
 		return nil
@@ -161,7 +167,7 @@ func crashAndRestart(t *testing.T, c *cluster, op *framework.Process, bin string
 	c.bind(t, "checkout", "credits-granter")
 	granter := c.callerToken(t, "checkout")
 	grantURL := api + "/grant?userId=" + user
-	const before = 19
+	const before = 17 // available: 19, less the 2 held
 
 	var acked, attempted int
 	done := make(chan struct{})

@@ -1,0 +1,297 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/test/framework"
+)
+
+// openAPICase is one request sent to the handler, and the status the document must list.
+type openAPICase struct {
+	op, method, path, body string
+	header                 []string
+	storeErr               error
+	result                 credits.Result
+	userWrites             bool
+	rateLimit              float64 // with repeat: sent repeat more times first
+	repeat                 int
+	status                 int
+}
+
+// document is docs/openapi.yaml as generic JSON values, with local $refs resolved on use.
+type document struct{ root map[string]any }
+
+func loadDocument(t *testing.T) document {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(framework.RepoRoot(), "docs", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root map[string]any
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		t.Fatalf("docs/openapi.yaml: %v", err)
+	}
+	if root["openapi"] != "3.1.0" {
+		t.Fatalf("openapi version %v, want 3.1.0", root["openapi"])
+	}
+	return document{root}
+}
+
+// deref follows a local $ref.
+func (d document) deref(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	ref, ok := m["$ref"].(string)
+	if !ok {
+		return m
+	}
+	var cur any = d.root
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		cur = cur.(map[string]any)[part]
+	}
+	return d.deref(cur)
+}
+
+// responses lists the documented statuses of each "METHOD path".
+func (d document) responses() map[string]map[string]map[string]any {
+	out := map[string]map[string]map[string]any{}
+	for path, item := range d.root["paths"].(map[string]any) {
+		for method, op := range item.(map[string]any) {
+			key := strings.ToUpper(method) + " " + path
+			out[key] = map[string]map[string]any{}
+			for status, resp := range op.(map[string]any)["responses"].(map[string]any) {
+				out[key][status] = d.deref(resp)
+			}
+		}
+	}
+	return out
+}
+
+// checkSchema checks value against the subset of JSON Schema the document uses: type,
+// const, enum, properties (no others allowed), required, items.
+func (d document) checkSchema(schema map[string]any, value any, at string) error {
+	schema = d.deref(schema)
+	if c, ok := schema["const"]; ok && !reflect.DeepEqual(normalize(c), value) {
+		return fmt.Errorf("%s: %v, want %v", at, value, c)
+	}
+	if enum, ok := schema["enum"].([]any); ok && !slices.ContainsFunc(enum, func(e any) bool { return reflect.DeepEqual(normalize(e), value) }) {
+		return fmt.Errorf("%s: %v not in %v", at, value, enum)
+	}
+	switch schema["type"] {
+	case "object":
+		obj, ok := value.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: %v is not an object", at, value)
+		}
+		props, _ := schema["properties"].(map[string]any)
+		for name, v := range obj {
+			p, known := props[name]
+			if !known {
+				return fmt.Errorf("%s: undocumented member %q", at, name)
+			}
+			if err := d.checkSchema(p.(map[string]any), v, at+"."+name); err != nil {
+				return err
+			}
+		}
+		for _, r := range asList(schema["required"]) {
+			if _, ok := obj[r.(string)]; !ok {
+				return fmt.Errorf("%s: required member %q missing", at, r)
+			}
+		}
+	case "array":
+		list, ok := value.([]any)
+		if !ok {
+			return fmt.Errorf("%s: %v is not an array", at, value)
+		}
+		for i, v := range list {
+			if err := d.checkSchema(schema["items"].(map[string]any), v, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+				return err
+			}
+		}
+	case "integer":
+		if f, ok := value.(float64); !ok || f != float64(int64(f)) {
+			return fmt.Errorf("%s: %v is not an integer", at, value)
+		}
+	case "string":
+		if _, ok := value.(string); !ok {
+			return fmt.Errorf("%s: %v is not a string", at, value)
+		}
+	}
+	return nil
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// normalize makes a YAML value comparable with a decoded JSON one.
+func normalize(v any) any {
+	data, _ := json.Marshal(v)
+	var out any
+	_ = json.Unmarshal(data, &out)
+	return out
+}
+
+// examples are a response's documented example bodies.
+func (d document) examples(content map[string]any) []any {
+	var out []any
+	if e, ok := content["example"]; ok {
+		out = append(out, normalize(e))
+	}
+	if es, ok := content["examples"].(map[string]any); ok {
+		for _, e := range es {
+			out = append(out, normalize(e.(map[string]any)["value"]))
+		}
+	}
+	return out
+}
+
+func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
+	tok, err := signer.SessionToken("user_A", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerk := []string{"Authorization", "Bearer " + tok}
+	svc := func(name string, more ...string) []string {
+		return append([]string{"Authorization", "Bearer svc-" + name}, more...)
+	}
+	hold := "/api/credits/reservations/rsv_0123456789abcdef/"
+	var cases []openAPICase
+	// Every route answers these the same way.
+	for _, r := range []struct{ op, method, path string }{
+		{"getCredits", "GET", "/api/credits"}, {"setCredits", "POST", "/api/credits"}, {"consume", "POST", "/api/credits/consume"},
+		{"grant", "POST", "/api/credits/grant"}, {"reserve", "POST", "/api/credits/reserve"}, {"capture", "POST", hold + "capture"},
+		{"release", "POST", hold + "release"}, {"transactions", "GET", "/api/credits/transactions"},
+	} {
+		key := []string{"Idempotency-Key", "k1"}
+		cases = append(cases,
+			openAPICase{op: r.op, method: r.method, path: r.path, body: `{"credits":1}`, status: 401},
+			openAPICase{op: r.op, method: r.method, path: r.path + "?userId=user_A", header: svc("nobody", key...), body: `{"credits":1}`, status: 403},
+			openAPICase{op: r.op, method: r.method, path: r.path, header: clerk, body: `{"credits":1}`, rateLimit: 1, repeat: 2, status: 429, userWrites: true},
+		)
+		if r.op != "release" {
+			cases = append(cases, openAPICase{op: r.op, method: r.method, path: r.path + "?userId=%FF", header: svc("admin", key...), body: `{"credits":1}`, status: 400})
+		}
+	}
+	store500 := fmt.Errorf("etcd timeout")
+	return append(cases,
+		openAPICase{op: "getCredits", method: "GET", path: "/api/credits", header: clerk, status: 200},
+		openAPICase{op: "getCredits", method: "GET", path: "/api/credits", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":7}`, userWrites: true, status: 200},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":7}`, status: 403},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":"7"}`, userWrites: true, status: 400},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, userWrites: true, status: 413},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: append(clerk, "Idempotency-Key", "k"), body: `{"credits":7}`, userWrites: true, storeErr: credits.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":7}`, userWrites: true, storeErr: store500, status: 500},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, result: credits.Result{Credits: 4}, status: 200},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, body: `{"credits":0}`, status: 400},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, storeErr: credits.ErrInsufficientCredits, status: 402},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: append(clerk, "Idempotency-Key", "k"), storeErr: credits.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, body: `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, status: 413},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, result: credits.Result{Credits: 10}, status: 200},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin"), body: `{"credits":5}`, status: 400},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: credits.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: store500, status: 500},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, result: credits.Result{Credits: 4, ReservationID: "rsv_0123456789abcdef"}, status: 200},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, body: `{"ttlSeconds":0}`, status: 400},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: credits.ErrInsufficientCredits, status: 402},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: credits.ErrTooManyReservations, status: 409},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":1}`, result: credits.Result{Credits: 6}, status: 200},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":-1}`, status: 400},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationNotFound, status: 404},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationReleased, status: 409},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationExpired, status: 410},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, result: credits.Result{Credits: 6}, status: 200},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationNotFound, status: 404},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationCaptured, status: 409},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationExpired, status: 410},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "transactions", method: "GET", path: "/api/credits/transactions", header: clerk, status: 200},
+		openAPICase{op: "transactions", method: "GET", path: "/api/credits/transactions", header: clerk, storeErr: store500, status: 500},
+	)
+}
+
+// TestOpenAPIDocumentMatchesTheHandler sends every documented case to the handler: each
+// answer's status must be documented for its operation, its body must fit the documented
+// schema (and equal a documented example where the body is fixed), documented headers must
+// be there, and every documented status must be reached by some case.
+func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
+	doc := loadDocument(t)
+	responses := doc.responses()
+	signer, err := auth.NewSigner("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clerk, err := auth.NewAuthenticator(auth.Config{Clerk: &auth.ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM()}, Limits: auth.DefaultLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authz := verbAuthorizer{verbs: map[string][]string{"admin": {"get", "update", "consume", "grant"}}}
+	reached := map[string]bool{}
+	for _, c := range openAPICases(t, signer) {
+		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
+			history: []credits.Transaction{{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
+		h := NewHandler(Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
+			UserRateLimit: c.rateLimit, Log: logr.Discard()})
+		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)
+		name := fmt.Sprintf("%s %s → %d", c.method, c.path[:min(len(c.path), 60)], c.status)
+		if rec.Code != c.status {
+			t.Errorf("%s: answered %d %s", name, rec.Code, rec.Body)
+			continue
+		}
+		key := c.method + " " + pattern(strings.SplitN(c.path, "?", 2)[0])
+		ops, ok := responses[key]
+		if !ok {
+			t.Errorf("%s: %s is not documented", name, key)
+			continue
+		}
+		resp, ok := ops[fmt.Sprint(rec.Code)]
+		if !ok {
+			t.Errorf("%s: status %d is not documented for %s", name, rec.Code, key)
+			continue
+		}
+		reached[key+" "+fmt.Sprint(rec.Code)] = true
+		content := doc.deref(resp["content"].(map[string]any)["application/json"])
+		var body any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Errorf("%s: body %q is not JSON", name, rec.Body)
+			continue
+		}
+		if err := doc.checkSchema(content["schema"].(map[string]any), body, "body"); err != nil {
+			t.Errorf("%s: %s does not fit the documented schema: %v", name, rec.Body, err)
+		}
+		if examples := doc.examples(content); rec.Code >= 400 && rec.Code != 402 && !slices.ContainsFunc(examples, func(e any) bool { return reflect.DeepEqual(e, body) }) {
+			t.Errorf("%s: %s is none of the documented bodies %v", name, rec.Body, examples)
+		}
+		if headers, ok := resp["headers"].(map[string]any); ok {
+			for header := range headers {
+				if header == "Retry-After" && rec.Header().Get(header) == "" {
+					t.Errorf("%s: documented header %s missing", name, header)
+				}
+			}
+		}
+	}
+	for key, statuses := range responses {
+		for status := range statuses {
+			if !reached[key+" "+status] {
+				t.Errorf("documented %s %s is not reached by any case", key, status)
+			}
+		}
+	}
+}

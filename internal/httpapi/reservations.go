@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gitread/usercredits-operator/internal/credits"
+)
+
+// reservationsPrefix starts the paths of one hold: /api/credits/reservations/<id>/capture
+// and /api/credits/reservations/<id>/release.
+const reservationsPrefix = "/api/credits/reservations/"
+
+// maxReservationTTLSeconds bounds ttlSeconds (a day).
+const maxReservationTTLSeconds = int64(credits.MaxReservationTTL / time.Second)
+
+// reserve is POST /api/credits/reserve: hold {"credits":n} (1 when absent) for
+// {"ttlSeconds":s} (the operator's default when absent).
+func (h *handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+	op, body, ok := readRequest(w, r, credits.OpReserve, false)
+	if !ok {
+		return
+	}
+	op.Amount, op.TTL = 1, h.opts.DefaultReservationTTL
+	if len(body) > 0 {
+		fields, err := parseFields(body, fieldCredits, fieldTTLSeconds)
+		if fe, isField := err.(fieldError); isField && fe.field == fieldTTLSeconds {
+			writeJSON(w, http.StatusBadRequest, bodyInvalidTTL)
+			return
+		}
+		if err != nil || (hasField(fields, fieldCredits) && fields[fieldCredits] < 1) {
+			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
+			return
+		}
+		if hasField(fields, fieldCredits) {
+			op.Amount = fields[fieldCredits]
+		}
+		if hasField(fields, fieldTTLSeconds) {
+			ttl := fields[fieldTTLSeconds]
+			if ttl < 1 || ttl > maxReservationTTLSeconds {
+				writeJSON(w, http.StatusBadRequest, bodyInvalidTTL)
+				return
+			}
+			op.TTL = time.Duration(ttl) * time.Second
+		}
+	}
+	h.perform(ctx, w, userID, op)
+}
+
+// capture is POST /api/credits/reservations/<id>/capture: spend {"credits":m} of the hold
+// (all of it when absent) and return the rest.
+func (h *handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+	op, body, ok := readRequest(w, r, credits.OpCapture, false)
+	if !ok {
+		return
+	}
+	op.ReservationID, op.CaptureAll = reservationID(r.URL.Path), len(body) == 0
+	if len(body) > 0 {
+		fields, err := parseFields(body, fieldCredits)
+		if op.Amount = fields[fieldCredits]; err != nil {
+			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
+			return
+		}
+		op.CaptureAll = !hasField(fields, fieldCredits)
+	}
+	h.perform(ctx, w, userID, op)
+}
+
+// release is POST /api/credits/reservations/<id>/release: return the whole hold.
+func (h *handler) release(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+	op, _, ok := readRequest(w, r, credits.OpRelease, false)
+	if !ok {
+		return
+	}
+	op.ReservationID = reservationID(r.URL.Path)
+	h.perform(ctx, w, userID, op)
+}
+
+// reservationRoute maps a hold's path to its route pattern, and reports whether it is one.
+func reservationRoute(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, reservationsPrefix)
+	if !ok {
+		return "", false
+	}
+	id, action, ok := strings.Cut(rest, "/")
+	if !ok || !validReservationID(id) || (action != "capture" && action != "release") {
+		return "", false
+	}
+	return reservationsPrefix + "{id}/" + action, true
+}
+
+// reservationID is the hold a reservation route names.
+func reservationID(path string) string {
+	id, _, _ := strings.Cut(strings.TrimPrefix(path, reservationsPrefix), "/")
+	return id
+}
+
+// validReservationID accepts 1–64 letters, digits, '_' and '-'.
+func validReservationID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
