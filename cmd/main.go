@@ -24,6 +24,7 @@ import (
 	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/payments"
 )
 
 type options struct {
@@ -52,6 +53,7 @@ type options struct {
 	grantKeyRetention time.Duration
 	reservationTTL    time.Duration
 	lowBalance        int64
+	pricePerCredit    int64
 }
 
 func main() {
@@ -88,6 +90,8 @@ func main() {
 		"How long a grant's Idempotency-Key is honoured: a retried grant within it is never applied twice (keys of other operations: 24h, last 100).")
 	flag.DurationVar(&opts.reservationTTL, "reservation-ttl", 15*time.Minute, "How long a hold lasts when POST /api/credits/reserve does not say (ttlSeconds, at most 24h).")
 	flag.Int64Var(&opts.lowBalance, "low-balance-threshold", 0, "At or below this many available credits a user's LowBalance condition is True (Warning Event LowBalance); 0: only objects with spec.lowBalanceThreshold.")
+	flag.Int64Var(&opts.pricePerCredit, "price-per-credit-cents", payments.DefaultPricePerCreditCents,
+		"Price of one credit in the Checkout currency's cents: a paid session without metadata.credits grants amount_total / this (STRIPE_WEBHOOK_SECRET enables the webhook).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -14,6 +14,9 @@ import (
 	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
+// StripeWebhookPath is where Stripe delivers Checkout events.
+const StripeWebhookPath = "/api/webhooks/stripe"
+
 // MaxBodyBytes is the largest request body read; a {"credits":N} body needs a few dozen.
 const MaxBodyBytes = 1 << 20
 
@@ -44,6 +47,9 @@ type Options struct {
 	DefaultReservationTTL time.Duration
 	// CORSAllowedOrigins are the browser origins allowed to call the API.
 	CORSAllowedOrigins []string
+	// StripeWebhook serves StripeWebhookPath, without Clerk or ServiceAccount authentication
+	// (it checks Stripe's signature itself); nil answers 404 there.
+	StripeWebhook http.Handler
 	// UserRateLimit and ServiceAccountRateLimit are the requests per second each Clerk user
 	// and each ServiceAccount may send (burst: twice that); 0 is unlimited.
 	UserRateLimit, ServiceAccountRateLimit float64
@@ -80,6 +86,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	defer h.observe(rec, r, time.Now(), &principal)
 
 	if h.cors(rec, r) {
+		return
+	}
+	if r.URL.Path == StripeWebhookPath {
+		if h.opts.StripeWebhook == nil {
+			writeJSON(rec, http.StatusNotFound, bodyNotFound)
+			return
+		}
+		h.opts.StripeWebhook.ServeHTTP(rec, r)
 		return
 	}
 	rt, ok := findRoute(rec, r)

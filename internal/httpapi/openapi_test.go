@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/stripe/stripe-go/v82/webhook"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/payments"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -29,6 +31,7 @@ type openAPICase struct {
 	rateLimit              float64 // with repeat: sent repeat more times first
 	repeat                 int
 	status                 int
+	stripe                 bool // the Stripe webhook is enabled
 }
 
 // document is docs/openapi.yaml as generic JSON values, with local $refs resolved on use.
@@ -224,7 +227,21 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: store500, status: 500},
 		openAPICase{op: "transactions", method: "GET", path: "/api/credits/transactions", header: clerk, status: 200},
 		openAPICase{op: "transactions", method: "GET", path: "/api/credits/transactions", header: clerk, storeErr: store500, status: 500},
+		stripeCase(t, "checkout.session.completed", whsec, nil, 200),
+		stripeCase(t, "checkout.session.completed", "whsec_wrong", nil, 400),
+		stripeCase(t, "checkout.session.completed", whsec, store500, 500),
+		openAPICase{op: "stripeWebhook", method: "POST", path: StripeWebhookPath, body: "{}", status: 404},
 	)
+}
+
+const whsec = "whsec_openapi"
+
+// stripeCase is a paid Checkout event signed with secret, to an enabled webhook.
+func stripeCase(t *testing.T, kind, secret string, storeErr error, status int) openAPICase {
+	payload := fmt.Sprintf(`{"id":"evt_1","object":"event","type":%q,"data":{"object":{"id":"cs_1","client_reference_id":"user_A","payment_status":"paid","amount_total":250}}}`, kind)
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: []byte(payload), Secret: secret, Timestamp: time.Now()})
+	return openAPICase{op: "stripeWebhook", method: "POST", path: StripeWebhookPath, body: payload,
+		header: []string{"Stripe-Signature", signed.Header}, storeErr: storeErr, status: status, stripe: true}
 }
 
 // TestOpenAPIDocumentMatchesTheHandler sends every documented case to the handler: each
@@ -247,8 +264,12 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 	for _, c := range openAPICases(t, signer) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
 			history: []credits.Transaction{{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
-		h := NewHandler(Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
-			UserRateLimit: c.rateLimit, Log: logr.Discard()})
+		opts := Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
+			UserRateLimit: c.rateLimit, Log: logr.Discard()}
+		if c.stripe {
+			opts.StripeWebhook = &payments.Webhook{Secret: whsec, PricePerCreditCents: 125, Store: store, Timeout: time.Second, Log: logr.Discard()}
+		}
+		h := NewHandler(opts)
 		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)
 		name := fmt.Sprintf("%s %s → %d", c.method, c.path[:min(len(c.path), 60)], c.status)
 		if rec.Code != c.status {

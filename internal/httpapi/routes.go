@@ -65,7 +65,7 @@ func allowHeader(methods map[string]route) string {
 // metricLabels bounds label cardinality: known routes and methods, else "other".
 func metricLabels(r *http.Request) (string, string) {
 	route, method := "other", "other"
-	if p := pattern(r.URL.Path); routes[p] != nil {
+	if p := pattern(r.URL.Path); routes[p] != nil || p == StripeWebhookPath {
 		route = p
 	}
 	switch r.Method {

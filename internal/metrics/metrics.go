@@ -35,6 +35,12 @@ var (
 		Help: "Requests refused with 429 by the per-caller rate limit, by caller kind (ClerkUser, ServiceAccount).",
 	}, []string{"kind"})
 
+	// StripeEvents counts Stripe webhook deliveries by what came of them.
+	StripeEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "usercredits_stripe_events_total",
+		Help: "Stripe webhook deliveries by result: granted, replayed, ignored, unassignable, invalid_signature, error.",
+	}, []string{"result"})
+
 	// CreditOperations counts balance operations by kind and result.
 	CreditOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "usercredits_operations_total",
@@ -73,5 +79,5 @@ var LowBalanceUsers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 func SetLowBalanceUsers(count func() float64) { lowBalanceUsers.Store(&count) }
 
 func init() {
-	crmetrics.Registry.MustRegister(LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, CreditOperations, ConflictRetries, ValidationFailures)
+	crmetrics.Registry.MustRegister(LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, StripeEvents, CreditOperations, ConflictRetries, ValidationFailures)
 }

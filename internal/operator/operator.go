@@ -28,6 +28,7 @@ import (
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/httpapi"
 	"github.com/gitread/usercredits-operator/internal/metrics"
+	"github.com/gitread/usercredits-operator/internal/payments"
 )
 
 // Config is what the components need beyond the manager itself.
@@ -59,6 +60,10 @@ type Config struct {
 	GrantKeyRetention time.Duration
 	// DefaultReservationTTL is how long a hold lasts when its request does not say (15m).
 	DefaultReservationTTL time.Duration
+	// StripeWebhookSecret enables POST /api/webhooks/stripe (STRIPE_WEBHOOK_SECRET).
+	StripeWebhookSecret string
+	// PricePerCreditCents converts a Checkout Session's amount_total to credits (125).
+	PricePerCreditCents int64
 	// LowBalanceThreshold: at or below it, a user's LowBalance condition is True; 0 leaves
 	// it to each object's spec.lowBalanceThreshold.
 	LowBalanceThreshold int64
@@ -160,7 +165,20 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 			return meta.IsStatusConditionTrue(o.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 		}))
 	})
+	var stripeWebhook http.Handler
+	if cfg.StripeWebhookSecret != "" {
+		price := cfg.PricePerCreditCents
+		if price <= 0 {
+			price = payments.DefaultPricePerCreditCents
+		}
+		timeout := cfg.RequestTimeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		stripeWebhook = &payments.Webhook{Secret: cfg.StripeWebhookSecret, PricePerCreditCents: price, Store: store, Timeout: timeout, Log: log.WithName("stripe")}
+	}
 	handler := httpapi.NewHandler(httpapi.Options{
+		StripeWebhook:           stripeWebhook,
 		Verifier:                authenticator,
 		Authorizer:              authorizer,
 		Store:                   store,

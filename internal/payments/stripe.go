@@ -1,0 +1,177 @@
+// Package payments turns paid Stripe Checkout Sessions into credits: a webhook endpoint
+// that verifies Stripe's signature with stripe-go's webhook package and grants each paid
+// session exactly once, keyed by the session ID.
+package payments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/metrics"
+)
+
+// DefaultPricePerCreditCents is the price of one credit: $1.25.
+const DefaultPricePerCreditCents = 125
+
+// maxPayloadBytes bounds what is read of a webhook; Stripe's events are far smaller.
+const maxPayloadBytes = 1 << 20
+
+// Granter grants credits exactly once per Idempotency-Key (credits.Store).
+type Granter interface {
+	Apply(ctx context.Context, userID string, op credits.Operation) (credits.Result, error)
+}
+
+// Webhook serves POST /api/webhooks/stripe.
+type Webhook struct {
+	// Secret is the endpoint's signing secret (STRIPE_WEBHOOK_SECRET, whsec_...).
+	Secret string
+	// PricePerCreditCents converts amount_total to credits when the session has no
+	// metadata.credits.
+	PricePerCreditCents int64
+	Store               Granter
+	// Timeout bounds the grant's storage work.
+	Timeout time.Duration
+	Log     logr.Logger
+}
+
+// Bodies Stripe reads; only the status matters to it.
+var (
+	bodyReceived         = []byte(`{"received":true}`)
+	bodyInvalidSignature = []byte(`{"error":"Invalid signature"}`)
+	bodyMethodNotAllowed = []byte(`{"error":"Method not allowed"}`)
+	bodyGrantFailed      = []byte(`{"error":"Error updating credits"}`)
+)
+
+// checkoutSession holds the fields of a Checkout Session the webhook reads, whatever the
+// event's API version: nothing else of the payload is relied on.
+type checkoutSession struct {
+	ID                string            `json:"id"`
+	ClientReferenceID string            `json:"client_reference_id"`
+	PaymentStatus     string            `json:"payment_status"`
+	AmountTotal       *int64            `json:"amount_total"`
+	Metadata          map[string]string `json:"metadata"`
+}
+
+// ServeHTTP verifies the signature, then grants a paid session's credits.
+func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		write(w, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
+		return
+	}
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPayloadBytes))
+	if err != nil {
+		count("invalid_signature")
+		write(w, http.StatusBadRequest, bodyInvalidSignature)
+		return
+	}
+	// Verified against the secret, within stripe-go's default 5-minute tolerance; events
+	// of any API version are accepted, as only the fields above are read.
+	event, err := webhook.ConstructEventWithOptions(payload, r.Header.Get("Stripe-Signature"), wh.Secret,
+		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	if err != nil {
+		count("invalid_signature")
+		wh.Log.V(1).Info("refused a Stripe webhook", "reason", err.Error(), "remote", r.RemoteAddr)
+		write(w, http.StatusBadRequest, bodyInvalidSignature)
+		return
+	}
+	var session checkoutSession
+	paid := false
+	switch event.Type {
+	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
+		if event.Data == nil || json.Unmarshal(event.Data.Raw, &session) != nil {
+			wh.unassignable(event.ID, session, "the event holds no Checkout Session")
+			write(w, http.StatusOK, bodyReceived)
+			return
+		}
+		// async_payment_succeeded is sent once the delayed payment is paid.
+		paid = session.PaymentStatus == "paid" || event.Type == "checkout.session.async_payment_succeeded"
+	}
+	if !paid {
+		count("ignored")
+		write(w, http.StatusOK, bodyReceived)
+		return
+	}
+	amount, reason := wh.credits(session)
+	if reason != "" {
+		wh.unassignable(event.ID, session, reason)
+		write(w, http.StatusOK, bodyReceived)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wh.Timeout)
+	defer cancel()
+	res, err := wh.Store.Apply(ctx, session.ClientReferenceID, credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID)})
+	switch {
+	case errors.Is(err, credits.ErrInvalidUserID), errors.Is(err, credits.ErrIdempotencyKeyReused), errors.Is(err, credits.ErrBalanceOverflow):
+		wh.unassignable(event.ID, session, err.Error())
+		write(w, http.StatusOK, bodyReceived)
+	case err != nil:
+		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
+		count("error")
+		wh.Log.Error(err, "granting a paid Checkout Session failed; Stripe will retry", "session", session.ID, "event", event.ID)
+		write(w, http.StatusInternalServerError, bodyGrantFailed)
+	case res.Replayed:
+		count("replayed")
+		write(w, http.StatusOK, bodyReceived)
+	default:
+		count("granted")
+		wh.Log.Info("granted a paid Checkout Session", "session", session.ID, "event", event.ID, "userID", session.ClientReferenceID, "credits", amount)
+		write(w, http.StatusOK, bodyReceived)
+	}
+}
+
+// GrantKey is the Idempotency-Key of a session's grant: both event types and every
+// redelivery of one session grant once.
+func GrantKey(sessionID string) string { return "stripe-checkout:" + sessionID }
+
+// credits is what a paid session buys: metadata.credits when present, else amount_total at
+// the price per credit; reason says why it cannot be credited.
+func (wh *Webhook) credits(s checkoutSession) (int64, string) {
+	switch {
+	case s.ID == "":
+		return 0, "the session has no id"
+	case s.ClientReferenceID == "":
+		return 0, "the session has no client_reference_id (the Clerk user ID)"
+	case !credits.ValidUserID(s.ClientReferenceID):
+		return 0, "client_reference_id is not a valid user ID"
+	}
+	if text, ok := s.Metadata["credits"]; ok {
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || n < 1 || n > credits.MaxBalance {
+			return 0, "metadata.credits is not a whole number of credits"
+		}
+		return n, ""
+	}
+	switch {
+	case s.AmountTotal == nil || *s.AmountTotal <= 0:
+		return 0, "the session has no amount_total"
+	case *s.AmountTotal%wh.PricePerCreditCents != 0:
+		return 0, "amount_total is not a whole number of credits at the price per credit"
+	}
+	return *s.AmountTotal / wh.PricePerCreditCents, ""
+}
+
+// unassignable reports a paid session that cannot be credited: it must not vanish.
+func (wh *Webhook) unassignable(eventID string, s checkoutSession, reason string) {
+	count("unassignable")
+	wh.Log.Error(nil, "a paid Stripe Checkout Session cannot be credited: fix it, then resend the event (stripe events resend)",
+		"session", s.ID, "event", eventID, "reason", reason, "clientReferenceID", s.ClientReferenceID)
+}
+
+func count(result string) { metrics.StripeEvents.WithLabelValues(result).Inc() }
+
+func write(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
