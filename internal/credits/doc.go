@@ -29,6 +29,14 @@
 //     one user; both are then refused as untrusted until one is removed, so money is
 //     neither lost nor doubled.
 //
+// Operations on one user are written by one writer per replica: those that arrive while a
+// write is in flight go together into the next single write (group commit, batch.go), each
+// decided in arrival order against the running state and answered on its own. A refusal
+// decided within a batch that writes is confirmed by that write's precondition like the
+// rest. This replica's writes are read back from an overlay until the informer shows them
+// (readyourwrites.go), so a client reads its own write at once and a hot user's next batch
+// is decided on the state the last one left.
+//
 // A write whose answer is lost (deadline, broken connection, apiserver timeout) may or
 // may not have been applied. A keyed one is resolved before answering: the store applies
 // it again from a fresh read, which either finds the key recorded or applies it under the

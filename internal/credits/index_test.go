@@ -62,24 +62,32 @@ func TestIndexTracksClaimsAndDuplicates(t *testing.T) {
 	}
 }
 
-func TestShownWaitersWakeOnTheWrittenVersion(t *testing.T) {
-	w := newShownWaiters()
-	sw := w.wait("a", "10")
-	w.observe(ucObj("a", "u", "9"), false, false)
-	select {
-	case <-sw.done:
-		t.Fatal("woken by an older version")
-	default:
+func TestOverlayKeepsWritesUntilTheCacheShowsThem(t *testing.T) {
+	o := newOverlay()
+	written := ucObj("a", "u", "10")
+	o.remember(written)
+	if got := o.newest("u", ucObj("a", "u", "9")); got != written || !o.pending("u") {
+		t.Fatal("a write newer than the cache was not preferred")
 	}
-	w.observe(ucObj("b", "u", "11"), false, false)
-	w.observe(ucObj("a", "u", "11"), false, false)
-	select {
-	case <-sw.done:
-	default:
-		t.Fatal("not woken by a newer version")
+	if got := o.newest("u", nil); got != written {
+		t.Fatal("a write the cache does not show at all was not preferred")
 	}
-	w.forget("a", sw)
-	if len(w.byName) != 0 {
-		t.Fatalf("%d waiters left", len(w.byName))
+	newerCached := ucObj("a", "u", "12")
+	if got := o.newest("u", newerCached); got != newerCached {
+		t.Fatal("a cache newer than the write was not preferred")
+	}
+	o.remember(ucObj("a", "u", "8")) // an older answer never replaces a newer one
+	o.observe(ucObj("a", "u", "9"), false, false)
+	if !o.pending("u") {
+		t.Fatal("forgotten when the cache showed an older version")
+	}
+	o.observe(ucObj("a", "u", "10"), false, false)
+	if o.pending("u") {
+		t.Fatal("kept after the cache showed it")
+	}
+	o.remember(ucObj("a", "u", "20"))
+	o.observe(ucObj("a", "u", "15"), true, false)
+	if o.pending("u") {
+		t.Fatal("kept after its object was deleted")
 	}
 }

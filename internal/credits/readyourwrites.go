@@ -1,146 +1,67 @@
 package credits
 
 import (
-	"context"
-	"slices"
 	"strconv"
 	"sync"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 )
 
-// observe keeps read-your-writes for an answer based on obj, a state read from or written
-// to the apiserver: it waits for the cache to show obj, and when the cache lags, reads the
-// user from the apiserver until it does.
-func (s *Store) observe(ctx context.Context, obj *creditsv1alpha1.UserCredits) {
-	if s.awaitCache(ctx, obj) {
-		// The cache shows this state, so any earlier pending one is shown too: without
-		// this, entries of users who are written but never read again would pile up.
-		s.pending.Delete(obj.Spec.UserID)
-	} else {
-		s.pending.Store(obj.Spec.UserID, pendingWrite{key: client.ObjectKeyFromObject(obj), resourceVersion: obj.ResourceVersion})
+// Read-your-writes without waiting for the informer: every object this replica writes is
+// kept in an overlay until the informer shows it (or something newer, or its deletion).
+// Reads and the next write's decision take the overlay's object when it is newer than the
+// cache's, so a client's next request on this replica sees its write, and a hot user's
+// next batch is decided on the state the last one left instead of conflicting with it.
+// Entries live for the informer's lag (milliseconds); after an apiserver outage, until
+// the informer has re-listed.
+type overlay struct {
+	mu    sync.Mutex
+	users map[string]*creditsv1alpha1.UserCredits
+}
+
+func newOverlay() *overlay { return &overlay{users: map[string]*creditsv1alpha1.UserCredits{}} }
+
+// remember keeps written, the apiserver's answer to this replica's write.
+func (o *overlay) remember(written *creditsv1alpha1.UserCredits) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if prev := o.users[written.Spec.UserID]; prev == nil || newer(written, prev) {
+		o.users[written.Spec.UserID] = written
 	}
 }
 
-// pendingWrite is a write this replica acknowledged before its cache showed it.
-type pendingWrite struct {
-	key             client.ObjectKey
-	resourceVersion string
+// newest returns the overlay's object for cached's user (by cached's name, or userID when
+// cached is nil) when it is newer than cached; else cached.
+func (o *overlay) newest(userID string, cached *creditsv1alpha1.UserCredits) *creditsv1alpha1.UserCredits {
+	o.mu.Lock()
+	mine := o.users[userID]
+	o.mu.Unlock()
+	if mine == nil || (cached != nil && (mine.Name != cached.Name || !newer(mine, cached))) {
+		return cached
+	}
+	return mine
 }
 
-// readPending keeps read-your-writes when the cache lags (after an apiserver outage the
-// informer re-lists with backoff): a user with a write the cache has not shown yet is read
-// from the apiserver until it has. ok is false when the cache can answer.
-func (s *Store) readPending(ctx context.Context, userID string) (*creditsv1alpha1.UserCredits, bool, error) {
-	v, ok := s.pending.Load(userID)
-	if !ok {
-		return nil, false, nil
-	}
-	pw := v.(pendingWrite)
-	if cached, _ := s.opts.Objects.One(userID); cached != nil && cached.Name == pw.key.Name && resourceVersionAtLeast(cached.ResourceVersion, pw.resourceVersion) {
-		s.pending.CompareAndDelete(userID, v)
-		return nil, false, nil
-	}
-	obj := &creditsv1alpha1.UserCredits{}
-	if err := s.opts.APIReader.Get(ctx, pw.key, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			// Deleted since: nothing of that write is left to show; the cache decides.
-			s.pending.CompareAndDelete(userID, v)
-			return nil, false, nil
-		}
-		return nil, true, err
-	}
-	if err := s.checkTrusted(obj, userID); err != nil {
-		return nil, true, err
-	}
-	return obj, true, nil
+// pending reports whether the informer has not yet shown a write of userID's.
+func (o *overlay) pending(userID string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.users[userID] != nil
 }
 
-// awaitCache waits, within ReadYourWritesTimeout and ctx, until the cache holds obj at its
-// written resourceVersion or later, so that a client's next read on this replica sees its
-// write, and reports whether it did. The write is durable either way. The informer's event
-// handler wakes the wait; nothing polls.
-func (s *Store) awaitCache(ctx context.Context, written *creditsv1alpha1.UserCredits) bool {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadYourWritesTimeout)
-	defer cancel()
-	shown := s.shown.wait(written.Name, written.ResourceVersion)
-	defer s.shown.forget(written.Name, shown)
-	if cached, _ := s.opts.Objects.One(written.Spec.UserID); cached != nil && cached.Name == written.Name &&
-		resourceVersionAtLeast(cached.ResourceVersion, written.ResourceVersion) {
-		return true // shown before the waiter was registered
-	}
-	select {
-	case <-shown.done:
-		return true
-	case <-ctx.Done():
-		s.opts.Log.Info("cache did not show a write in time; reading this user from the apiserver until it does",
-			"object", written.Name, "resourceVersion", written.ResourceVersion, "error", ctx.Err().Error())
-		return false
+// observe forgets a write once the informer shows it, something newer, or the deletion of
+// its object (an Observer).
+func (o *overlay) observe(obj *creditsv1alpha1.UserCredits, deleted, _ bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if mine := o.users[obj.Spec.UserID]; mine != nil && mine.Name == obj.Name && (deleted || !newer(mine, obj)) {
+		delete(o.users, obj.Spec.UserID)
 	}
 }
 
-// shownWaiters are writes waiting for the informer to show their object at a
-// resourceVersion, by object name.
-type shownWaiters struct {
-	mu     sync.Mutex
-	byName map[string][]*shownWaiter
-}
-
-type shownWaiter struct {
-	resourceVersion string
-	done            chan struct{}
-}
-
-func newShownWaiters() *shownWaiters { return &shownWaiters{byName: map[string][]*shownWaiter{}} }
-
-// wait registers a waiter for name at resourceVersion; its done closes once it is shown.
-func (w *shownWaiters) wait(name, resourceVersion string) *shownWaiter {
-	sw := &shownWaiter{resourceVersion: resourceVersion, done: make(chan struct{})}
-	w.mu.Lock()
-	w.byName[name] = append(w.byName[name], sw)
-	w.mu.Unlock()
-	return sw
-}
-
-// forget removes a waiter, shown or not.
-func (w *shownWaiters) forget(name string, sw *shownWaiter) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	list := slices.DeleteFunc(w.byName[name], func(x *shownWaiter) bool { return x == sw })
-	if len(list) == 0 {
-		delete(w.byName, name)
-	} else {
-		w.byName[name] = list
-	}
-}
-
-// observe wakes the waiters the informer's new state of obj satisfies (an Observer).
-func (w *shownWaiters) observe(obj *creditsv1alpha1.UserCredits, deleted, _ bool) {
-	if deleted {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	list := w.byName[obj.Name]
-	if len(list) == 0 {
-		return
-	}
-	kept := list[:0]
-	for _, sw := range list {
-		if resourceVersionAtLeast(obj.ResourceVersion, sw.resourceVersion) {
-			close(sw.done)
-		} else {
-			kept = append(kept, sw)
-		}
-	}
-	if len(kept) == 0 {
-		delete(w.byName, obj.Name)
-	} else {
-		w.byName[obj.Name] = kept
-	}
+// newer reports whether a's resourceVersion is after b's.
+func newer(a, b *creditsv1alpha1.UserCredits) bool {
+	return !resourceVersionAtLeast(b.ResourceVersion, a.ResourceVersion)
 }
 
 // resourceVersionAtLeast compares resourceVersions as the etcd revisions they are; an

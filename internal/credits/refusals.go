@@ -22,7 +22,7 @@ const refusalConfirmInterval = time.Second
 // another replica or kubectl that the cache has not shown yet, without letting a user who
 // keeps consuming at zero drive one apiserver read per request.
 func (s *Store) confirmRefusal(userID string) bool {
-	if _, pending := s.pending.Load(userID); pending {
+	if s.written.pending(userID) {
 		return true
 	}
 	now := time.Now()

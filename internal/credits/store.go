@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -41,11 +40,12 @@ type StoreOptions struct {
 	Namespace string
 	// Recorder records Events about records that cannot be trusted.
 	Recorder events.EventRecorder
-	// ReadYourWritesTimeout bounds the wait for the cache to show a write.
-	ReadYourWritesTimeout time.Duration
 	// ResolveTimeout bounds finding out whether a keyed write whose answer was lost was
-	// applied (default 1s); it is taken from the request's own time.
+	// applied (default 1s).
 	ResolveTimeout time.Duration
+	// WriteTimeout bounds one batch's write when its requests carry no earlier deadline
+	// (default 5s).
+	WriteTimeout time.Duration
 	// GrantKeyRetention is how long grant idempotency keys are honoured (default 30 days).
 	GrantKeyRetention time.Duration
 	Log               logr.Logger
@@ -56,14 +56,12 @@ type StoreOptions struct {
 // Store reads balances from the informer cache and writes them to the apiserver. It is the
 // only code that reads or writes balances for the API.
 type Store struct {
-	opts  StoreOptions
-	locks *userLocks
-	// pending holds userID → pendingWrite for writes acknowledged before the cache showed them.
-	pending sync.Map
+	opts   StoreOptions
+	queues queues
+	// written keeps this replica's writes until the informer shows them.
+	written *overlay
 	// refusals remembers, per user, that a refusal was confirmed within refusalConfirmInterval.
 	refusals *expiring.Cache[string, struct{}]
-	// shown wakes writes waiting for the cache to show them.
-	shown *shownWaiters
 }
 
 // maxRememberedRefusals bounds the refusal memory; a user dropped from it only costs one
@@ -75,17 +73,17 @@ var conflictBackoff = wait.Backoff{Steps: 10, Duration: 5 * time.Millisecond, Fa
 
 // NewStore returns a Store.
 func NewStore(opts StoreOptions) *Store {
-	if opts.ReadYourWritesTimeout <= 0 {
-		opts.ReadYourWritesTimeout = 2 * time.Second
-	}
 	if opts.ResolveTimeout <= 0 {
 		opts.ResolveTimeout = time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
 	}
 	if opts.GrantKeyRetention <= 0 {
 		opts.GrantKeyRetention = DefaultGrantKeyRetention
 	}
-	s := &Store{opts: opts, locks: newUserLocks(), refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), shown: newShownWaiters()}
-	opts.Objects.Observe(s.shown.observe)
+	s := &Store{opts: opts, queues: queues{users: map[string]*userQueue{}}, refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), written: newOverlay()}
+	opts.Objects.Observe(s.written.observe)
 	return s
 }
 
@@ -93,12 +91,6 @@ func NewStore(opts StoreOptions) *Store {
 func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 	if !ValidUserID(userID) {
 		return 0, ErrInvalidUserID
-	}
-	if obj, ok, err := s.readPending(ctx, userID); ok || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		return obj.Spec.Credits, nil
 	}
 	obj, err := s.find(userID)
 	if err != nil || obj == nil {
@@ -109,7 +101,8 @@ func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 
 // Apply performs op on userID's balance, creating the user's record when a set or grant
 // needs one, and returns once this replica's cache shows the write. Operations on one user
-// are serialized within the replica and use optimistic concurrency across replicas.
+// are written by one writer per replica, together when they arrive during a write (group
+// commit), and use optimistic concurrency across replicas.
 func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result, error) {
 	if !ValidUserID(userID) {
 		return Result{}, ErrInvalidUserID
@@ -117,55 +110,18 @@ func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result,
 	if op.Kind == OpReserve && op.ReservationID == "" {
 		op.ReservationID = newReservationID() // before any attempt, so a retry keeps it
 	}
-	unlock, err := s.locks.lock(ctx, userID)
-	if err != nil {
-		return Result{}, err
-	}
-	defer unlock()
-
-	attemptCtx, cancelAttempt := s.attemptContext(ctx, op)
-	defer cancelAttempt()
-	res, err := s.applyLocked(attemptCtx, userID, op, false)
-	var unknown *unknownOutcomeError
-	if !errors.As(err, &unknown) || op.IdempotencyKey == "" {
-		return res, err
-	}
-	// The write was sent but its answer was lost (deadline, broken connection, apiserver
-	// timeout): it may or may not have been applied. The key decides: applying the
-	// operation again from a fresh read either finds the key recorded (it was applied) or
-	// applies it now, under the resourceVersion precondition that makes a late arrival of
-	// the first write fail. Either way it happens exactly once. The request's own deadline
-	// has usually passed, so the resolution gets its own.
-	s.opts.Log.Info("write outcome unknown; resolving it by its idempotency key", "userID", userID, "op", op.Kind, "error", unknown.Error())
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ResolveTimeout)
-	defer cancel()
-	resolved, rerr := s.applyLocked(rctx, userID, op, true)
-	if rerr != nil {
-		return Result{}, err
-	}
-	resolved.Replayed = false // this request's first and only answer
-	return resolved, nil
+	return s.enqueue(ctx, userID, op)
 }
 
-// attemptContext bounds the first attempt of a keyed operation so that, when its outcome
-// turns out unknown, ResolveTimeout of the request's time is left to resolve it: the
-// request as a whole still ends by its deadline.
-func (s *Store) attemptContext(ctx context.Context, op Operation) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if op.IdempotencyKey == "" || !ok || time.Until(deadline) < 2*s.opts.ResolveTimeout {
-		return ctx, func() {}
-	}
-	return context.WithDeadline(ctx, deadline.Add(-s.opts.ResolveTimeout))
-}
-
-// applyLocked decides op and writes it under userID's lock. The decision starts from the
-// cache unless resolving an unknown outcome; every retry reads the object from the
-// apiserver. Decisions that write are confirmed by the resourceVersion precondition of the
-// write itself; a refusal for insufficient credits is confirmed by a read from the apiserver.
-func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, resolving bool) (Result, error) {
+// writeBatch decides ops on userID's state and writes them in one patch (or create). The
+// decision starts from the cache unless resolving; every retry reads the object from the
+// apiserver. A batch that writes is confirmed by its resourceVersion precondition, and so
+// are the refusals decided on the same state; a batch of refusals alone is confirmed by a
+// read from the apiserver (confirmRefusal).
+func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, resolving bool) ([]outcome, error) {
 	cached, err := s.find(userID)
 	if err != nil {
-		return Result{}, err
+		return errorOutcomes(len(ops), err), nil
 	}
 	key := client.ObjectKey{Namespace: s.opts.Namespace, Name: ObjectNameForUser(userID)}
 	var current *creditsv1alpha1.UserCredits
@@ -173,67 +129,99 @@ func (s *Store) applyLocked(ctx context.Context, userID string, op Operation, re
 	if cached != nil {
 		key = client.ObjectKeyFromObject(cached)
 		current = cached.DeepCopy()
-		fresh = fresh || needsFreshRead(cached, op) // the cache holds only their digest
+		for _, op := range ops {
+			fresh = fresh || needsFreshRead(cached, op) // the cache holds only a digest of grant keys
+		}
 	}
 	backoff := conflictBackoff
 	for {
 		if fresh {
 			if current, err = s.read(ctx, key); err != nil {
-				return Result{}, err
+				return nil, err
 			}
 			readFromAPI = true
 		}
 		fresh = true // any second pass reads from the apiserver
 
-		var written *creditsv1alpha1.UserCredits
-		var d decision
+		var b batchDecision
 		if current == nil {
-			if op.Kind != OpSet && op.Kind != OpGrant {
-				// No record: a balance of 0 and no holds. A refusal is confirmed as below.
-				if !readFromAPI && s.confirmRefusal(userID) {
-					continue
-				}
-				d, err = decide(0, nil, nil, op, time.Now(), s.opts.GrantKeyRetention)
-				return d.result, err
+			b = decideBatch(0, nil, nil, ops, time.Now(), s.opts.GrantKeyRetention)
+		} else {
+			if err := s.checkTrusted(current, userID); err != nil {
+				return errorOutcomes(len(ops), err), nil
 			}
-			if d, err = decide(0, nil, nil, op, time.Now(), s.opts.GrantKeyRetention); err != nil {
-				return d.result, err
+			b = decideBatch(current.Spec.Credits, current.Spec.Reservations, current.Annotations, ops, time.Now(), s.opts.GrantKeyRetention)
+		}
+		if b.writes == 0 {
+			if b.refused && !readFromAPI && s.confirmRefusal(userID) {
+				continue // confirm the refusals against the apiserver
 			}
-			written, err = s.create(ctx, key, userID, d)
+			if resolving && current != nil {
+				s.written.remember(current) // what the answers rest on: read-your-writes for it
+			}
+			return b.outcomes, nil
+		}
+		var written *creditsv1alpha1.UserCredits
+		if current == nil {
+			written, err = s.create(ctx, key, userID, b)
 			if apierrors.IsAlreadyExists(err) {
 				continue // another replica (or kubectl) created it meanwhile
 			}
 		} else {
-			if err := s.checkTrusted(current, userID); err != nil {
-				return Result{}, err
-			}
-			d, err = decide(current.Spec.Credits, current.Spec.Reservations, current.Annotations, op, time.Now(), s.opts.GrantKeyRetention)
-			if refusal(err) && !readFromAPI && s.confirmRefusal(userID) {
-				continue // confirm the refusal against the apiserver
-			}
-			if err != nil || d.noop {
-				if resolving && err == nil {
-					s.observe(ctx, current) // the lost write was applied: read-your-writes for it
-				}
-				return d.result, err
-			}
-			written, err = s.patch(ctx, current, d)
+			written, err = s.patch(ctx, current, b)
 			if apierrors.IsConflict(err) && backoff.Steps > 1 {
 				metrics.ConflictRetries.Inc()
-				s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "op", op.Kind)
+				s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "operations", len(ops))
 				select {
 				case <-time.After(backoff.Step()):
 				case <-ctx.Done():
-					return Result{}, ctx.Err()
+					return nil, ctx.Err()
 				}
 				continue
 			}
 		}
 		if err != nil {
-			return Result{}, classifyWriteError(err)
+			return nil, classifyWriteError(err)
 		}
-		return s.done(ctx, written, op, d.result)
+		s.done(written, b)
+		return b.outcomes, nil
 	}
+}
+
+// resolve answers a batch whose write failed. A write whose answer was lost (deadline,
+// broken connection, apiserver timeout) may or may not have been applied; its keyed
+// operations find out: applied again from a fresh read, each either finds its key recorded
+// (it was applied) or applies now, under the resourceVersion precondition that makes a late
+// arrival of the first write fail, so each happens exactly once. Keyless operations, and
+// every operation of a write that surely failed, answer the error.
+func (s *Store) resolve(userID string, ops []Operation, err error) []outcome {
+	out := errorOutcomes(len(ops), err)
+	var unknown *unknownOutcomeError
+	if !errors.As(err, &unknown) {
+		return out
+	}
+	var keyed []Operation
+	var at []int
+	for i, op := range ops {
+		if op.IdempotencyKey != "" {
+			keyed, at = append(keyed, op), append(at, i)
+		}
+	}
+	if len(keyed) == 0 {
+		return out
+	}
+	s.opts.Log.Info("write outcome unknown; resolving its keyed operations", "userID", userID, "operations", len(keyed), "error", unknown.Error())
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ResolveTimeout)
+	defer cancel()
+	resolved, rerr := s.writeBatch(ctx, userID, keyed, true)
+	if rerr != nil {
+		return out
+	}
+	for j, i := range at {
+		out[i] = resolved[j]
+		out[i].res.Replayed = false // this request's first and only answer
+	}
+	return out
 }
 
 // read gets the object at key from the apiserver; nil when it does not exist.
@@ -248,28 +236,28 @@ func (s *Store) read(ctx context.Context, key client.ObjectKey) (*creditsv1alpha
 	return obj, nil
 }
 
-// create makes userID's record at key holding decision d.
-func (s *Store) create(ctx context.Context, key client.ObjectKey, userID string, d decision) (*creditsv1alpha1.UserCredits, error) {
+// create makes userID's record at key holding batch b.
+func (s *Store) create(ctx context.Context, key client.ObjectKey, userID string, b batchDecision) (*creditsv1alpha1.UserCredits, error) {
 	obj := &creditsv1alpha1.UserCredits{
-		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Annotations: d.annotations},
-		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: d.credits, Reservations: d.reservations},
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Annotations: b.annotations},
+		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: userID, Credits: b.credits, Reservations: b.holds},
 	}
 	return obj, s.opts.Client.Create(ctx, obj, client.FieldOwner(FieldManager))
 }
 
-// patch writes decision d onto current as a JSON merge patch that carries current's
+// patch writes batch b onto current as a JSON merge patch that carries current's
 // resourceVersion: the apiserver refuses it with a conflict when the object changed since
 // the decision was taken, so no decision made on stale data is ever stored.
-func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits, d decision) (*creditsv1alpha1.UserCredits, error) {
+func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits, b batchDecision) (*creditsv1alpha1.UserCredits, error) {
 	meta := map[string]any{"resourceVersion": current.ResourceVersion}
-	if d.annotations != nil {
-		meta["annotations"] = d.annotations
+	if b.annotations != nil {
+		meta["annotations"] = b.annotations
 	}
-	spec := map[string]any{"credits": d.credits}
-	if d.holdsChanged {
+	spec := map[string]any{"credits": b.credits}
+	if b.holdsChanged {
 		// The whole list: a merge patch replaces a list, and the decision knew all of it.
-		spec["reservations"] = d.reservations
-		if len(d.reservations) == 0 {
+		spec["reservations"] = b.holds
+		if len(b.holds) == 0 {
 			spec["reservations"] = nil
 		}
 	}
@@ -281,22 +269,25 @@ func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits,
 	return written, s.opts.Client.Patch(ctx, written, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager))
 }
 
-// done finishes a successful write: read-your-writes, the Event, the log line.
-func (s *Store) done(ctx context.Context, written *creditsv1alpha1.UserCredits, op Operation, result Result) (Result, error) {
-	s.observe(ctx, written)
-	s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "credits", result.Credits)
-	if reason, ok := eventReasons[op.Kind]; ok && s.opts.Recorder != nil {
-		s.opts.Recorder.Eventf(written, nil, "Normal", reason, "UpdateBalance", "%s", eventNote(op, result))
+// done finishes a successful write: read-your-writes, then an Event and a log line for
+// each operation it wrote.
+func (s *Store) done(written *creditsv1alpha1.UserCredits, b batchDecision) {
+	written.ManagedFields = nil
+	s.written.remember(written)
+	for i, op := range b.written {
+		s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "batch", len(b.written), "index", i)
+		if reason, ok := eventReasons[op.Kind]; ok && s.opts.Recorder != nil {
+			s.opts.Recorder.Eventf(written, nil, "Normal", reason, "UpdateBalance", "%s", eventNote(op, written.Spec.Credits))
+		}
 	}
-	return result, nil
 }
 
-// eventNote describes an operation for its Event.
-func eventNote(op Operation, result Result) string {
+// eventNote describes an operation for its Event; available is the balance after the write.
+func eventNote(op Operation, available int64) string {
 	if op.Kind == OpExpire {
-		return fmt.Sprintf("reservation %s expired and returned to the balance; available is now %d", op.ReservationID, result.Credits)
+		return fmt.Sprintf("reservation %s expired and returned to the balance; available is now %d", op.ReservationID, available)
 	}
-	return fmt.Sprintf("%s of %d credits through the API; balance is now %d", op.Kind, op.Amount, result.Credits)
+	return fmt.Sprintf("%s of %d credits through the API; available is now %d", op.Kind, op.Amount, available)
 }
 
 // eventReasons are the operations that leave a Normal Event on the user's object; consumes
@@ -313,18 +304,19 @@ type Objects interface {
 	Observe(f Observer)
 }
 
-// find returns userID's one trusted record from the cache, nil when there is none.
-// The returned object is shared with the cache and must not be modified.
+// find returns userID's one trusted record from the cache, or this replica's own write of
+// it when the cache does not show that yet; nil when there is none. The returned object is
+// shared and must not be modified.
 func (s *Store) find(userID string) (*creditsv1alpha1.UserCredits, error) {
 	obj, n := s.opts.Objects.One(userID)
-	switch {
-	case n == 0:
-		return nil, nil
-	case n > 1:
+	if n > 1 {
 		for _, o := range s.opts.Objects.Lookup(userID) {
 			_ = s.untrusted(o, userID)
 		}
 		return nil, fmt.Errorf("%w: %d objects claim user %q", ErrUntrustedRecord, n, userID)
+	}
+	if obj = s.written.newest(userID, obj); obj == nil {
+		return nil, nil
 	}
 	if err := s.checkTrusted(obj, userID); err != nil {
 		return nil, err
