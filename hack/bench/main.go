@@ -1,6 +1,7 @@
 // Command bench measures the operator the way its users load it and writes
 // docs/benchmarks.md and docs/bench-latency.png (make bench). Loopback only; every
-// scenario is a fixed number of requests.
+// scenario is a fixed number of requests. References and the operator are run in turn,
+// several times each, and compared by their medians, with the spread beside them.
 package main
 
 import (
@@ -22,18 +23,23 @@ import (
 
 func main() {
 	bare := flag.String("bare-server", "", "internal: serve the bare reference handler on this address")
+	canned := flag.String("canned-server", "", "internal: serve a canned answer on this address (the load generator's ceiling)")
 	scale := flag.Int("scale", 100_000, "UserCredits objects for the scale scenario")
-	requests := flag.Int("requests", 30_000, "requests per GET scenario")
+	requests := flag.Int("requests", 30_000, "requests per GET run")
+	rounds := flag.Int("rounds", 3, "runs of each reference and operator scenario, interleaved")
 	out := flag.String("out", "docs", "directory for benchmarks.md and bench-latency.png")
 	flag.Parse()
-	if *bare != "" {
-		if err := serveBare(*bare); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+	serve := map[string]func(string) error{*bare: serveBare, *canned: serveCanned}
+	for addr, f := range serve {
+		if addr != "" {
+			if err := f(addr); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			return
 		}
-		return
 	}
-	r, err := run(*scale, *requests)
+	r, err := run(*scale, *requests, *rounds)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -54,12 +60,14 @@ const (
 	getConcurrency   = 4
 	writeConcurrency = 8
 	writeUsers       = 300
-	writeRequests    = 1500
+	writeRequests    = 1200
+	holdRoundTripsN  = 400
+	hotConsumes      = 200
 )
 
-func run(scale, requests int) (*results, error) {
+func run(scale, requests, rounds int) (*results, error) {
 	ctx := context.Background()
-	r := &results{started: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), scale: scale}
+	r := &results{started: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), scale: scale, rounds: rounds}
 	work, err := os.MkdirTemp("", "usercredits-bench-")
 	if err != nil {
 		return nil, err
@@ -77,7 +85,7 @@ func run(scale, requests int) (*results, error) {
 		return nil, err
 	}
 	defer func() { _ = cluster.Stop() }()
-	cfg, c := cluster.Config, cluster.Client
+	c := cluster.Client
 	kubeconfig, err := adminKubeconfig(cluster.Env, work)
 	if err != nil {
 		return nil, err
@@ -87,13 +95,13 @@ func run(scale, requests int) (*results, error) {
 		return nil, err
 	}
 
-	step("seeding 100 GET users, 300 write users, 1 consume user")
+	step(fmt.Sprintf("seeding 100 GET users, %d write users, a hot user", writeUsers))
 	for _, s := range []struct {
 		prefix string
 		n      int
 		bal    int64
-	}{{"get", 100, 5}, {"write", writeUsers, 1}, {"consume", 1, 200}} {
-		if _, err := seed(ctx, c, "bench", s.prefix, s.n, 16, s.bal, 0); err != nil {
+	}{{"get", 100, 5}, {"write", writeUsers, 1_000_000}, {"hot", 2, 0}} {
+		if _, err := seed(ctx, c, "bench", s.prefix, s.n, 16, seeding{balance: s.bal}); err != nil {
 			return nil, err
 		}
 	}
@@ -103,71 +111,137 @@ func run(scale, requests int) (*results, error) {
 	}
 	defer small.stop()
 	r.smallReady = smallReady
-	bareProc, err := startBare()
+	bareProc, err := startServer("-bare-server")
 	if err != nil {
 		return nil, err
 	}
 	defer bareProc.stop()
+	cannedProc, err := startServer("-canned-server")
+	if err != nil {
+		return nil, err
+	}
+	defer cannedProc.stop()
 
 	getTokens, err := tokens(signer, "get", 100)
 	if err != nil {
 		return nil, err
 	}
-	client := NewClient(getConcurrency)
-	step("GET: warming up both servers")
-	Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(bareProc.addr, getTokens), ok200)
-	Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(small.addr, getTokens), ok200)
-	step("GET: bare handler, then the operator (with a CPU profile)")
-	r.bareGet = report(Run(ctx, "bare net/http handler GET", client, requests, getConcurrency, getRequests(bareProc.addr, getTokens), ok200))
-	profile := startProfile(work, "127.0.0.1:6065", 5)
-	r.opGet = report(Run(ctx, "operator GET /api/credits (100 users)", client, requests, getConcurrency, getRequests(small.addr, getTokens), ok200))
-	r.profileTop = profile(bin)
+	gets := getRequests(getTokens)
+	step("GET: warm-up, then the load generator's ceiling, the bare handler and the operator in turn")
+	leanRun("warm-up", bareProc.addr, gets, 3000, getConcurrency, ok200)
+	leanRun("warm-up", small.addr, gets, 3000, getConcurrency, ok200)
+	for i := range rounds {
+		r.ceiling = append(r.ceiling, report(leanRun("load generator vs canned answer", cannedProc.addr, gets, requests, getConcurrency, ok200)))
+		r.bareGet = append(r.bareGet, report(leanRun("bare net/http handler GET", bareProc.addr, gets, requests, getConcurrency, ok200)))
+		var profile func(string) string
+		if i == rounds-1 {
+			profile = startProfile(work, "127.0.0.1:6065", 3)
+		}
+		r.opGet = append(r.opGet, report(leanRun("operator GET /api/credits (100 users)", small.addr, gets, requests, getConcurrency, ok200)))
+		if profile != nil {
+			r.profileTop = profile(bin)
+		}
+	}
 	r.smallRSS, _ = small.rssMiB()
 
 	writeTokens, err := tokens(signer, "write", writeUsers)
 	if err != nil {
 		return nil, err
 	}
-	step("writes: POST /api/credits, then raw client-go patches, on the same objects")
-	wclient := NewClient(writeConcurrency)
-	Run(ctx, "warm-up", wclient, 300, writeConcurrency, setRequests(small.addr, writeTokens, 0), ok200)
-	r.opSet = report(Run(ctx, "operator POST /api/credits", wclient, writeRequests, writeConcurrency, setRequests(small.addr, writeTokens, 1000), ok200))
-	r.rawPatch = report(rawPatches(ctx, c, "bench", "write", writeUsers, writeRequests, writeConcurrency, 100_000))
+	step("writes: the operator's POST /api/credits and raw client-go patches of the same objects, in turn")
+	leanRun("warm-up", small.addr, setRequests(writeTokens, 300, 0), 300, writeConcurrency, ok200)
+	for i := range rounds {
+		offset := (i + 1) * 10_000
+		r.opSet = append(r.opSet, report(leanRun("operator POST /api/credits (distinct users)", small.addr, setRequests(writeTokens, writeRequests, offset), writeRequests, writeConcurrency, ok200)))
+		r.rawPatch = append(r.rawPatch, report(rawPatches(ctx, c, "bench", "write", writeUsers, writeRequests, writeConcurrency, offset+5_000)))
+	}
 
-	step("200 concurrent consumes on one user")
-	consumeToken, err := signer.SessionToken(userID("consume", 0), time.Hour)
+	step("holds: reserve + capture round trips, and consumes, on the same users")
+	for range rounds {
+		r.holds = append(r.holds, report(holdRoundTrips(ctx, small.addr, writeTokens, holdRoundTripsN, writeConcurrency)))
+		r.consumes = append(r.consumes, report(leanRun("consume (distinct users)", small.addr, consumeRequests(writeTokens), holdRoundTripsN, writeConcurrency, ok200)))
+	}
+
+	hotToken, err := signer.SessionToken(userID("hot", 0), time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	r.consume = report(consumeBurst(ctx, small.addr, consumeToken, 200))
+	step(fmt.Sprintf("a hot user: %d concurrent consumes on one user (group commit)", hotConsumes))
+	for range rounds {
+		if err := setBalance(ctx, c, "bench", userID("hot", 0), hotConsumes); err != nil {
+			return nil, err
+		}
+		s := report(consumeBurst("hot user: 200 concurrent consumes, 1 replica", []string{small.addr}, hotToken, hotConsumes))
+		r.hot = append(r.hot, s)
+		r.hotExact = append(r.hotExact, exactBurst(ctx, c, "bench", userID("hot", 0), s))
+	}
 
-	step(fmt.Sprintf("scale: creating %d UserCredits (with status and %d applied grant keys each)", scale, scaleGrantKeys))
-	if r.seedTime, err = seed(ctx, c, "scale", "scale", scale, 32, 5, scaleGrantKeys); err != nil {
+	step("two replicas: a second operator on the same objects")
+	second, _, err := startOperator(bin, kubeconfig, "bench", signer.PublicKeyPEM(), filepath.Join(work, "second"))
+	if err != nil {
 		return nil, err
+	}
+	defer second.stop()
+	addrs := []string{small.addr, second.addr}
+	for range rounds {
+		r.twoGet = append(r.twoGet, report(twoReplicaRun("GET over 2 replicas", addrs, gets, requests, getConcurrency)))
+		if err := setBalance(ctx, c, "bench", userID("hot", 0), hotConsumes); err != nil {
+			return nil, err
+		}
+		s := report(consumeBurst("hot user: 200 concurrent consumes, 2 replicas", addrs, hotToken, hotConsumes))
+		r.twoHot = append(r.twoHot, s)
+		r.hotExact = append(r.hotExact, exactBurst(ctx, c, "bench", userID("hot", 0), s))
+	}
+	second.stop()
+
+	if err := runScale(ctx, r, cluster, bin, kubeconfig, work, signer, scale, requests); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// runScale starts an operator on scale UserCredits holding 5 grant keys and a full history
+// each, and measures its start, memory and reads.
+func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int) error {
+	step(fmt.Sprintf("scale: creating %d UserCredits (status, %d applied grant keys and a %d-entry history each)", scale, scaleGrantKeys, historyEntries))
+	var err error
+	if r.seedTime, err = seed(ctx, cluster.Client, "scale", "scale", scale, 32, seeding{balance: 5, grantKeys: scaleGrantKeys, history: true}); err != nil {
+		return err
 	}
 	fmt.Printf("  created %d objects in %v\n", scale, r.seedTime.Round(time.Second))
 	step("scale: starting an operator on them")
 	large, largeReady, err := startOperator(bin, kubeconfig, "scale", signer.PublicKeyPEM(), work)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer large.stop()
 	r.largeReady = largeReady
+	time.Sleep(3 * time.Second) // the controller's start and the first sync's garbage settle
 	r.largeRSS, _ = large.rssMiB()
-	if r.seededKeyReplayed, err = replaysSeededGrant(ctx, cfg, large.addr, "scale", userID("scale", scale/2)); err != nil {
-		return nil, err
+	if r.seededKeyReplayed, err = replaysSeededGrant(ctx, cluster.Config, large.addr, "scale", userID("scale", scale/2)); err != nil {
+		return err
+	}
+	tok, err := signer.SessionToken(userID("scale", scale/3), time.Hour)
+	if err != nil {
+		return err
+	}
+	if r.historyRead, err = readsFullHistory(large.addr, tok); err != nil {
+		return err
 	}
 	spread := make([]string, 2000) // users spread over the whole range
 	for i := range spread {
 		j := (i * max(1, scale/len(spread))) % scale
 		if spread[i], err = signer.SessionToken(userID("scale", j), 2*time.Hour); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	Run(ctx, "warm-up", client, 3000, getConcurrency, getRequests(large.addr, spread), ok200)
-	r.largeGet = report(Run(ctx, fmt.Sprintf("operator GET (%d users)", scale), client, requests, getConcurrency, getRequests(large.addr, spread), ok200))
+	gets := getRequests(spread)
+	leanRun("warm-up", large.addr, gets, 3000, getConcurrency, ok200)
+	for range r.rounds {
+		r.largeGet = append(r.largeGet, report(leanRun(fmt.Sprintf("operator GET (%d users)", scale), large.addr, gets, requests, getConcurrency, ok200)))
+	}
 	_, r.largePeak = large.rssMiB()
-	return r, nil
+	return nil
 }
 
 func step(msg string) { fmt.Printf("== %s\n", msg) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-logr/logr"
+
+	"github.com/gitread/usercredits-operator/internal/httpapi"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -49,13 +53,14 @@ func startOperator(bin, kubeconfig, namespace, jwtKeyPEM, workDir string, extra 
 	return s, time.Since(p.Started), nil
 }
 
-// startBare runs this program again as the bare handler server.
-func startBare() (*server, error) {
+// startServer runs this program again as one of its servers (-bare-server or
+// -canned-server), in its own process.
+func startServer(flag string) (*server, error) {
 	addr, err := framework.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p, err := framework.StartProcess(os.Args[0], []string{"-bare-server=" + addr}, os.Environ())
+	p, err := framework.StartProcess(os.Args[0], []string{flag + "=" + addr}, os.Environ())
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +74,8 @@ func startBare() (*server, error) {
 
 // serveBare is the reference: a net/http handler answering the same JSON as GET
 // /api/credits, with no authentication and no storage.
+// It runs on the operator's own httpapi.Server (the same timeouts and limits), so the
+// comparison is between handlers.
 func serveBare(addr string) error {
 	body := []byte(`{"credits":5}`)
 	mux := http.NewServeMux()
@@ -78,5 +85,5 @@ func serveBare(addr string) error {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		_, _ = w.Write(body)
 	})
-	return http.ListenAndServe(addr, mux)
+	return (&httpapi.Server{Addr: addr, Handler: mux, Log: logr.Discard()}).Start(context.Background())
 }

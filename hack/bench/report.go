@@ -7,26 +7,77 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
-// results are the figures of one make bench run.
+// results are the figures of one make bench run; scenarios run rounds times each.
 type results struct {
-	started              time.Time
-	cpus                 int
-	goVersion            string
-	scale                int
-	bareGet, opGet       Summary
-	opSet, rawPatch      Summary
-	consume              Summary
-	largeGet             Summary
-	smallReady           time.Duration
-	largeReady, seedTime time.Duration
-	smallRSS, largeRSS   float64
-	largePeak            float64
-	profileTop           string
-	seededKeyReplayed    bool
+	started   time.Time
+	cpus      int
+	goVersion string
+	scale     int
+	rounds    int
+
+	ceiling, bareGet, opGet []Summary
+	opSet, rawPatch         []Summary
+	holds, consumes         []Summary
+	hot, twoHot, twoGet     []Summary
+	hotExact                []bool
+	largeGet                []Summary
+
+	smallReady, largeReady, seedTime time.Duration
+	smallRSS, largeRSS, largePeak    float64
+	seededKeyReplayed, historyRead   bool
+	profileTop                       string
+}
+
+// spread is the median and range of a figure over runs.
+type spread struct{ median, min, max float64 }
+
+func spreadOf(values []float64) spread {
+	v := slices.Clone(values)
+	slices.Sort(v)
+	if len(v) == 0 {
+		return spread{}
+	}
+	return spread{median: v[len(v)/2], min: v[0], max: v[len(v)-1]}
+}
+
+func throughputs(runs []Summary) spread {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = r.Throughput
+	}
+	return spreadOf(v)
+}
+
+func p99s(runs []Summary) spread {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = float64(r.P99) / float64(time.Millisecond)
+	}
+	return spreadOf(v)
+}
+
+// ratios pairs the i-th operator run with the i-th reference run (they ran back to back).
+func ratios(op, ref []Summary) spread {
+	v := make([]float64, min(len(op), len(ref)))
+	for i := range v {
+		v[i] = op[i].Throughput / ref[i].Throughput
+	}
+	return spreadOf(v)
+}
+
+func errorsIn(runs ...[]Summary) int {
+	n := 0
+	for _, rs := range runs {
+		for _, r := range rs {
+			n += r.Errors
+		}
+	}
+	return n
 }
 
 type target struct {
@@ -35,24 +86,29 @@ type target struct {
 }
 
 func (r *results) targets() []target {
-	getRatio := r.opGet.Throughput / r.bareGet.Throughput
-	writeRatio := r.opSet.Throughput / r.rawPatch.Throughput
-	consume5xx := 0
-	for status, n := range r.consume.Statuses {
-		if status >= 500 || status < 0 {
-			consume5xx += n
-		}
-	}
+	get, write := ratios(r.opGet, r.bareGet), ratios(r.opSet, r.rawPatch)
+	ceiling, bare := throughputs(r.ceiling), throughputs(r.bareGet)
+	hot, writes := throughputs(r.hot), throughputs(r.opSet)
+	large, small := throughputs(r.largeGet), throughputs(r.opGet)
+	largeRatio := large.median / small.median
+	exact := !slices.Contains(r.hotExact, false) && len(r.hotExact) > 0
 	return []target{
-		{"GET throughput vs bare net/http handler", "≥ 60 %", pct(getRatio), getRatio >= 0.6},
-		{"GET p99 (100 users)", "≤ 5 ms", ms(r.opGet.P99), r.opGet.P99 <= 5*time.Millisecond},
-		{"GET errors", "0", fmt.Sprint(r.opGet.Errors), r.opGet.Errors == 0},
-		{"POST throughput vs raw client-go patches", "≥ 70 %", pct(writeRatio), writeRatio >= 0.7},
-		{"200 concurrent consumes: 5xx", "0", fmt.Sprintf("%d (%d × 200 in %v)", consume5xx, r.consume.Statuses[200], r.consume.Duration.Round(time.Millisecond)), consume5xx == 0 && r.consume.Statuses[200] == 200},
-		{fmt.Sprintf("seeded grant keys are honoured (a retried grant replays), %d objects", r.scale), "yes", fmt.Sprint(r.seededKeyReplayed), r.seededKeyReplayed},
-		{fmt.Sprintf("RSS after cache sync, %d objects with %d grant keys each", r.scale, scaleGrantKeys), "≤ 300 MiB", fmt.Sprintf("%.0f MiB", r.largeRSS), r.largeRSS > 0 && r.largeRSS <= 300},
-		{fmt.Sprintf("start → Ready, %d objects", r.scale), "≤ 10 s", r.largeReady.Round(10 * time.Millisecond).String(), r.largeReady <= 10*time.Second},
-		{fmt.Sprintf("GET p99, %d users", r.scale), "≤ 5 ms", ms(r.largeGet.P99), r.largeGet.P99 <= 5*time.Millisecond && r.largeGet.Errors == 0},
+		{"load generator ceiling vs bare handler (so the GET ratio is not capped by the generator)", "≥ 125 %",
+			fmt.Sprintf("%.0f vs %.0f req/s (%s)", ceiling.median, bare.median, pct(ceiling.median/bare.median)), ceiling.median >= 1.25*bare.median},
+		{"GET throughput vs bare net/http handler, 100 users", "≥ 80 %", ratioText(get), get.median >= 0.8},
+		{"GET p99, 100 users", "≤ 2 ms", msSpread(p99s(r.opGet)), p99s(r.opGet).median <= 2},
+		{"POST (set) throughput vs raw client-go patches, same objects and concurrency", "≥ 85 %", ratioText(write), write.median >= 0.85},
+		{"hot user: 200 concurrent consumes vs the distinct-user write rate", "≥ 100 %, exact",
+			fmt.Sprintf("%s (%.0f vs %.0f/s), exact: %v", pct(hot.median/writes.median), hot.median, writes.median, exact), hot.median >= writes.median && exact},
+		{"errors in the GET, write and hold runs", "0", fmt.Sprint(errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.twoGet)),
+			errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.twoGet) == 0},
+		{fmt.Sprintf("seeded grant keys are honoured, %d objects", r.scale), "a retried grant replays", fmt.Sprint(r.seededKeyReplayed), r.seededKeyReplayed},
+		{fmt.Sprintf("seeded histories read back, %d objects", r.scale), "100 entries", fmt.Sprint(r.historyRead), r.historyRead},
+		{fmt.Sprintf("RSS after sync, %d objects (%d grant keys and %d history entries each)", r.scale, scaleGrantKeys, historyEntries), "≤ 300 MiB",
+			fmt.Sprintf("%.0f MiB", r.largeRSS), r.largeRSS > 0 && r.largeRSS <= 300},
+		{fmt.Sprintf("start → Ready, %d objects", r.scale), "≤ 6 s", r.largeReady.Round(10 * time.Millisecond).String(), r.largeReady <= 6*time.Second},
+		{fmt.Sprintf("GET p99, %d users", r.scale), "≤ 3 ms", msSpread(p99s(r.largeGet)), p99s(r.largeGet).median <= 3 && errorsIn(r.largeGet) == 0},
+		{fmt.Sprintf("GET throughput, %d users vs 100 users", r.scale), "≥ 80 %", fmt.Sprintf("%s (%.0f vs %.0f req/s)", pct(largeRatio), large.median, small.median), largeRatio >= 0.8},
 	}
 }
 
@@ -69,38 +125,70 @@ func pct(f float64) string       { return fmt.Sprintf("%.0f %%", 100*f) }
 func ms(d time.Duration) string  { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 func mark(ok bool) string        { return map[bool]string{true: "met", false: "**missed**"}[ok] }
 func row(cells ...string) string { return "| " + strings.Join(cells, " | ") + " |\n" }
-func reqs(s Summary) string      { return fmt.Sprintf("%.0f/s", s.Throughput) }
-func counts(s Summary) string    { return fmt.Sprint(s.Statuses) }
+
+func ratioText(s spread) string {
+	return fmt.Sprintf("%s (runs %s–%s)", pct(s.median), pct(s.min), pct(s.max))
+}
+
+func msSpread(s spread) string {
+	return fmt.Sprintf("%.2f ms (runs %.2f–%.2f)", s.median, s.min, s.max)
+}
+
+func rateSpread(runs []Summary) string {
+	s := throughputs(runs)
+	return fmt.Sprintf("%.0f/s (%.0f–%.0f)", s.median, s.min, s.max)
+}
 
 func (r *results) write(dir string) error {
 	var b strings.Builder
 	b.WriteString("# Benchmarks\n\nWritten by `make bench` (`go run ./hack/bench`); do not edit by hand. Loopback only, a fixed number of\n" +
-		"requests per scenario. The operator runs as its own process (the built binary) against a real kube-apiserver\n" +
-		"and etcd (envtest); the load generator is a separate process on the same machine.\n\n")
-	fmt.Fprintf(&b, "Machine: %d cores, %s, linux/amd64. Run: %s.\n\n", r.cpus, r.goVersion, r.started.UTC().Format(time.RFC3339))
+		"requests per run. The operator runs as its own process (the built binary) against a real kube-apiserver and etcd\n" +
+		"(envtest); the references (a bare net/http handler, raw client-go patches) and the operator run in turn,\n" +
+		fmt.Sprintf("%d times each, and are compared by their medians, with the range over the runs beside them. GETs come from\n", r.rounds) +
+		"a lean load generator (one connection per worker, pre-built request bytes, the same bytes to the operator and\n" +
+		"the bare handler, Authorization included); its own ceiling, against a server that answers without parsing, is\n" +
+		"measured in the same rounds.\n\n")
+	fmt.Fprintf(&b, "Machine: %d cores, %s, linux/amd64; the load generator, the operator, the references, kube-apiserver and etcd\n"+
+		"share them, so every figure includes their contention. Run: %s.\n\n", r.cpus, r.goVersion, r.started.UTC().Format(time.RFC3339))
 	b.WriteString("## Targets\n\n")
-	b.WriteString(row("target", "goal", "measured", "result") + row("---", "---", "---", "---"))
+	b.WriteString(row("target", "goal", "measured (median, range over runs)", "result") + row("---", "---", "---", "---"))
 	for _, t := range r.targets() {
 		b.WriteString(row(t.what, t.goal, t.measured, mark(t.met)))
 	}
-	b.WriteString("\n## Scenarios\n\n")
-	b.WriteString(row("scenario", "requests", "concurrency", "throughput", "p50", "p99", "max", "statuses") + row("---", "---", "---", "---", "---", "---", "---", "---"))
-	for _, s := range []struct {
-		sum Summary
-		c   int
-	}{{r.bareGet, getConcurrency}, {r.opGet, getConcurrency}, {r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency}, {r.consume, 200}} {
-		b.WriteString(row(s.sum.Name, fmt.Sprint(s.sum.Requests), fmt.Sprint(s.c), reqs(s.sum), ms(s.sum.P50), ms(s.sum.P99), ms(s.sum.Max), counts(s.sum)))
+	b.WriteString("\n## Scenarios (medians, range over runs)\n\n")
+	b.WriteString(row("scenario", "runs × requests", "concurrency", "throughput", "p50", "p99", "errors") + row("---", "---", "---", "---", "---", "---", "---"))
+	for _, sc := range []struct {
+		runs []Summary
+		c    int
+	}{
+		{r.ceiling, getConcurrency}, {r.bareGet, getConcurrency}, {r.opGet, getConcurrency}, {r.twoGet, getConcurrency},
+		{r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency},
+		{r.consumes, writeConcurrency}, {r.holds, writeConcurrency}, {r.hot, hotConsumes}, {r.twoHot, hotConsumes},
+	} {
+		if len(sc.runs) == 0 {
+			continue
+		}
+		p50 := make([]float64, len(sc.runs))
+		for i, s := range sc.runs {
+			p50[i] = float64(s.P50) / float64(time.Millisecond)
+		}
+		b.WriteString(row(sc.runs[0].Name, fmt.Sprintf("%d × %d", len(sc.runs), sc.runs[0].Requests), fmt.Sprint(sc.c), rateSpread(sc.runs),
+			fmt.Sprintf("%.2f ms", spreadOf(p50).median), msSpread(p99s(sc.runs)), fmt.Sprint(errorsIn(sc.runs))))
 	}
+	holds, consumes := throughputs(r.holds), throughputs(r.consumes)
+	fmt.Fprintf(&b, "\nA hold's round trip (reserve, then capture) is two writes: %.0f round trips/s beside %.0f consumes/s (%s).\n",
+		holds.median, consumes.median, pct(holds.median/consumes.median))
 	b.WriteString("\n## Memory and start-up\n\n")
 	b.WriteString(row("operator", "objects in its namespace", "start → /readyz", "RSS after sync", "peak RSS") + row("---", "---", "---", "---", "---"))
-	b.WriteString(row("small", fmt.Sprint(100+writeUsers+1), r.smallReady.Round(10*time.Millisecond).String(), fmt.Sprintf("%.0f MiB", r.smallRSS), ""))
+	b.WriteString(row("small", fmt.Sprint(100+writeUsers+2), r.smallReady.Round(10*time.Millisecond).String(), fmt.Sprintf("%.0f MiB", r.smallRSS), ""))
 	b.WriteString(row("scale", fmt.Sprint(r.scale), r.largeReady.Round(10*time.Millisecond).String(), fmt.Sprintf("%.0f MiB", r.largeRSS), fmt.Sprintf("%.0f MiB (whole run: initial list + GET load)", r.largePeak)))
-	fmt.Fprintf(&b, "\nCreating the %d objects (not part of start-up): %v.\n", r.scale, r.seedTime.Round(time.Second))
+	fmt.Fprintf(&b, "\nEach scale object holds %d applied grant keys and a %d-entry history (what 30 days of purchases and a busy user\n"+
+		"leave). Creating the %d objects (not part of start-up): %v.\n", scaleGrantKeys, historyEntries, r.scale, r.seedTime.Round(time.Second))
 	b.WriteString("\n## Latency\n\n![latency percentiles](bench-latency.png)\n")
 	if r.profileTop != "" {
-		b.WriteString("\n## CPU profile of the operator during the GET run (top 40 by cumulative time)\n\n```\n" + r.profileTop + "```\n")
+		b.WriteString("\n## CPU profile of the operator during the last GET run (top 40 by cumulative time)\n\n```\n" + r.profileTop + "```\n")
 	}
-	b.WriteString("\nReproduce: `make bench` (about 5 minutes on 2 cores, most of it creating the scale objects).\n")
+	b.WriteString("\nReproduce: `make bench` (about 20 minutes on 2 cores, most of it creating the scale objects).\n")
 	fmt.Print("\n" + b.String())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -108,7 +196,8 @@ func (r *results) write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "benchmarks.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return writePlot(filepath.Join(dir, "bench-latency.png"), []Summary{r.bareGet, r.opGet, r.largeGet}, []Summary{r.opSet, r.rawPatch})
+	last := func(runs []Summary) Summary { return runs[len(runs)-1] }
+	return writePlot(filepath.Join(dir, "bench-latency.png"), []Summary{last(r.bareGet), last(r.opGet), last(r.largeGet)}, []Summary{last(r.opSet), last(r.rawPatch), last(r.hot)})
 }
 
 // startProfile begins a CPU profile of the operator over seconds; the returned func waits

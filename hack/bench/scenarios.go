@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,14 +30,27 @@ import (
 
 func userID(prefix string, i int) string { return fmt.Sprintf("user_%s_%06d", prefix, i) }
 
+// seeding says what each seeded user holds.
+type seeding struct {
+	balance   int64
+	grantKeys int  // applied grant keys, as checkouts leave them
+	history   bool // a full transaction history (110 entries, the most the ring keeps)
+}
+
 // seed creates n validated UserCredits (status included, as a running controller leaves
-// them), each with grantKeys applied grant keys, with concurrency writers, and returns how
-// long it took.
-func seed(ctx context.Context, c client.Client, namespace, prefix string, n, concurrency int, balance int64, grantKeys int) (time.Duration, error) {
+// them) as spec says, with concurrency writers, and returns how long it took.
+func seed(ctx context.Context, c client.Client, namespace, prefix string, n, concurrency int, spec seeding) (time.Duration, error) {
 	var firstErr atomic.Value
 	now := time.Now()
 	sum := Do(ctx, "seed", n, concurrency, func(ctx context.Context, i int) int {
-		if err := seedOne(ctx, c, namespace, userID(prefix, i), balance, grantLedger(userID(prefix, i), grantKeys, now)); err != nil {
+		annotations := map[string]string{}
+		if ledger := grantLedger(userID(prefix, i), spec.grantKeys, now); ledger != "" {
+			annotations[credits.AppliedGrantsAnnotation] = ledger
+		}
+		if spec.history {
+			fullHistory(annotations, spec.balance, now)
+		}
+		if err := seedOne(ctx, c, namespace, userID(prefix, i), spec.balance, annotations); err != nil {
 			firstErr.CompareAndSwap(nil, err)
 			return -1
 		}
@@ -48,13 +62,10 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 	return sum.Duration, nil
 }
 
-func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64, grants string) error {
+func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64, annotations map[string]string) error {
 	obj := &creditsv1alpha1.UserCredits{
-		ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: namespace, Annotations: annotations},
 		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance},
-	}
-	if grants != "" {
-		obj.Annotations = map[string]string{credits.AppliedGrantsAnnotation: grants}
 	}
 	if err := c.Create(ctx, obj); err != nil {
 		return err
@@ -86,6 +97,27 @@ func grantLedger(user string, n int, at time.Time) string {
 	return string(data)
 }
 
+// historyEntries is what a full history holds: the ring of 11 chunks of 10.
+const historyEntries = 110
+
+// fullHistory adds to annotations a transaction history of historyEntries grants and
+// consumes ending at balance, in the format internal/credits writes (the scale run reads
+// one back through the API, so a drift in that format fails the benchmark).
+func fullHistory(annotations map[string]string, balance int64, now time.Time) {
+	chunks := make([][]string, 11)
+	for i := range historyEntries {
+		kind, n := "c", int64(1)
+		if i%4 == 0 {
+			kind, n = "g", 10
+		}
+		chunks[(i/10)%11] = append(chunks[(i/10)%11], fmt.Sprintf("%s,%d,%d,%d", kind, n, balance, now.Add(time.Duration(i-historyEntries)*time.Minute).Unix()))
+	}
+	for k, entries := range chunks {
+		annotations[credits.HistoryChunkAnnotation(k)] = strings.Join(entries, ";")
+	}
+	annotations[credits.HistorySeqAnnotation] = fmt.Sprint(historyEntries)
+}
+
 // tokens signs session tokens for users prefix_0 … prefix_{n-1}.
 func tokens(signer *auth.Signer, prefix string, n int) ([]string, error) {
 	out := make([]string, n)
@@ -99,27 +131,33 @@ func tokens(signer *auth.Signer, prefix string, n int) ([]string, error) {
 	return out, nil
 }
 
-func getRequests(base string, toks []string) Request {
-	return func(i int) (*http.Request, error) {
-		req, err := http.NewRequest("GET", "http://"+base+"/api/credits", nil)
-		if err == nil {
-			req.Header.Set("Authorization", "Bearer "+toks[i%len(toks)])
-		}
-		return req, err
+// getRequests are the bytes of one GET /api/credits per token: the same bytes go to the
+// operator and to the bare handler.
+func getRequests(toks []string) [][]byte {
+	out := make([][]byte, len(toks))
+	for i, tok := range toks {
+		out[i] = rawRequest("GET", "/api/credits", tok, "")
 	}
+	return out
 }
 
-// setRequests POSTs a new balance for user i%len(toks), distinct each time so every
-// request writes.
-func setRequests(base string, toks []string, offset int) Request {
-	return func(i int) (*http.Request, error) {
-		req, err := http.NewRequest("POST", "http://"+base+"/api/credits", strings.NewReader(fmt.Sprintf(`{"credits":%d}`, offset+i+1)))
-		if err == nil {
-			req.Header.Set("Authorization", "Bearer "+toks[i%len(toks)])
-			req.Header.Set("Content-Type", "application/json")
-		}
-		return req, err
+// setRequests are n POSTs of a new balance for user i%len(toks), distinct each time so
+// every request writes.
+func setRequests(toks []string, n, offset int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = rawRequest("POST", "/api/credits", toks[i%len(toks)], fmt.Sprintf(`{"credits":%d}`, offset+i+1))
 	}
+	return out
+}
+
+// consumeRequests are consumes of 1, one per token in turn.
+func consumeRequests(toks []string) [][]byte {
+	out := make([][]byte, len(toks))
+	for i, tok := range toks {
+		out[i] = rawRequest("POST", "/api/credits/consume", tok, "")
+	}
+	return out
 }
 
 // rawPatches is the reference for writes: the same balance changes as client-go merge
@@ -138,15 +176,98 @@ func rawPatches(ctx context.Context, c client.Client, namespace, prefix string, 
 
 func ok200(status int) bool { return status == 200 }
 
-// consumeBurst sends n concurrent consumes of 1 for one user at once.
-func consumeBurst(ctx context.Context, base, token string, n int) Summary {
-	return Run(ctx, fmt.Sprintf("%d concurrent consumes, one user", n), NewClient(n), n, n, func(int) (*http.Request, error) {
-		req, err := http.NewRequest("POST", "http://"+base+"/api/credits/consume", nil)
-		if err == nil {
-			req.Header.Set("Authorization", "Bearer "+token)
+// consumeBurst sends n concurrent consumes of 1 for one user at once, spread over addrs.
+func consumeBurst(name string, addrs []string, token string, n int) Summary {
+	req := rawRequest("POST", "/api/credits/consume", token, "")
+	if len(addrs) == 1 {
+		return leanRun(name, addrs[0], [][]byte{req}, n, n, ok200)
+	}
+	parts := make([]Summary, len(addrs))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, addr := range addrs {
+		wg.Go(func() { parts[i] = leanRun(name, addr, [][]byte{req}, n/len(addrs), n/len(addrs), ok200) })
+	}
+	wg.Wait()
+	return merge(name, parts, time.Since(start))
+}
+
+// merge sums runs that went on at the same time into one.
+func merge(name string, parts []Summary, wall time.Duration) Summary {
+	var latencies []time.Duration
+	var statuses []int
+	for _, p := range parts {
+		latencies = append(latencies, p.Latencies...)
+		for status, n := range p.Statuses {
+			for range n {
+				statuses = append(statuses, status)
+			}
 		}
-		return req, err
+	}
+	return Summarize(name, latencies, statuses, wall, ok200)
+}
+
+// holdRoundTrips runs n reserve-then-capture round trips over users, concurrency at a time;
+// a round trip counts as one operation.
+func holdRoundTrips(ctx context.Context, addr string, toks []string, n, concurrency int) Summary {
+	client := NewClient(concurrency)
+	return Do(ctx, "reserve + capture round trips", n, concurrency, func(ctx context.Context, i int) int {
+		tok := toks[i%len(toks)]
+		status, body := post(ctx, client, "http://"+addr+"/api/credits/reserve", tok, `{"credits":1}`)
+		if status != 200 {
+			return status
+		}
+		var r struct {
+			ReservationID string `json:"reservationId"`
+		}
+		_ = json.Unmarshal(body, &r)
+		status, _ = post(ctx, client, "http://"+addr+"/api/credits/reservations/"+r.ReservationID+"/capture", tok, "")
+		return status
 	}, ok200)
+}
+
+func post(ctx context.Context, client *http.Client, url, token, body string) (int, []byte) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		return -1, nil
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return -1, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+// readsFullHistory reads user's history through the operator at addr and reports whether
+// it holds the last 100 entries.
+func readsFullHistory(addr, token string) (bool, error) {
+	status, body := get(context.Background(), "http://"+addr+"/api/credits/transactions", token)
+	var h struct {
+		Transactions []json.RawMessage `json:"transactions"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		return false, fmt.Errorf("history: %d %s", status, body)
+	}
+	fmt.Printf("  history read back: %d entries\n", len(h.Transactions))
+	return status == 200 && len(h.Transactions) == credits.HistoryLength, nil
+}
+
+func get(ctx context.Context, url, token string) (int, []byte) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return -1, nil
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
 }
 
 // replaysSeededGrant retries one of user's seeded grants through the operator at addr, as
@@ -190,4 +311,34 @@ func replaysSeededGrant(ctx context.Context, cfg *rest.Config, addr, namespace, 
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Printf("  retried seeded grant: %d %s (Idempotent-Replayed: %q)\n", resp.StatusCode, body, resp.Header.Get("Idempotent-Replayed"))
 	return resp.StatusCode == 200 && resp.Header.Get("Idempotent-Replayed") == "true", nil
+}
+
+// twoReplicaRun sends n requests split over the replicas at addrs at once.
+func twoReplicaRun(name string, addrs []string, reqs [][]byte, n, concurrency int) Summary {
+	parts := make([]Summary, len(addrs))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, addr := range addrs {
+		wg.Go(func() { parts[i] = leanRun(name, addr, reqs, n/len(addrs), concurrency, ok200) })
+	}
+	wg.Wait()
+	return merge(name, parts, time.Since(start))
+}
+
+// setBalance sets user's balance straight at the apiserver.
+func setBalance(ctx context.Context, c client.Client, namespace, user string, balance int64) error {
+	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: namespace}}
+	return c.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, balance)))
+}
+
+// exactBurst reports whether a burst of consumes of 1 on a balance of as many credits all
+// succeeded and left exactly 0.
+func exactBurst(ctx context.Context, c client.Client, namespace, user string, s Summary) bool {
+	obj := &creditsv1alpha1.UserCredits{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: credits.ObjectNameForUser(user)}, obj); err != nil {
+		return false
+	}
+	exact := s.Statuses[200] == s.Requests && obj.Spec.Credits == 0
+	fmt.Printf("  exact: %v (%d × 200, balance left %d)\n", exact, s.Statuses[200], obj.Spec.Credits)
+	return exact
 }

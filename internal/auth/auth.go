@@ -58,13 +58,7 @@ func BearerToken(header string) (string, bool) {
 // looksLikeJWT is a free structural check (three non-empty dot-separated parts) so that
 // garbage never costs a parse, a key lookup or a JWKS fetch.
 func looksLikeJWT(token string) bool {
-	if strings.Count(token, ".") != 2 {
-		return false
-	}
-	for _, part := range strings.Split(token, ".") {
-		if part == "" {
-			return false
-		}
-	}
-	return true
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	return first > 0 && last > first+1 && last < len(token)-1 && strings.Count(token, ".") == 2
 }

@@ -10,7 +10,7 @@ import (
 // Cache is a bounded map whose entries expire. When full, expired entries go first, then
 // arbitrary ones (Go's map order): the hot path stays one lock and one lookup.
 type Cache[K comparable, V any] struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	max     int
 	entries map[K]entry[V]
 }
@@ -25,19 +25,24 @@ func NewCache[K comparable, V any](max int) *Cache[K, V] {
 	return &Cache[K, V]{max: max, entries: make(map[K]entry[V])}
 }
 
-// Get returns key's value unless it is missing or expired at now.
+// Get returns key's value unless it is missing or expired at now. Readers share the lock;
+// only removing an expired entry takes it alone.
 func (c *Cache[K, V]) Get(key K, now time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
 	e, ok := c.entries[key]
-	if !ok || !now.Before(e.expires) {
-		if ok {
+	c.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.value, true
+	}
+	if ok {
+		c.mu.Lock()
+		if e, still := c.entries[key]; still && !now.Before(e.expires) {
 			delete(c.entries, key)
 		}
-		var zero V
-		return zero, false
+		c.mu.Unlock()
 	}
-	return e.value, true
+	var zero V
+	return zero, false
 }
 
 // Put stores value under key until expires (nothing when that is not after now).
@@ -65,7 +70,7 @@ func (c *Cache[K, V]) Put(key K, value V, expires, now time.Time) {
 
 // Len is the number of entries, expired ones included.
 func (c *Cache[K, V]) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	return len(c.entries)
 }

@@ -100,7 +100,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.RequestTimeout)
+	ctx, cancel := withLazyDeadline(r.Context(), h.opts.RequestTimeout)
 	defer cancel()
 	userID, ok := h.admit(ctx, rec, r, rt, &principal)
 	if !ok {

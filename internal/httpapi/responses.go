@@ -35,11 +35,19 @@ var (
 	bodyReservationExpired    = []byte(`{"error":"Reservation expired"}`)
 )
 
+// Header values every answer carries, shared: net/http only reads them.
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
+// writeJSON answers status with body. Headers are set by their canonical keys directly:
+// Header().Set canonicalizes and allocates on every answer.
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
