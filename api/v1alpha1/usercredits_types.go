@@ -20,6 +20,10 @@ const (
 	ReasonAboveThreshold = "AboveThreshold"
 )
 
+// UserIDField is the field selector that finds a user's objects at the apiserver
+// (kubectl get uc --field-selector spec.userID=user_...).
+const UserIDField = "spec.userID"
+
 // MaxOpenReservations bounds the holds one user may have open at a time.
 const MaxOpenReservations = 100
 
@@ -112,6 +116,7 @@ type UserCreditsStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=uc,categories=credits
+// +kubebuilder:selectablefield:JSONPath=`.spec.userID`
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userID`
 // +kubebuilder:printcolumn:name="Credits",type=integer,JSONPath=`.spec.credits`
 // +kubebuilder:printcolumn:name="Reserved",type=integer,JSONPath=`.status.reserved`

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -24,6 +25,18 @@ type server struct {
 func (s *server) stop() { _ = s.Stop(15 * time.Second) }
 
 func (s *server) rssMiB() (float64, float64) { return s.RSSMiB() }
+
+// waitLog waits until the server has logged text.
+func (s *server) waitLog(text string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(s.Logs(), text) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the operator did not log %q within %v", text, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
 
 // startOperator runs the manager binary against namespace and waits until it is ready;
 // it returns the process and how long it took from exec to /readyz.

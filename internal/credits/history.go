@@ -117,7 +117,7 @@ func (s *Store) Transactions(ctx context.Context, userID string) ([]Transaction,
 	if !ValidUserID(userID) {
 		return nil, ErrInvalidUserID
 	}
-	cached, err := s.find(userID)
+	cached, _, err := s.lookup(ctx, userID)
 	if err != nil {
 		return nil, err
 	}

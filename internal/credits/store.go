@@ -32,6 +32,9 @@ type StoreOptions struct {
 	// Objects finds each user's objects in the informer cache (an *Index registered on the
 	// manager's cache).
 	Objects Objects
+	// Synced reports whether Objects holds every object (the informer's first list is in).
+	// Until then, a user it does not show is looked up at the apiserver. Nil: always synced.
+	Synced func() bool
 	// Client writes to the apiserver.
 	Client client.Client
 	// APIReader reads from the apiserver, bypassing the cache, after a write conflict.
@@ -79,6 +82,9 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
 	}
+	if opts.Synced == nil {
+		opts.Synced = func() bool { return true }
+	}
 	if opts.GrantKeyRetention <= 0 {
 		opts.GrantKeyRetention = DefaultGrantKeyRetention
 	}
@@ -92,7 +98,7 @@ func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {
 	if !ValidUserID(userID) {
 		return 0, ErrInvalidUserID
 	}
-	obj, err := s.find(userID)
+	obj, _, err := s.lookup(ctx, userID)
 	if err != nil || obj == nil {
 		return 0, err
 	}
@@ -119,18 +125,21 @@ func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result,
 // are the refusals decided on the same state; a batch of refusals alone is confirmed by a
 // read from the apiserver (confirmRefusal).
 func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, resolving bool) ([]outcome, error) {
-	cached, err := s.find(userID)
+	cached, readFromAPI, err := s.lookup(ctx, userID)
 	if err != nil {
+		if readFromAPI {
+			return nil, err // the apiserver could not be read
+		}
 		return errorOutcomes(len(ops), err), nil
 	}
 	key := client.ObjectKey{Namespace: s.opts.Namespace, Name: ObjectNameForUser(userID)}
 	var current *creditsv1alpha1.UserCredits
-	fresh, readFromAPI := resolving, false
+	fresh := resolving
 	if cached != nil {
 		key = client.ObjectKeyFromObject(cached)
 		current = cached.DeepCopy()
 		for _, op := range ops {
-			fresh = fresh || needsFreshRead(cached, op) // the cache holds only a digest of grant keys
+			fresh = fresh || (!readFromAPI && needsFreshRead(cached, op)) // the cache holds only a digest of grant keys
 		}
 	}
 	backoff := conflictBackoff
@@ -302,6 +311,38 @@ type Objects interface {
 	Lookup(userID string) []*creditsv1alpha1.UserCredits
 	// Observe calls f with every object the informer shows or deletes from now on.
 	Observe(f Observer)
+}
+
+// lookup finds userID's record as find does; until the index has synced, a user it does
+// not show yet is looked up at the apiserver (one list by the spec.userID field selector,
+// which also finds an object a GitOps tool named), and fromAPI says so. Readiness does not
+// wait for the first list of every object, which at 100,000 users takes the apiserver
+// alone many seconds to send.
+func (s *Store) lookup(ctx context.Context, userID string) (obj *creditsv1alpha1.UserCredits, fromAPI bool, err error) {
+	if obj, err = s.find(userID); err != nil || obj != nil || s.opts.Synced() {
+		return obj, false, err
+	}
+	var list creditsv1alpha1.UserCreditsList
+	if err := s.opts.APIReader.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingFields{creditsv1alpha1.UserIDField: userID}); err != nil {
+		return nil, true, err
+	}
+	switch len(list.Items) {
+	case 0:
+		return nil, true, nil
+	case 1:
+	default:
+		for i := range list.Items {
+			_ = s.untrusted(&list.Items[i], userID)
+		}
+		return nil, true, fmt.Errorf("%w: %d objects claim user %q", ErrUntrustedRecord, len(list.Items), userID)
+	}
+	obj = &list.Items[0]
+	if err := s.checkTrusted(obj, userID); err != nil {
+		return nil, true, err
+	}
+	obj.ManagedFields = nil
+	s.written.remember(obj) // the next read of this user needs no list: kept until the index shows it
+	return obj, true, nil
 }
 
 // find returns userID's one trusted record from the cache, or this replica's own write of

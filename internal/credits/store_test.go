@@ -267,3 +267,55 @@ func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
 		})
 	}
 }
+
+// countingReader counts the lists it sends to the apiserver.
+type countingReader struct {
+	client.Reader
+	lists atomic.Int32
+}
+
+func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.lists.Add(1)
+	return c.Reader.List(ctx, list, opts...)
+}
+
+// TestReadThroughBeforeTheIndexHasSynced: until the informer's first list is in, a user
+// the index does not show is looked up at the apiserver by the spec.userID field selector
+// (once), finding objects under any name; after, the index alone answers.
+func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
+	ctx := context.Background()
+	createObject(t, "warm-from-git", "user_Warm1", 7) // a GitOps tool's name
+	createObject(t, credits.ObjectNameForUser("user_Warm2"), "user_Warm2", 3)
+	reader := &countingReader{Reader: mgr.GetAPIReader()}
+	synced := &atomic.Bool{}
+	store := credits.NewStore(credits.StoreOptions{
+		Objects: viewObjects{Objects: users, view: showing()}, Synced: synced.Load, // an index that has shown nothing yet
+		Client: mgr.GetClient(), APIReader: reader, Namespace: testNamespace, Log: logr.Discard(),
+	})
+	for user, want := range map[string]int64{"user_Warm1": 7, "user_Warm2": 3, "user_WarmNone": 0} {
+		if n, err := store.Balance(ctx, user); err != nil || n != want {
+			t.Fatalf("%s before the sync: %d %v, want %d", user, n, err, want)
+		}
+	}
+	if n := reader.lists.Load(); n != 3 {
+		t.Fatalf("%d lists for 3 users, want 3", n)
+	}
+	if n, _ := store.Balance(ctx, "user_Warm1"); n != 7 || reader.lists.Load() != 3 {
+		t.Fatalf("a second read of a found user: %d, %d lists (want no new one)", n, reader.lists.Load())
+	}
+	if res, err := store.Apply(ctx, "user_Warm1", credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 5 {
+		t.Fatalf("consume before the sync: %+v %v", res, err)
+	}
+	if got := storedBalance(t, "warm-from-git"); got != 5 {
+		t.Fatalf("the GitOps-named object holds %d, want 5", got)
+	}
+	err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser("user_Warm1")}, &creditsv1alpha1.UserCredits{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("a second object was created for a user the index did not show yet: %v", err)
+	}
+	synced.Store(true)
+	before := reader.lists.Load()
+	if n, err := store.Balance(ctx, "user_WarmNone2"); err != nil || n != 0 || reader.lists.Load() != before {
+		t.Fatalf("after the sync an unknown user is 0 from the index alone: %d %v, %d lists", n, err, reader.lists.Load()-before)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
 // Server runs the API as a controller-runtime Runnable on every replica.
@@ -45,17 +46,16 @@ func (s *Server) Listening(*http.Request) error {
 	return nil
 }
 
-// NeedLeaderElection is false: every replica serves the API, not just the leader.
-func (s *Server) NeedLeaderElection() bool { return false }
-
-// Start serves until ctx is done, then shuts down gracefully: in-flight requests finish
-// within ShutdownTimeout.
-func (s *Server) Start(ctx context.Context) error {
+// Runnable binds the listener and returns the server as the manager runs it: in its group
+// of HTTP servers, which start before the informer caches have synced, so that a replica
+// serves (and is ready) without waiting for the first list of every object. ctx bounds
+// the certificate watcher.
+func (s *Server) Runnable(ctx context.Context) (*manager.Server, error) {
 	ln := s.Listener
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", s.Addr); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	srv := &http.Server{
@@ -71,7 +71,8 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.CertDir != "" {
 		watcher, err := certwatcher.New(filepath.Join(s.CertDir, "tls.crt"), filepath.Join(s.CertDir, "tls.key"))
 		if err != nil {
-			return fmt.Errorf("API certificate in %s: %w", s.CertDir, err)
+			ln.Close()
+			return nil, fmt.Errorf("API certificate in %s: %w", s.CertDir, err)
 		}
 		go func() {
 			if err := watcher.Start(ctx); err != nil {
@@ -81,25 +82,22 @@ func (s *Server) Start(ctx context.Context) error {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
-	timeout := s.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	stopped := make(chan error, 1)
-	go func() {
-		<-ctx.Done()
-		s.listening.Store(false)
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		stopped <- srv.Shutdown(shutdownCtx)
-	}()
-	s.listening.Store(true)
-	defer s.listening.Store(false)
+	srv.RegisterOnShutdown(func() { s.listening.Store(false) })
+	s.listening.Store(true) // bound: connections queue until Serve takes them
+	timeout := orDefault(s.ShutdownTimeout, 10*time.Second)
 	s.Log.Info("serving the credits API", "address", ln.Addr().String(), "tls", s.CertDir != "")
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	return &manager.Server{Name: "credits-api", Server: srv, Listener: ln, ShutdownTimeout: &timeout}, nil
+}
+
+// Start serves until ctx is done, then shuts down gracefully: in-flight requests finish
+// within ShutdownTimeout.
+func (s *Server) Start(ctx context.Context) error {
+	r, err := s.Runnable(ctx)
+	if err != nil {
 		return err
 	}
-	return <-stopped
+	defer s.listening.Store(false)
+	return r.Start(ctx)
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -31,15 +31,19 @@ func TestServerShutsDownGracefully(t *testing.T) {
 	v := &blockingVerifier{entered: make(chan struct{}), release: make(chan struct{})}
 	store := &memoryStore{balances: map[string]int64{"user_A": 42}}
 	srv := &Server{Listener: ln, Handler: NewHandler(Options{Verifier: v, Store: store}), ShutdownTimeout: 5 * time.Second}
-	if srv.NeedLeaderElection() {
-		t.Fatal("the API must serve on every replica, not only the leader")
-	}
 	if srv.Listening(nil) == nil {
 		t.Fatal("ready before Start")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	runnable, err := srv.Runnable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runnable.NeedLeaderElection() {
+		t.Fatal("the API must serve on every replica, not only the leader")
+	}
 	stopped := make(chan error, 1)
-	go func() { stopped <- srv.Start(ctx) }()
+	go func() { stopped <- runnable.Start(ctx) }()
 
 	type result struct {
 		status int

@@ -6,7 +6,6 @@ package operator
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -147,6 +146,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		creditsv1alpha1.GroupVersion.Group, "usercredits", limits)
 	store := credits.NewStore(credits.StoreOptions{
 		Objects:   users,
+		Synced:    users.HasSynced,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Namespace: cfg.Namespace,
@@ -190,33 +190,23 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		Log:                     log,
 	})
 	server := &httpapi.Server{Addr: cfg.APIBindAddress, Listener: cfg.APIListener, Handler: handler, CertDir: cfg.APICertDir, Log: log}
-	if err := mgr.Add(server); err != nil {
+	api, err := server.Runnable(ctx)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(api); err != nil {
 		return err
 	}
 
-	if err := mgr.Add(releaseListMemory{cache: mgr.GetCache(), log: log}); err != nil {
+	if err := mgr.Add(releaseListMemory{cache: mgr.GetCache(), users: users, log: log}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("api-listening", server.Listening); err != nil {
-		return err
-	}
-	return mgr.AddReadyzCheck("cache-synced", CacheSynced(mgr.GetCache(), users))
-}
-
-// CacheSynced is a readiness check that passes once the informer cache, and the index of
-// users fed from it, hold every object: before that, a user could be read as having none.
-func CacheSynced(c cache.Cache, users *credits.Index) healthz.Checker {
-	return func(req *http.Request) error {
-		ctx, cancel := context.WithTimeout(req.Context(), 50*time.Millisecond)
-		defer cancel()
-		if !c.WaitForCacheSync(ctx) || !users.HasSynced() {
-			return errors.New("informer cache not synced yet")
-		}
-		return nil
-	}
+	// Ready once the API listens: until the informer's first list of every object is in,
+	// the store looks users it does not know yet up at the apiserver.
+	return mgr.AddReadyzCheck("api-listening", server.Listening)
 }
 
 // DiscoverServiceAccountIssuer reads the issuer of the cluster's ServiceAccount tokens from
