@@ -29,9 +29,9 @@ type ResourceAuthorizer struct {
 }
 
 // NewResourceAuthorizer returns an authorizer that reuses each decision for
-// limits.RevocationBound and keeps up to limits.Decisions of them.
+// limits.ReuseBound and keeps up to limits.Decisions of them.
 func NewResourceAuthorizer(reviews SubjectAccessReviewer, namespace, group, resource string, limits Limits) *ResourceAuthorizer {
-	return &ResourceAuthorizer{Reviews: reviews, Namespace: namespace, Group: group, Resource: resource, TTL: limits.RevocationBound,
+	return &ResourceAuthorizer{Reviews: reviews, Namespace: namespace, Group: group, Resource: resource, TTL: limits.ReuseBound,
 		now: time.Now, cache: expiring.NewCache[string, bool](limits.Decisions)}
 }
 

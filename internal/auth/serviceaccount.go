@@ -87,7 +87,7 @@ func (s *serviceAccountIssuer) verify(ctx context.Context, t *token, now time.Ti
 		extra[k] = v
 	}
 	p := Principal{Kind: KindServiceAccount, Username: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra}
-	return p, minTime(t.expiry(), now.Add(s.limits.RevocationBound)), nil
+	return p, minTime(t.expiry(), now.Add(s.limits.ReuseBound)), nil
 }
 
 func minTime(a, b time.Time) time.Time {

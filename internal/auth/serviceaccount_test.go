@@ -224,13 +224,13 @@ func acceptedOnAClock(t *testing.T, edit ...func(map[string]any)) (a *Authentica
 func TestServiceAccountRevocationBound(t *testing.T) {
 	a, cluster, clock, tok := acceptedOnAClock(t)
 	cluster.deleted.Store(true) // the ServiceAccount is deleted
-	clock.Advance(DefaultLimits().RevocationBound - time.Second)
+	clock.Advance(DefaultLimits().ReuseBound - time.Second)
 	if _, err := a.Verify(context.Background(), tok); err != nil {
-		t.Fatalf("within the revocation bound the accepted token is reused: %v", err)
+		t.Fatalf("within the reuse bound the accepted token is reused: %v", err)
 	}
 	clock.Advance(2 * time.Second)
 	if _, err := a.Verify(context.Background(), tok); !errors.Is(err, ErrUnauthenticated) {
-		t.Fatalf("past the revocation bound a deleted ServiceAccount must be refused: %v", err)
+		t.Fatalf("past the reuse bound a deleted ServiceAccount must be refused: %v", err)
 	}
 	if n := cluster.reviews.Load(); n != 2 {
 		t.Fatalf("%d TokenReviews, want 2", n)

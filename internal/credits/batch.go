@@ -14,7 +14,7 @@ import (
 // flight are applied together in the next single write. Each is decided in arrival order
 // against the running state, so a consume that would overdraw is refused exactly as it
 // would be alone, and each gets its own answer; across replicas, the write's
-// resourceVersion precondition stays the arbiter. A hot user's writes therefore cost one
+// preconditions (writePatch) stay the arbiter. A hot user's writes therefore cost one
 // apiserver round trip per batch instead of one per operation.
 
 // queuedOp is an operation waiting for its user's writer.

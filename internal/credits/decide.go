@@ -31,9 +31,9 @@ func (d *decision) set(annotation, value string) {
 // decide applies op to a user's available balance, open holds and annotations (key
 // ledgers, closed holds, history) at time now. It is pure: the store calls it on each
 // (re)read of the object, and it is unit-tested alone. A decision that is not a noop is
-// written, even a set to the balance it already has: the write carries the
-// resourceVersion it was decided on, so the apiserver confirms the state the decision was
-// taken from instead of a possibly stale cache.
+// written, even a set to the balance it already has: the write tests the state it was
+// decided on (writePatch), so the apiserver confirms that state instead of a possibly
+// stale cache.
 func decide(credits int64, holds []creditsv1alpha1.Reservation, annotations map[string]string, op Operation, now time.Time, grantKeyRetention time.Duration) (decision, error) {
 	d := decision{credits: credits, reservations: holds}
 	if !op.valid() {

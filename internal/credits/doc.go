@@ -1,13 +1,15 @@
 // Package credits is the one place where balances are read and written.
 //
-// Reads come from the manager's informer cache; writes go to the apiserver as JSON merge
-// patches that carry the resourceVersion the decision was taken from, so the apiserver
-// refuses (409) any write decided on a state that has since changed, and the store decides
-// again from a fresh read. Every decision taken from the cache is therefore either
-// confirmed by the apiserver before it is acknowledged, or changes nothing:
+// Reads come from the manager's informer cache (until its first list is in, a user it does
+// not show yet is read from the apiserver once, by the spec.userID field selector); writes
+// go to the apiserver as JSON patches that first test what the decision read (the
+// generation and the store's write sequence, patch.go), so the apiserver refuses any write
+// decided on a state that has since changed, and the store decides again from a fresh
+// read. Every decision taken from the cache is therefore either confirmed by the apiserver
+// before it is acknowledged, or changes nothing:
 //
 //   - Writes (set, consume, grant, and a set to the balance the cache already shows): the
-//     patch's resourceVersion precondition confirms the cached state. A set is always sent,
+//     patch's tests confirm the cached state. A set is always sent,
 //     even when it would change nothing, because "nothing to change" is itself a decision
 //     taken from the cache; a patch that changes nothing costs the apiserver no write.
 //   - Insufficient credits: a refusal changes nothing. It is confirmed by a read from the

@@ -2,12 +2,12 @@ package credits
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -65,6 +65,8 @@ type Store struct {
 	written *overlay
 	// refusals remembers, per user, that a refusal was confirmed within refusalConfirmInterval.
 	refusals *expiring.Cache[string, struct{}]
+	// warmupLists budgets the lists by spec.userID before the index has synced (warmup.go).
+	warmupLists *rate.Limiter
 }
 
 // maxRememberedRefusals bounds the refusal memory; a user dropped from it only costs one
@@ -88,7 +90,8 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.GrantKeyRetention <= 0 {
 		opts.GrantKeyRetention = DefaultGrantKeyRetention
 	}
-	s := &Store{opts: opts, queues: queues{users: map[string]*userQueue{}}, refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), written: newOverlay()}
+	s := &Store{opts: opts, queues: queues{users: map[string]*userQueue{}}, refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), written: newOverlay(),
+		warmupLists: rate.NewLimiter(warmupListRate, warmupListBurst)}
 	opts.Objects.Observe(s.written.observe)
 	return s
 }
@@ -121,7 +124,7 @@ func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result,
 
 // writeBatch decides ops on userID's state and writes them in one patch (or create). The
 // decision starts from the cache unless resolving; every retry reads the object from the
-// apiserver. A batch that writes is confirmed by its resourceVersion precondition, and so
+// apiserver. A batch that writes is confirmed by its preconditions (writePatch), and so
 // are the refusals decided on the same state; a batch of refusals alone is confirmed by a
 // read from the apiserver (confirmRefusal).
 func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, resolving bool) ([]outcome, error) {
@@ -143,12 +146,18 @@ func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, 
 		}
 	}
 	backoff := conflictBackoff
+	var invalid error // a write answered 422, and what it tested
+	var invalidTested string
 	for {
 		if fresh {
 			if current, err = s.read(ctx, key); err != nil {
 				return nil, err
 			}
 			readFromAPI = true
+			if invalid != nil && current != nil && testedState(current) == invalidTested {
+				return nil, classifyWriteError(invalid) // nothing it tested moved: the write itself was refused
+			}
+			invalid = nil
 		}
 		fresh = true // any second pass reads from the apiserver
 
@@ -178,7 +187,10 @@ func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, 
 			}
 		} else {
 			written, err = s.patch(ctx, current, b)
-			if apierrors.IsConflict(err) && backoff.Steps > 1 {
+			if mayBeStale(err) && backoff.Steps > 1 {
+				if apierrors.IsInvalid(err) {
+					invalid, invalidTested = err, testedState(current)
+				}
 				metrics.ConflictRetries.Inc()
 				s.opts.Log.V(1).Info("write conflict, retrying", "userID", userID, "operations", len(ops))
 				select {
@@ -200,7 +212,7 @@ func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, 
 // resolve answers a batch whose write failed. A write whose answer was lost (deadline,
 // broken connection, apiserver timeout) may or may not have been applied; its keyed
 // operations find out: applied again from a fresh read, each either finds its key recorded
-// (it was applied) or applies now, under the resourceVersion precondition that makes a late
+// (it was applied) or applies now, under the preconditions (writePatch) that make a late
 // arrival of the first write fail, so each happens exactly once. Keyless operations, and
 // every operation of a write that surely failed, answer the error.
 func (s *Store) resolve(userID string, ops []Operation, err error) []outcome {
@@ -254,54 +266,49 @@ func (s *Store) create(ctx context.Context, key client.ObjectKey, userID string,
 	return obj, s.opts.Client.Create(ctx, obj, client.FieldOwner(FieldManager))
 }
 
-// patch writes batch b onto current as a JSON merge patch that carries current's
-// resourceVersion: the apiserver refuses it with a conflict when the object changed since
-// the decision was taken, so no decision made on stale data is ever stored.
+// patch writes batch b onto current as a JSON patch whose tests the apiserver checks
+// against the stored object (writePatch): it refuses the write when what the decision read
+// has changed since, so no decision made on stale data is ever stored.
 func (s *Store) patch(ctx context.Context, current *creditsv1alpha1.UserCredits, b batchDecision) (*creditsv1alpha1.UserCredits, error) {
-	meta := map[string]any{"resourceVersion": current.ResourceVersion}
-	if b.annotations != nil {
-		meta["annotations"] = b.annotations
-	}
-	spec := map[string]any{"credits": b.credits}
-	if b.holdsChanged {
-		// The whole list: a merge patch replaces a list, and the decision knew all of it.
-		spec["reservations"] = b.holds
-		if len(b.holds) == 0 {
-			spec["reservations"] = nil
-		}
-	}
-	body, err := json.Marshal(map[string]any{"metadata": meta, "spec": spec})
+	body, err := writePatch(current, b)
 	if err != nil {
 		return nil, err
 	}
 	written := current.DeepCopy()
-	return written, s.opts.Client.Patch(ctx, written, client.RawPatch(types.MergePatchType, body), client.FieldOwner(FieldManager))
+	return written, s.opts.Client.Patch(ctx, written, client.RawPatch(types.JSONPatchType, body), client.FieldOwner(FieldManager))
 }
 
-// done finishes a successful write: read-your-writes, then an Event and a log line for
-// each operation it wrote.
+// done finishes a successful write: read-your-writes, then a log line for each operation
+// it wrote and an Event for those that leave one.
 func (s *Store) done(written *creditsv1alpha1.UserCredits, b batchDecision) {
 	written.ManagedFields = nil
 	s.written.remember(written)
 	for i, op := range b.written {
 		s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "batch", len(b.written), "index", i)
-		if reason, ok := eventReasons[op.Kind]; ok && s.opts.Recorder != nil {
-			s.opts.Recorder.Eventf(written, nil, "Normal", reason, "UpdateBalance", "%s", eventNote(op, written.Spec.Credits))
+		if e, ok := operationEvents[op.Kind]; ok && s.opts.Recorder != nil {
+			s.opts.Recorder.Eventf(eventSubject(written), nil, "Normal", e.reason, "UpdateBalance", "%s", e.note)
 		}
 	}
 }
 
-// eventNote describes an operation for its Event; available is the balance after the write.
-func eventNote(op Operation, available int64) string {
-	if op.Kind == OpExpire {
-		return fmt.Sprintf("reservation %s expired and returned to the balance; available is now %d", op.ReservationID, available)
-	}
-	return fmt.Sprintf("%s of %d credits through the API; available is now %d", op.Kind, op.Amount, available)
+// operationEvents are the operations that leave a Normal Event on the user's object;
+// consumes and holds are too frequent for that. The notes carry no amounts: repeated
+// Events of one reason about one object form a series (below), which keeps its first
+// note. Amounts are in the history (GET /api/credits/transactions) and the logs.
+var operationEvents = map[OpKind]struct{ reason, note string }{
+	OpSet:    {"CreditsSet", "balance set through the API"},
+	OpGrant:  {"CreditsGranted", "credits granted through the API"},
+	OpExpire: {"ReservationExpired", "an expired reservation returned its credits to the balance"},
 }
 
-// eventReasons are the operations that leave a Normal Event on the user's object; consumes
-// and holds are too frequent for that.
-var eventReasons = map[OpKind]string{OpSet: "CreditsSet", OpGrant: "CreditsGranted", OpExpire: "ReservationExpired"}
+// eventSubject is obj as its Events refer to it: without a resourceVersion, so that the
+// events library counts repeated Events of one reason about one user in one series (one
+// create, then at most a patch every few minutes) instead of creating an Event object for
+// every write: a user's sets never cost the apiserver more than their own writes.
+func eventSubject(obj *creditsv1alpha1.UserCredits) *creditsv1alpha1.UserCredits {
+	return &creditsv1alpha1.UserCredits{TypeMeta: obj.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: obj.Name, Namespace: obj.Namespace, UID: obj.UID}}
+}
 
 // Objects finds the objects claiming a user in the informer cache; *Index implements it.
 type Objects interface {
@@ -311,38 +318,6 @@ type Objects interface {
 	Lookup(userID string) []*creditsv1alpha1.UserCredits
 	// Observe calls f with every object the informer shows or deletes from now on.
 	Observe(f Observer)
-}
-
-// lookup finds userID's record as find does; until the index has synced, a user it does
-// not show yet is looked up at the apiserver (one list by the spec.userID field selector,
-// which also finds an object a GitOps tool named), and fromAPI says so. Readiness does not
-// wait for the first list of every object, which at 100,000 users takes the apiserver
-// alone many seconds to send.
-func (s *Store) lookup(ctx context.Context, userID string) (obj *creditsv1alpha1.UserCredits, fromAPI bool, err error) {
-	if obj, err = s.find(userID); err != nil || obj != nil || s.opts.Synced() {
-		return obj, false, err
-	}
-	var list creditsv1alpha1.UserCreditsList
-	if err := s.opts.APIReader.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingFields{creditsv1alpha1.UserIDField: userID}); err != nil {
-		return nil, true, err
-	}
-	switch len(list.Items) {
-	case 0:
-		return nil, true, nil
-	case 1:
-	default:
-		for i := range list.Items {
-			_ = s.untrusted(&list.Items[i], userID)
-		}
-		return nil, true, fmt.Errorf("%w: %d objects claim user %q", ErrUntrustedRecord, len(list.Items), userID)
-	}
-	obj = &list.Items[0]
-	if err := s.checkTrusted(obj, userID); err != nil {
-		return nil, true, err
-	}
-	obj.ManagedFields = nil
-	s.written.remember(obj) // the next read of this user needs no list: kept until the index shows it
-	return obj, true, nil
 }
 
 // find returns userID's one trusted record from the cache, or this replica's own write of

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,14 +58,15 @@ func showing(objs ...*creditsv1alpha1.UserCredits) func([]*creditsv1alpha1.UserC
 	return func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs }
 }
 
-// countingClient counts the write errors the apiserver answered.
+// countingClient counts the write errors the apiserver answered: conflicts are the writes
+// refused because the object changed since the decision (a failed precondition).
 type countingClient struct {
 	client.Client
 	conflicts, alreadyExists atomic.Int32
 }
 
 func (c *countingClient) count(err error) error {
-	if apierrors.IsConflict(err) {
+	if credits.MayBeStale(err) {
 		c.conflicts.Add(1)
 	}
 	if apierrors.IsAlreadyExists(err) {
@@ -144,6 +147,64 @@ func TestStoreRetriesConflictsFromAStaleCache(t *testing.T) {
 	}
 	if got := storedBalance(t, "stale-1"); got != 5 {
 		t.Fatalf("stored %d, want 5", got)
+	}
+}
+
+// TestStoreStatusWritesCostNoConflict: the controller's status writes move the
+// resourceVersion but nothing a decision reads, so a write decided before one lands
+// without a conflict, while a spec change still refuses it (the test above).
+func TestStoreStatusWritesCostNoConflict(t *testing.T) {
+	ctx := context.Background()
+	user := "user_Status1"
+	store, writer := storeWith(func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs })
+	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil {
+		t.Fatal(err)
+	}
+	decidedOn := &creditsv1alpha1.UserCredits{}
+	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	if err := k8sClient.Get(ctx, key, decidedOn); err != nil {
+		t.Fatal(err)
+	}
+	moved := decidedOn.DeepCopy()
+	moved.Status.Credits = 5
+	if err := k8sClient.Status().Update(ctx, moved); err != nil {
+		t.Fatal(err)
+	}
+	store, writer = storeWith(showing(decidedOn)) // a cache that has not seen the status write
+	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 3 {
+		t.Fatalf("Apply: %+v, %v", res, err)
+	}
+	if n := writer.conflicts.Load(); n != 0 {
+		t.Fatalf("a status write cost %d refused writes", n)
+	}
+	if got := storedBalance(t, key.Name); got != 3 {
+		t.Fatalf("stored %d, want 3", got)
+	}
+}
+
+// TestStoreWriteRefusedByValidation: a write the apiserver refuses for itself (here the
+// annotations would pass their size limit) is answered with an error after one read that
+// shows nothing moved, not retried as if it were stale, and changes nothing.
+func TestStoreWriteRefusedByValidation(t *testing.T) {
+	ctx := context.Background()
+	user := "user_Full1"
+	obj := &creditsv1alpha1.UserCredits{
+		ObjectMeta: metav1.ObjectMeta{Name: "full-1", Namespace: testNamespace,
+			Annotations: map[string]string{"example.com/filler": strings.Repeat("x", 256*1024-64)}},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: 9},
+	}
+	if err := k8sClient.Create(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	store, writer := storeWith(showing(obj))
+	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 1}); err == nil {
+		t.Fatal("a write over the annotation limit succeeded")
+	}
+	if n := writer.conflicts.Load(); n != 1 {
+		t.Fatalf("%d refused writes, want 1 (no retry once the read shows nothing moved)", n)
+	}
+	if got := storedBalance(t, "full-1"); got != 9 {
+		t.Fatalf("stored %d, want 9", got)
 	}
 }
 
@@ -268,10 +329,15 @@ func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
 	}
 }
 
-// countingReader counts the lists it sends to the apiserver.
+// countingReader counts the reads it sends to the apiserver.
 type countingReader struct {
 	client.Reader
-	lists atomic.Int32
+	gets, lists atomic.Int32
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets.Add(1)
+	return c.Reader.Get(ctx, key, obj, opts...)
 }
 
 func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
@@ -280,8 +346,9 @@ func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts 
 }
 
 // TestReadThroughBeforeTheIndexHasSynced: until the informer's first list is in, a user
-// the index does not show is looked up at the apiserver by the spec.userID field selector
-// (once), finding objects under any name; after, the index alone answers.
+// the index does not show is read at the apiserver once: by the API's name for it (a GET),
+// and only when there is no such object by the spec.userID field selector, which finds an
+// object a GitOps tool named; after the sync, the index alone answers.
 func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 	ctx := context.Background()
 	createObject(t, "warm-from-git", "user_Warm1", 7) // a GitOps tool's name
@@ -297,11 +364,11 @@ func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 			t.Fatalf("%s before the sync: %d %v, want %d", user, n, err, want)
 		}
 	}
-	if n := reader.lists.Load(); n != 3 {
-		t.Fatalf("%d lists for 3 users, want 3", n)
+	if gets, lists := reader.gets.Load(), reader.lists.Load(); gets != 3 || lists != 2 {
+		t.Fatalf("3 users cost %d GETs and %d lists, want 3 and 2 (none for the API-named object)", gets, lists)
 	}
-	if n, _ := store.Balance(ctx, "user_Warm1"); n != 7 || reader.lists.Load() != 3 {
-		t.Fatalf("a second read of a found user: %d, %d lists (want no new one)", n, reader.lists.Load())
+	if n, _ := store.Balance(ctx, "user_Warm1"); n != 7 || reader.gets.Load()+reader.lists.Load() != 5 {
+		t.Fatalf("a second read of a found user: %d, %d reads in all (want no new one)", n, reader.gets.Load()+reader.lists.Load())
 	}
 	if res, err := store.Apply(ctx, "user_Warm1", credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 5 {
 		t.Fatalf("consume before the sync: %+v %v", res, err)
@@ -314,8 +381,41 @@ func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 		t.Fatalf("a second object was created for a user the index did not show yet: %v", err)
 	}
 	synced.Store(true)
-	before := reader.lists.Load()
-	if n, err := store.Balance(ctx, "user_WarmNone2"); err != nil || n != 0 || reader.lists.Load() != before {
-		t.Fatalf("after the sync an unknown user is 0 from the index alone: %d %v, %d lists", n, err, reader.lists.Load()-before)
+	before := reader.gets.Load() + reader.lists.Load()
+	if n, err := store.Balance(ctx, "user_WarmNone2"); err != nil || n != 0 || reader.gets.Load()+reader.lists.Load() != before {
+		t.Fatalf("after the sync an unknown user is 0 from the index alone: %d %v, %d reads", n, err, reader.gets.Load()+reader.lists.Load()-before)
 	}
+}
+
+// TestWarmUpListsAreBudgeted: users with no record, arriving before the index has synced,
+// cost the apiserver at most the warm-up budget of field-selector lists (each one scans the
+// namespace); the others wait for the index and are answered from it.
+func TestWarmUpListsAreBudgeted(t *testing.T) {
+	reader := &countingReader{Reader: mgr.GetAPIReader()}
+	synced := &atomic.Bool{}
+	store := credits.NewStore(credits.StoreOptions{
+		Objects: viewObjects{Objects: users, view: showing()}, Synced: synced.Load,
+		Client: mgr.GetClient(), APIReader: reader, Namespace: testNamespace, Log: logr.Discard(),
+	})
+	const newUsers = 40
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range newUsers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if n, err := store.Balance(ctx, fmt.Sprintf("user_Budget%d", i)); err != nil || n != 0 {
+				t.Errorf("user %d: %d %v", i, n, err)
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	synced.Store(true)
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	// The budget: a burst of 10, then 5 a second.
+	if lists := reader.lists.Load(); float64(lists) > 10+5*elapsed+1 || lists < 10 {
+		t.Fatalf("%d users with no record cost %d lists in %.1fs; the budget allows 10 + 5/s", newUsers, lists, elapsed)
+	}
+	t.Logf("%d users with no record before the sync: %d GETs, %d lists in %.1fs", newUsers, reader.gets.Load(), reader.lists.Load(), elapsed)
 }

@@ -20,24 +20,33 @@ const grantDigestHex = 16
 
 // CacheTransform is the informer cache's transform for UserCredits: it drops
 // managedFields (the cache never needs them; they are most of an object's size), replaces
-// the grant key records with their digest, and keeps of the history only what appending
-// needs (the sequence number and the chunk being filled). Other objects pass through.
+// the grant key records with their digest, and keeps of the annotations only what
+// decisions read: the requests ledger, the closed holds, the history's sequence number and
+// the chunk being filled. Other annotations (the rest of the history, a GitOps tool's, a
+// client-side kubectl apply's copy of the whole object) are for other readers. The kept
+// ones go into a map of their own size: a map emptied in place keeps the room it had.
+// Other objects pass through.
 func CacheTransform(in any) (any, error) {
 	obj, ok := in.(*creditsv1alpha1.UserCredits)
 	if !ok {
 		return in, nil
 	}
 	obj.ManagedFields = nil
-	if grants, ok := obj.Annotations[AppliedGrantsAnnotation]; ok {
-		delete(obj.Annotations, AppliedGrantsAnnotation)
-		obj.Annotations[GrantKeyDigestAnnotation] = grantDigest(grants)
+	if obj.Annotations == nil {
+		return obj, nil
 	}
-	current := currentChunk(obj.Annotations)
-	for name := range obj.Annotations {
-		if strings.HasPrefix(name, historyChunkPrefix) && name != current && name != HistorySeqAnnotation {
-			delete(obj.Annotations, name)
+	// Non-nil even when nothing is kept: a write adds its annotations into the map the
+	// object has, and an empty cached map must not be taken for an object without any.
+	kept := make(map[string]string, 4)
+	for _, name := range []string{AppliedRequestsAnnotation, ClosedReservationsAnnotation, HistorySeqAnnotation, currentChunk(obj.Annotations)} {
+		if v, ok := obj.Annotations[name]; ok && name != "" {
+			kept[name] = v
 		}
 	}
+	if grants, ok := obj.Annotations[AppliedGrantsAnnotation]; ok {
+		kept[GrantKeyDigestAnnotation] = grantDigest(grants)
+	}
+	obj.Annotations = kept
 	return obj, nil
 }
 

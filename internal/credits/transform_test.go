@@ -2,6 +2,8 @@ package credits
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +79,30 @@ func TestCacheTransformKeepsOnlyTheHistoryChunkBeingFilled(t *testing.T) {
 	}
 	if len(chunks) != 1 || chunks[0] != HistoryChunkAnnotation(3) || cached[HistorySeqAnnotation] != "35" {
 		t.Fatalf("cached history annotations %v (seq %s), want only chunk 3", chunks, cached[HistorySeqAnnotation])
+	}
+}
+
+// TestCacheTransformKeepsOnlyWhatDecisionsRead: a GitOps tool's annotations and a
+// client-side kubectl apply's copy of the object stay out of the cache; the map stays
+// non-nil so a write never takes the object for one without annotations.
+func TestCacheTransformKeepsOnlyWhatDecisionsRead(t *testing.T) {
+	in := userCredits(map[string]string{
+		"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
+		"argocd.argoproj.io/tracking-id":                   "app:credits.gitread.dev/UserCredits:ns/alice",
+		AppliedRequestsAnnotation:                          "[]",
+		ClosedReservationsAnnotation:                       "r1:c:1",
+	})
+	out, err := CacheTransform(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*creditsv1alpha1.UserCredits).Annotations
+	want := map[string]string{AppliedRequestsAnnotation: "[]", ClosedReservationsAnnotation: "r1:c:1"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("cached annotations %v, want %v", got, want)
+	}
+	out, _ = CacheTransform(userCredits(map[string]string{"argocd.argoproj.io/tracking-id": "x"}))
+	if a := out.(*creditsv1alpha1.UserCredits).Annotations; a == nil || len(a) != 0 {
+		t.Fatalf("an object with only foreign annotations is cached with %#v, want an empty map", a)
 	}
 }

@@ -50,7 +50,7 @@ var (
 	// ConflictRetries counts writes retried after losing an optimistic-concurrency race.
 	ConflictRetries = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "usercredits_conflict_retries_total",
-		Help: "Balance writes retried after a resourceVersion conflict.",
+		Help: "Balance writes retried because the object changed since their decision.",
 	})
 
 	// ValidationFailures counts objects the controller found invalid, by reason.

@@ -198,7 +198,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
 		return err
 	}
 
-	if err := mgr.Add(releaseListMemory{cache: mgr.GetCache(), users: users, log: log}); err != nil {
+	if err := mgr.Add(releaseListMemory{cache: mgr.GetCache(), users: users, log: log, started: time.Now()}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
