@@ -3,9 +3,9 @@
 // Reads come from the manager's informer cache (until its first list is in, a user it does
 // not show yet is read from the apiserver once, by the spec.userID field selector); writes
 // go to the apiserver as JSON patches that first test what the decision read (the
-// generation and the store's write sequence, patch.go), so the apiserver refuses any write
-// decided on a state that has since changed, and the store decides again from a fresh
-// read. Every decision taken from the cache is therefore either confirmed by the apiserver
+// object's UID and generation and the store's write sequence, patch.go), so the apiserver
+// refuses any write decided on a state that has since changed, and the store decides again
+// from a fresh read. Every decision taken from the cache is therefore either confirmed by the apiserver
 // before it is acknowledged, or changes nothing:
 //
 //   - Writes (set, consume, grant, and a set to the balance the cache already shows): the

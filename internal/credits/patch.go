@@ -21,6 +21,9 @@ type jsonPatchOp struct {
 // writePatch is the JSON patch that writes b over current. Its first operations are tests,
 // the preconditions the apiserver checks against the stored object as it applies the patch:
 //
+//   - metadata.uid, so that an object deleted and created again under the same name
+//     (kubectl replace --force, a GitOps tool), which starts again at generation 1 and
+//     may carry the old annotations, is never taken for the one b was decided on;
 //   - metadata.generation, which moves with every change of spec by anyone (another
 //     replica, kubectl, a GitOps tool), so the balance and holds are what b was decided on;
 //   - the store's write sequence (the history sequence annotation), which every write of
@@ -34,7 +37,10 @@ type jsonPatchOp struct {
 // instead. Edits of the store's annotations alone, by hand, between a read and a write are
 // not detected; docs/guarantees.md says so.
 func writePatch(current *creditsv1alpha1.UserCredits, b batchDecision) ([]byte, error) {
-	ops := []jsonPatchOp{{Op: "test", Path: "/metadata/generation", Value: current.Generation}}
+	ops := []jsonPatchOp{
+		{Op: "test", Path: "/metadata/uid", Value: current.UID},
+		{Op: "test", Path: "/metadata/generation", Value: current.Generation},
+	}
 	if seq, ok := current.Annotations[HistorySeqAnnotation]; ok {
 		ops = append(ops, jsonPatchOp{Op: "test", Path: annotationPath(HistorySeqAnnotation), Value: seq})
 	} else {
@@ -82,7 +88,7 @@ func mayBeStale(err error) bool {
 // itself when it shows the same.
 func testedState(obj *creditsv1alpha1.UserCredits) string {
 	if seq, ok := obj.Annotations[HistorySeqAnnotation]; ok {
-		return fmt.Sprintf("generation %d, sequence %s", obj.Generation, seq)
+		return fmt.Sprintf("uid %s, generation %d, sequence %s", obj.UID, obj.Generation, seq)
 	}
-	return fmt.Sprintf("generation %d, resourceVersion %s", obj.Generation, obj.ResourceVersion)
+	return fmt.Sprintf("uid %s, generation %d, resourceVersion %s", obj.UID, obj.Generation, obj.ResourceVersion)
 }

@@ -182,6 +182,47 @@ func TestStoreStatusWritesCostNoConflict(t *testing.T) {
 	}
 }
 
+// TestStoreWriteToARecreatedObjectIsStale: an object deleted and created again under the
+// same name (kubectl replace --force, a GitOps tool re-creating it) starts again at
+// generation 1 and may carry the old annotations, so only its UID tells it apart from the
+// one a cached decision read. A write decided on the old object must not land on the new.
+func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
+	ctx := context.Background()
+	user := "user_Recreated1"
+	store, _ := storeWith(func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs })
+	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil {
+		t.Fatal(err)
+	}
+	decidedOn := &creditsv1alpha1.UserCredits{}
+	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	if err := k8sClient.Get(ctx, key, decidedOn); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Delete(ctx, decidedOn.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	recreated := &creditsv1alpha1.UserCredits{
+		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: testNamespace, Annotations: decidedOn.Annotations},
+		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: 100},
+	}
+	if err := k8sClient.Create(ctx, recreated); err != nil {
+		t.Fatal(err)
+	}
+	if recreated.Generation != decidedOn.Generation {
+		t.Fatalf("the recreated object is at generation %d, the old one was at %d: the case is not exercised", recreated.Generation, decidedOn.Generation)
+	}
+	store, writer := storeWith(showing(decidedOn)) // a cache that has not seen the delete
+	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 1}); err != nil || res.Credits != 99 {
+		t.Fatalf("Apply: %+v, %v (want 99: decided on the object that is stored now)", res, err)
+	}
+	if writer.conflicts.Load() < 1 {
+		t.Fatal("no refused write: the write did not test the object's identity")
+	}
+	if got := storedBalance(t, key.Name); got != 99 {
+		t.Fatalf("stored %d, want 99", got)
+	}
+}
+
 // TestStoreWriteRefusedByValidation: a write the apiserver refuses for itself (here the
 // annotations would pass their size limit) is answered with an error after one read that
 // shows nothing moved, not retried as if it were stale, and changes nothing.
