@@ -21,6 +21,7 @@ import (
 type queuedOp struct {
 	op       Operation
 	deadline time.Time // the request's, or zero
+	arrived  time.Time
 	state    atomic.Int32
 	done     chan outcome // buffered: the writer never blocks on it
 }
@@ -57,7 +58,7 @@ const answerGrace = time.Second
 // enqueue adds op for userID and waits for its outcome. The first operation to find no
 // writer for its user starts one.
 func (s *Store) enqueue(ctx context.Context, userID string, op Operation) (Result, error) {
-	q := &queuedOp{op: op, done: make(chan outcome, 1)}
+	q := &queuedOp{op: op, done: make(chan outcome, 1), arrived: time.Now()}
 	q.deadline, _ = ctx.Deadline()
 	s.queues.mu.Lock()
 	uq := s.queues.users[userID]
@@ -117,18 +118,21 @@ func (s *Store) drain(userID string, uq *userQueue) {
 // answers every operation.
 func (s *Store) applyBatch(userID string, batch []*queuedOp) {
 	ops := make([]Operation, len(batch))
-	var deadline time.Time
+	var deadline, arrived time.Time
 	for i, q := range batch {
 		ops[i] = q.op
 		if q.deadline.After(deadline) {
 			deadline = q.deadline
+		}
+		if q.arrived.After(arrived) {
+			arrived = q.arrived
 		}
 	}
 	if deadline.IsZero() || time.Until(deadline) > s.opts.WriteTimeout {
 		deadline = time.Now().Add(s.opts.WriteTimeout)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	outcomes, err := s.writeBatch(ctx, userID, ops, false)
+	outcomes, err := s.writeBatch(ctx, userID, ops, arrived.Add(refusalSettle))
 	cancel()
 	if err != nil {
 		outcomes = s.resolve(userID, ops, err)

@@ -16,8 +16,11 @@
 //     apiserver while this replica has a write for the user that its cache has not shown,
 //     and otherwise at most once a second per user, so a grant made through another
 //     replica or kubectl is seen without letting a user who keeps consuming at zero drive
-//     one apiserver read per request. Within that second a refusal may rest on a cache that
-//     lags by milliseconds; the 402 body carries the balance it was judged against.
+//     one apiserver read per request. Within that second a refusal is answered
+//     refusalSettle (50 ms) after its request arrived, and decided again if the informer
+//     shows any change of the user's object meanwhile: a grant acknowledged before the
+//     request was sent is seen unless the watch lags by more than that. The 402 body
+//     carries the balance it was judged against.
 //   - Replays of an Idempotency-Key: a key in the cache was written by the apiserver in
 //     the same update as the balance it accounts for, so it was applied; answering the
 //     recorded result is safe even from a stale cache. A key the cache does not show yet

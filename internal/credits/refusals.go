@@ -1,8 +1,12 @@
 package credits
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"time"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 )
 
 // refusal reports whether err refuses an operation on what the cache showed, in a way a
@@ -31,4 +35,88 @@ func (s *Store) confirmRefusal(userID string) bool {
 	}
 	s.refusals.Put(userID, struct{}{}, now.Add(refusalConfirmInterval), now)
 	return true
+}
+
+// refusalSettle is how long a refusal the cache decided, when it is not confirmed by a
+// read, waits for the informer to show a change of the user's object before it is
+// answered. A grant or set made through kubectl, a GitOps tool or another replica an
+// instant before the request reaches this replica's cache within the watch's lag
+// (milliseconds), and the refusal is decided again on it.
+const refusalSettle = 50 * time.Millisecond
+
+// maxRefusalSettles bounds how often one batch of refusals is decided again (a user whose
+// object keeps changing without credits to spend costs at most this many decisions).
+const maxRefusalSettles = 3
+
+// errCacheMoved is how decideAndWrite says its refusals were decided on a state the cache
+// has since moved past: decide again.
+var errCacheMoved = errors.New("the cache moved past the state a refusal was decided on")
+
+// cacheMovedPast reports whether the cache shows, now or before until, another state of
+// userID's object than decidedOn (nil: no object).
+func (s *Store) cacheMovedPast(ctx context.Context, userID string, decidedOn *creditsv1alpha1.UserCredits, until time.Time) bool {
+	changed := s.changes.next(userID)
+	defer s.changes.forget(userID, changed)
+	if now, _ := s.opts.Objects.One(userID); !sameVersion(s.written.newest(userID, now), decidedOn) {
+		return true
+	}
+	wait := time.Until(until)
+	if wait <= 0 {
+		return false
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-changed:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func sameVersion(a, b *creditsv1alpha1.UserCredits) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.UID == b.UID && a.ResourceVersion == b.ResourceVersion
+}
+
+// userChanges wakes whoever waits for a change of a user's object (an Observer). A Store
+// has at most one waiter per user: one writer decides each user's batches.
+type userChanges struct {
+	mu      sync.Mutex
+	waiting map[string]chan struct{}
+}
+
+func newUserChanges() *userChanges { return &userChanges{waiting: map[string]chan struct{}{}} }
+
+// next returns a channel closed at the next change of userID's object.
+func (c *userChanges) next(userID string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.waiting[userID]
+	if ch == nil {
+		ch = make(chan struct{})
+		c.waiting[userID] = ch
+	}
+	return ch
+}
+
+// forget drops a wait that is over, so that users who are waited on once hold no memory.
+func (c *userChanges) forget(userID string, ch <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.waiting[userID] == ch {
+		delete(c.waiting, userID)
+	}
+}
+
+func (c *userChanges) observe(obj *creditsv1alpha1.UserCredits, _, _ bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch := c.waiting[obj.Spec.UserID]; ch != nil {
+		close(ch)
+		delete(c.waiting, obj.Spec.UserID)
+	}
 }

@@ -67,6 +67,8 @@ type Store struct {
 	refusals *expiring.Cache[string, struct{}]
 	// warmupLists budgets the lists by spec.userID before the index has synced (warmup.go).
 	warmupLists *rate.Limiter
+	// changes wakes refusals waiting for the cache to show a change (refusals.go).
+	changes *userChanges
 }
 
 // maxRememberedRefusals bounds the refusal memory; a user dropped from it only costs one
@@ -91,8 +93,9 @@ func NewStore(opts StoreOptions) *Store {
 		opts.GrantKeyRetention = DefaultGrantKeyRetention
 	}
 	s := &Store{opts: opts, queues: queues{users: map[string]*userQueue{}}, refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), written: newOverlay(),
-		warmupLists: rate.NewLimiter(warmupListRate, warmupListBurst)}
+		warmupLists: rate.NewLimiter(warmupListRate, warmupListBurst), changes: newUserChanges()}
 	opts.Objects.Observe(s.written.observe)
+	opts.Objects.Observe(s.changes.observe)
 	return s
 }
 
@@ -126,8 +129,23 @@ func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result,
 // decision starts from the cache unless resolving; every retry reads the object from the
 // apiserver. A batch that writes is confirmed by its preconditions (writePatch), and so
 // are the refusals decided on the same state; a batch of refusals alone is confirmed by a
-// read from the apiserver (confirmRefusal).
-func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, resolving bool) ([]outcome, error) {
+// read from the apiserver (confirmRefusal), or, over that read's budget, decided again when
+// the cache shows a change until settleUntil (refusalSettle after the last of ops arrived).
+// A zero settleUntil means resolving: every decision is made on a fresh read.
+func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, settleUntil time.Time) ([]outcome, error) {
+	for settles := 1; ; settles++ {
+		if settles > maxRefusalSettles {
+			settleUntil = time.Time{}
+		}
+		out, err := s.decideAndWrite(ctx, userID, ops, settleUntil)
+		if !errors.Is(err, errCacheMoved) {
+			return out, err
+		}
+	}
+}
+
+func (s *Store) decideAndWrite(ctx context.Context, userID string, ops []Operation, settleUntil time.Time) ([]outcome, error) {
+	resolving := settleUntil.IsZero()
 	cached, readFromAPI, err := s.lookup(ctx, userID)
 	if err != nil {
 		if readFromAPI {
@@ -171,8 +189,13 @@ func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, 
 			b = decideBatch(current.Spec.Credits, current.Spec.Reservations, current.Annotations, ops, time.Now(), s.opts.GrantKeyRetention)
 		}
 		if b.writes == 0 {
-			if b.refused && !readFromAPI && s.confirmRefusal(userID) {
-				continue // confirm the refusals against the apiserver
+			if b.refused && !readFromAPI {
+				if s.confirmRefusal(userID) {
+					continue // confirm the refusals against the apiserver
+				}
+				if s.cacheMovedPast(ctx, userID, cached, settleUntil) {
+					return nil, errCacheMoved
+				}
 			}
 			if resolving && current != nil {
 				s.written.remember(current) // what the answers rest on: read-your-writes for it
@@ -234,7 +257,7 @@ func (s *Store) resolve(userID string, ops []Operation, err error) []outcome {
 	s.opts.Log.Info("write outcome unknown; resolving its keyed operations", "userID", userID, "operations", len(keyed), "error", unknown.Error())
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ResolveTimeout)
 	defer cancel()
-	resolved, rerr := s.writeBatch(ctx, userID, keyed, true)
+	resolved, rerr := s.writeBatch(ctx, userID, keyed, time.Time{})
 	if rerr != nil {
 		return out
 	}

@@ -223,6 +223,32 @@ func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 	}
 }
 
+// TestRefusalSeesAGrantMadeBehindItsBack: a user refused at 0 is given credits by kubectl
+// (or a GitOps tool, or another replica) and consumes again at once, before this replica's
+// informer has shown the change. The refusal budget (one confirmation read a second) is
+// spent, so the consume must not be refused on the cache that has not caught up.
+func TestRefusalSeesAGrantMadeBehindItsBack(t *testing.T) {
+	ctx := context.Background()
+	user := "user_Behind1"
+	store, _ := storeWith(func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs })
+	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: testNamespace}}
+	consume := credits.Operation{Kind: credits.OpConsume, Amount: 1}
+	for round := range 5 {
+		if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Apply(ctx, user, consume); !errors.Is(err, credits.ErrInsufficientCredits) {
+			t.Fatalf("round %d: consume at 0: %v, want insufficient credits", round, err)
+		}
+		if err := k8sClient.Patch(ctx, obj.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"credits":10}}`))); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := store.Apply(ctx, user, consume); err != nil || res.Credits != 9 {
+			t.Fatalf("round %d: consume right after a grant behind the API's back: %+v, %v (want 9 left)", round, res, err)
+		}
+	}
+}
+
 // TestStoreWriteRefusedByValidation: a write the apiserver refuses for itself (here the
 // annotations would pass their size limit) is answered with an error after one read that
 // shows nothing moved, not retried as if it were stale, and changes nothing.

@@ -47,6 +47,24 @@ func TestSetMatchingAStaleCacheIsWritten(t *testing.T) {
 	}
 }
 
+// TestConsumeRightAfterAGrantBehindTheAPIsBack: a user refused at 0 is given credits with
+// kubectl and consumes again at once. The refusal just before spent the second's
+// confirmation read, so only waiting for the watch can show the grant.
+func TestConsumeRightAfterAGrantBehindTheAPIsBack(t *testing.T) {
+	user := "user_GrantBehind1"
+	tok := tokenFor(t, user)
+	for i := range 20 {
+		expectCall(t, "set 0", "POST", tok, `{"credits":0}`, 200, `{"success":true,"credits":0}`)
+		if status, body := request(t, "POST", apiURL+"/consume", tok, ""); status != 402 || body != `{"error":"Insufficient credits","credits":0}` {
+			t.Fatalf("round %d: consume at 0: %d %s", i, status, body)
+		}
+		rawSet(t, user, 3)
+		if status, body := request(t, "POST", apiURL+"/consume", tok, ""); status != 200 || body != `{"success":true,"credits":2}` {
+			t.Fatalf("round %d: consume right after kubectl set 3: %d %s", i, status, body)
+		}
+	}
+}
+
 // TestGrantKeyOutlivesOtherKeyedTraffic: a user's own keyed consumes never push a
 // checkout's grant key out, so the checkout's retry never grants again.
 func TestGrantKeyOutlivesOtherKeyedTraffic(t *testing.T) {
