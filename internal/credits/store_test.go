@@ -150,27 +150,39 @@ func TestStoreRetriesConflictsFromAStaleCache(t *testing.T) {
 	}
 }
 
+// following is a view of the cache as it is.
+func following(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs }
+
+// setThroughStore sets user's balance through a store that follows the cache and returns
+// the object as stored, which a test's lagging cache can then show.
+func setThroughStore(t *testing.T, user string, balance int64) (*creditsv1alpha1.UserCredits, client.ObjectKey) {
+	t.Helper()
+	ctx := context.Background()
+	store, _ := storeWith(following)
+	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: balance}); err != nil {
+		t.Fatal(err)
+	}
+	stored := &creditsv1alpha1.UserCredits{}
+	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	if err := k8sClient.Get(ctx, key, stored); err != nil {
+		t.Fatal(err)
+	}
+	return stored, key
+}
+
 // TestStoreStatusWritesCostNoConflict: the controller's status writes move the
 // resourceVersion but nothing a decision reads, so a write decided before one lands
 // without a conflict, while a spec change still refuses it (the test above).
 func TestStoreStatusWritesCostNoConflict(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Status1"
-	store, writer := storeWith(func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs })
-	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil {
-		t.Fatal(err)
-	}
-	decidedOn := &creditsv1alpha1.UserCredits{}
-	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
-	if err := k8sClient.Get(ctx, key, decidedOn); err != nil {
-		t.Fatal(err)
-	}
+	decidedOn, key := setThroughStore(t, user, 5)
 	moved := decidedOn.DeepCopy()
 	moved.Status.Credits = 5
 	if err := k8sClient.Status().Update(ctx, moved); err != nil {
 		t.Fatal(err)
 	}
-	store, writer = storeWith(showing(decidedOn)) // a cache that has not seen the status write
+	store, writer := storeWith(showing(decidedOn)) // a cache that has not seen the status write
 	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 3 {
 		t.Fatalf("Apply: %+v, %v", res, err)
 	}
@@ -189,15 +201,7 @@ func TestStoreStatusWritesCostNoConflict(t *testing.T) {
 func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Recreated1"
-	store, _ := storeWith(func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs })
-	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil {
-		t.Fatal(err)
-	}
-	decidedOn := &creditsv1alpha1.UserCredits{}
-	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
-	if err := k8sClient.Get(ctx, key, decidedOn); err != nil {
-		t.Fatal(err)
-	}
+	decidedOn, key := setThroughStore(t, user, 5)
 	if err := k8sClient.Delete(ctx, decidedOn.DeepCopy()); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +234,7 @@ func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 func TestRefusalSeesAGrantMadeBehindItsBack(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Behind1"
-	store, _ := storeWith(func(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits { return objs })
+	store, _ := storeWith(following)
 	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: testNamespace}}
 	consume := credits.Operation{Kind: credits.OpConsume, Amount: 1}
 	for round := range 5 {
