@@ -135,7 +135,7 @@ func (s *Store) Apply(ctx context.Context, userID string, op Operation) (Result,
 func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, settleUntil time.Time) ([]outcome, error) {
 	for settles := 1; ; settles++ {
 		if settles > maxRefusalSettles {
-			settleUntil = time.Time{}
+			settleUntil = time.Time{} // the cache keeps moving: decide on a fresh read instead
 		}
 		out, err := s.decideAndWrite(ctx, userID, ops, settleUntil)
 		if !errors.Is(err, errCacheMoved) {
@@ -144,6 +144,7 @@ func (s *Store) writeBatch(ctx context.Context, userID string, ops []Operation, 
 	}
 }
 
+// decideAndWrite is one decision of writeBatch's; errCacheMoved asks for another.
 func (s *Store) decideAndWrite(ctx context.Context, userID string, ops []Operation, settleUntil time.Time) ([]outcome, error) {
 	resolving := settleUntil.IsZero()
 	cached, readFromAPI, err := s.lookup(ctx, userID)
