@@ -61,7 +61,7 @@ func findKey(annotations map[string]string, op Operation, now time.Time, grantKe
 			if e.Key != keyHash {
 				continue
 			}
-			if e.Op != op.Kind || e.Amount != op.Amount || (op.Kind != OpReserve && e.ID != op.ReservationID) {
+			if e.Op != op.Kind || e.Amount != requested(op) || (op.Kind != OpReserve && e.ID != op.ReservationID) {
 				return Result{}, true, ErrIdempotencyKeyReused
 			}
 			return Result{Credits: e.Result, Replayed: true, ReservationID: e.ID}, true, nil
@@ -70,12 +70,28 @@ func findKey(annotations map[string]string, op Operation, now time.Time, grantKe
 	return Result{}, false, nil
 }
 
+// captureAllAmount is the amount a key ledger records for a capture of the whole hold, so
+// that it and a capture of an explicit amount are different requests.
+const captureAllAmount = -1
+
+// requested is the amount op asked for, as a key ledger records it.
+func requested(op Operation) int64 {
+	if op.Kind == OpCapture && op.CaptureAll {
+		return captureAllAmount
+	}
+	return op.Amount
+}
+
 // recordKey adds op's key, with its result, to the ledger it belongs in, and returns that
 // ledger's annotation and new value.
 func recordKey(annotations map[string]string, op Operation, res Result, now time.Time, grantKeyRetention time.Duration) (string, string) {
 	name, maxEntries, maxAge := keyLedger(op.Kind, grantKeyRetention)
 	entries := parseLedger(annotations[name], now.Add(-maxAge))
-	entries = append(entries, appliedRequest{Key: hashKey(op.IdempotencyKey), Op: op.Kind, Amount: op.Amount, Result: res.Credits, At: now.Unix(), ID: res.ReservationID})
+	id := op.ReservationID // the hold a capture or release named
+	if op.Kind == OpReserve {
+		id = res.ReservationID // the hold it created
+	}
+	entries = append(entries, appliedRequest{Key: hashKey(op.IdempotencyKey), Op: op.Kind, Amount: requested(op), Result: res.Credits, At: now.Unix(), ID: id})
 	if len(entries) > maxEntries {
 		entries = entries[len(entries)-maxEntries:]
 	}

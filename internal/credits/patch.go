@@ -75,12 +75,12 @@ func annotationPath(name string) string {
 }
 
 // mayBeStale reports whether a write may have been refused because the object changed
-// since the state it was decided on: a resourceVersion conflict, or a 422 Invalid, which is
-// how the apiserver answers a failed test of writePatch. A 422 is also how it answers a
-// write that the object's validation refuses, with nothing in the answer to tell the two
-// apart, so the store confirms a 422 on its next read (testedState).
+// since the state it was decided on: a resourceVersion conflict, a 404 (it was deleted), or
+// a 422 Invalid, which is how the apiserver answers a failed test of writePatch. A 422 is
+// also how it answers a write that the object's validation refuses, with nothing in the
+// answer to tell the two apart, so the store confirms a 422 on its next read (testedState).
 func mayBeStale(err error) bool {
-	return apierrors.IsConflict(err) || apierrors.IsInvalid(err)
+	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err)
 }
 
 // testedState is what writePatch's tests compare, as one comparable value: a write refused

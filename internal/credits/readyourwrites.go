@@ -42,6 +42,14 @@ func (o *overlay) newest(userID string, cached *creditsv1alpha1.UserCredits) *cr
 	return mine
 }
 
+// forget drops userID's write, whose object the apiserver no longer has (its deletion may
+// have gone by before the informer listed the object, and so never be observed).
+func (o *overlay) forget(userID string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.users, userID)
+}
+
 // pending reports whether the informer has not yet shown a write of userID's.
 func (o *overlay) pending(userID string) bool {
 	o.mu.Lock()

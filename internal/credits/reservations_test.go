@@ -90,3 +90,38 @@ func TestReservationBoundsAndKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyedCaptureAndReleaseRetriesAreReplayed: a capture or release retried with its
+// Idempotency-Key and the same body answers the original result, marked replayed; the same
+// key with another body is a different request.
+func TestKeyedCaptureAndReleaseRetriesAreReplayed(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		name  string
+		op    Operation
+		other Operation // the same key, another request
+	}{
+		{"capture 3", Operation{Kind: OpCapture, ReservationID: "a", Amount: 3, IdempotencyKey: "cap-1"},
+			Operation{Kind: OpCapture, ReservationID: "a", Amount: 2, IdempotencyKey: "cap-1"}},
+		{"capture all", Operation{Kind: OpCapture, ReservationID: "a", CaptureAll: true, IdempotencyKey: "cap-2"},
+			Operation{Kind: OpCapture, ReservationID: "a", Amount: 0, IdempotencyKey: "cap-2"}},
+		{"release", Operation{Kind: OpRelease, ReservationID: "a", IdempotencyKey: "rel-1"},
+			Operation{Kind: OpRelease, ReservationID: "b", IdempotencyKey: "rel-1"}},
+	} {
+		u := &user{credits: 10}
+		if _, err := u.do(reserve("a", 4), now); err != nil {
+			t.Fatal(err)
+		}
+		first, err := u.do(c.op, now)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		again, err := u.do(c.op, now)
+		if err != nil || !again.result.Replayed || again.result.Credits != first.result.Credits {
+			t.Errorf("%s, retried with its key: %+v, %v; want a replay of %+v", c.name, again.result, err, first.result)
+		}
+		if _, err := u.do(c.other, now); !errors.Is(err, ErrIdempotencyKeyReused) {
+			t.Errorf("%s: the same key with another request: %v, want %v", c.name, err, ErrIdempotencyKeyReused)
+		}
+	}
+}

@@ -172,6 +172,9 @@ func (s *Store) decideAndWrite(ctx context.Context, userID string, ops []Operati
 			if current, err = s.read(ctx, key); err != nil {
 				return nil, err
 			}
+			if current == nil {
+				s.written.forget(userID) // the apiserver has no object: nor may the overlay
+			}
 			readFromAPI = true
 			if invalid != nil && current != nil && testedState(current) == invalidTested {
 				return nil, classifyWriteError(invalid) // nothing it tested moved: the write itself was refused

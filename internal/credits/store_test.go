@@ -227,6 +227,25 @@ func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 	}
 }
 
+// TestStoreWriteToADeletedObjectIsDecidedAgain: an object deleted between a cached
+// decision and its write answers the patch 404; the store decides again on what the
+// apiserver holds (no object), so a set creates the record instead of failing.
+func TestStoreWriteToADeletedObjectIsDecidedAgain(t *testing.T) {
+	ctx := context.Background()
+	user := "user_Deleted1"
+	decidedOn, key := setThroughStore(t, user, 10)
+	if err := k8sClient.Delete(ctx, decidedOn.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := storeWith(showing(decidedOn)) // a cache that has not shown the deletion
+	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 4, IdempotencyKey: "after-delete"}); err != nil || res.Credits != 4 {
+		t.Fatalf("set after the deletion: %+v, %v (want the record created with 4)", res, err)
+	}
+	if got := storedBalance(t, key.Name); got != 4 {
+		t.Fatalf("stored %d, want 4", got)
+	}
+}
+
 // TestRefusalSeesAGrantMadeBehindItsBack: a user refused at 0 is given credits by kubectl
 // (or a GitOps tool, or another replica) and consumes again at once, before this replica's
 // informer has shown the change. The refusal budget (one confirmation read a second) is

@@ -53,6 +53,17 @@ func ParseCredits(body []byte) (int64, error) {
 // and a named member that is absent is absent from the result. A named member given twice
 // is ambiguous and invalid.
 func parseFields(body []byte, fields ...string) (map[string]int64, error) {
+	return parseMembers(body, false, fields...)
+}
+
+// parseOnlyFields is parseFields for a body whose members all have defaults (a hold's): a
+// member it does not name is invalid, so that a misspelt one ({"credit":1}) is refused
+// rather than read as absent, which would capture a whole hold.
+func parseOnlyFields(body []byte, fields ...string) (map[string]int64, error) {
+	return parseMembers(body, true, fields...)
+}
+
+func parseMembers(body []byte, onlyNamed bool, fields ...string) (map[string]int64, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -77,6 +88,8 @@ func parseFields(body []byte, fields ...string) (map[string]int64, error) {
 				return nil, fieldError{key} // ambiguous: which one did the client mean?
 			}
 			found[key] = value
+		} else if onlyNamed {
+			return nil, errInvalidCredits
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {

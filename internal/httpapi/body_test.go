@@ -64,3 +64,22 @@ func FuzzParseCredits(f *testing.F) {
 		}
 	})
 }
+
+// TestHoldBodiesRefuseMembersTheyDoNotName: every member of a hold's body has a default, so
+// a misspelt one must be refused, not read as absent (a whole-hold capture).
+func TestHoldBodiesRefuseMembersTheyDoNotName(t *testing.T) {
+	for body, ok := range map[string]bool{
+		`{}`:                                 true,
+		`{"credits":1}`:                      true,
+		`{"credits":1,"ttlSeconds":60}`:      true,
+		`{"credit":1}`:                       false,
+		`{"Credits":5,"ttlSeconds":60}`:      false,
+		`{"credits":1,"note":"x"}`:           false,
+		`{"credits":1,"ttlSeconds":60,"":0}`: false,
+	} {
+		_, err := parseOnlyFields([]byte(body), fieldCredits, fieldTTLSeconds)
+		if (err == nil) != ok {
+			t.Errorf("parseOnlyFields(%s): %v, want accepted=%v", body, err, ok)
+		}
+	}
+}

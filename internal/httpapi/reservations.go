@@ -25,7 +25,7 @@ func (h *handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	op.Amount, op.TTL = 1, h.opts.DefaultReservationTTL
 	if len(body) > 0 {
-		fields, err := parseFields(body, fieldCredits, fieldTTLSeconds)
+		fields, err := parseOnlyFields(body, fieldCredits, fieldTTLSeconds)
 		if fe, isField := err.(fieldError); isField && fe.field == fieldTTLSeconds {
 			writeJSON(w, http.StatusBadRequest, bodyInvalidTTL)
 			return
@@ -58,7 +58,7 @@ func (h *handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	op.ReservationID, op.CaptureAll = reservationID(r.URL.Path), len(body) == 0
 	if len(body) > 0 {
-		fields, err := parseFields(body, fieldCredits)
+		fields, err := parseOnlyFields(body, fieldCredits)
 		if op.Amount = fields[fieldCredits]; err != nil {
 			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
 			return

@@ -72,6 +72,8 @@ func TestReservationsThroughTheAPI(t *testing.T) {
 		want                    string
 		replayed                bool
 	}{
+		{"capture with a misspelt member", "POST", holdURL(a.ReservationID, "capture"), `{"credit":1}`, 400, `{"error":"Invalid credits value"}`, false},
+		{"reserve with a misspelt member", "POST", apiBase + "/api/credits/reserve", `{"Credits":5}`, 400, `{"error":"Invalid credits value"}`, false},
 		{"capture 3 of 4", "POST", holdURL(a.ReservationID, "capture"), `{"credits":3}`, 200, `{"success":true,"credits":6}`, false},
 		{"capture again, same body", "POST", holdURL(a.ReservationID, "capture"), `{"credits":3}`, 200, `{"success":true,"credits":6}`, true},
 		{"capture again, other body", "POST", holdURL(a.ReservationID, "capture"), `{"credits":4}`, 409, `{"error":"Reservation already captured"}`, false},
@@ -105,6 +107,16 @@ func TestReservationsThroughTheAPI(t *testing.T) {
 	r := doRequest(t, "POST", apiBase+"/api/credits/reserve", tok, `{"credits":1}`, "Idempotency-Key", "gen-42")
 	if r.status != 200 || !strings.Contains(r.body, k1.ReservationID) || r.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("keyed reserve retried: %d %s %q", r.status, r.body, r.header.Get("Idempotent-Replayed"))
+	}
+	// So does one on capture and release (pkg/client sends one, and retries with it).
+	for action, body := range map[string]string{"capture": `{"credits":1}`, "release": ""} {
+		_, hold, _ := reserveAs(t, apiBase, tok, "", `{"credits":2}`)
+		key := "gen-43-" + action
+		first := doRequest(t, "POST", holdURL(hold.ReservationID, action), tok, body, "Idempotency-Key", key)
+		again := doRequest(t, "POST", holdURL(hold.ReservationID, action), tok, body, "Idempotency-Key", key)
+		if first.status != 200 || again.status != 200 || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("keyed %s retried: first %d %s, then %d %s (replayed %q)", action, first.status, first.body, again.status, again.body, again.header.Get("Idempotent-Replayed"))
+		}
 	}
 }
 
