@@ -155,7 +155,7 @@ func following(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredi
 
 // setThroughStore sets user's balance through a store that follows the cache and returns
 // the object as stored, which a test's lagging cache can then show.
-func setThroughStore(t *testing.T, user string, balance int64) (*creditsv1alpha1.UserCredits, client.ObjectKey) {
+func setThroughStore(t *testing.T, user string, balance int64) *creditsv1alpha1.UserCredits {
 	t.Helper()
 	ctx := context.Background()
 	store, _ := storeWith(following)
@@ -167,7 +167,21 @@ func setThroughStore(t *testing.T, user string, balance int64) (*creditsv1alpha1
 	if err := k8sClient.Get(ctx, key, stored); err != nil {
 		t.Fatal(err)
 	}
-	return stored, key
+	return stored
+}
+
+// applyOnStale applies op for user through a store whose cache still shows decidedOn, and
+// checks that it answers want and that want is stored; it returns the store's client.
+func applyOnStale(t *testing.T, user string, decidedOn *creditsv1alpha1.UserCredits, op credits.Operation, want int64) *countingClient {
+	t.Helper()
+	store, writer := storeWith(showing(decidedOn))
+	if res, err := store.Apply(context.Background(), user, op); err != nil || res.Credits != want {
+		t.Fatalf("%s decided on a stale cache: %+v, %v; want %d", op.Kind, res, err, want)
+	}
+	if got := storedBalance(t, decidedOn.Name); got != want {
+		t.Fatalf("stored %d, want %d", got, want)
+	}
+	return writer
 }
 
 // TestStoreStatusWritesCostNoConflict: the controller's status writes move the
@@ -176,22 +190,27 @@ func setThroughStore(t *testing.T, user string, balance int64) (*creditsv1alpha1
 func TestStoreStatusWritesCostNoConflict(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Status1"
-	decidedOn, key := setThroughStore(t, user, 5)
+	decidedOn := setThroughStore(t, user, 5)
 	moved := decidedOn.DeepCopy()
 	moved.Status.Credits = 5
 	if err := k8sClient.Status().Update(ctx, moved); err != nil {
 		t.Fatal(err)
 	}
-	store, writer := storeWith(showing(decidedOn)) // a cache that has not seen the status write
-	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 3 {
-		t.Fatalf("Apply: %+v, %v", res, err)
-	}
+	writer := applyOnStale(t, user, decidedOn, credits.Operation{Kind: credits.OpConsume, Amount: 2}, 3) // a cache that has not seen the status write
 	if n := writer.conflicts.Load(); n != 0 {
 		t.Fatalf("a status write cost %d refused writes", n)
 	}
-	if got := storedBalance(t, key.Name); got != 3 {
-		t.Fatalf("stored %d, want 3", got)
+}
+
+// deletedBehindTheCache sets user's balance through a store, then deletes the object; it
+// returns the object as it was, which a test's lagging cache can go on showing.
+func deletedBehindTheCache(t *testing.T, user string, balance int64) *creditsv1alpha1.UserCredits {
+	t.Helper()
+	decidedOn := setThroughStore(t, user, balance)
+	if err := k8sClient.Delete(context.Background(), decidedOn.DeepCopy()); err != nil {
+		t.Fatal(err)
 	}
+	return decidedOn
 }
 
 // TestStoreWriteToARecreatedObjectIsStale: an object deleted and created again under the
@@ -199,31 +218,21 @@ func TestStoreStatusWritesCostNoConflict(t *testing.T) {
 // generation 1 and may carry the old annotations, so only its UID tells it apart from the
 // one a cached decision read. A write decided on the old object must not land on the new.
 func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
-	ctx := context.Background()
 	user := "user_Recreated1"
-	decidedOn, key := setThroughStore(t, user, 5)
-	if err := k8sClient.Delete(ctx, decidedOn.DeepCopy()); err != nil {
-		t.Fatal(err)
-	}
+	decidedOn := deletedBehindTheCache(t, user, 5)
 	recreated := &creditsv1alpha1.UserCredits{
-		ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: testNamespace, Annotations: decidedOn.Annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: decidedOn.Name, Namespace: testNamespace, Annotations: decidedOn.Annotations},
 		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: 100},
 	}
-	if err := k8sClient.Create(ctx, recreated); err != nil {
+	if err := k8sClient.Create(context.Background(), recreated); err != nil {
 		t.Fatal(err)
 	}
 	if recreated.Generation != decidedOn.Generation {
 		t.Fatalf("the recreated object is at generation %d, the old one was at %d: the case is not exercised", recreated.Generation, decidedOn.Generation)
 	}
-	store, writer := storeWith(showing(decidedOn)) // a cache that has not seen the delete
-	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 1}); err != nil || res.Credits != 99 {
-		t.Fatalf("Apply: %+v, %v (want 99: decided on the object that is stored now)", res, err)
-	}
-	if writer.conflicts.Load() < 1 {
+	// 99: decided on the object that is stored now, for a cache that has not seen the delete.
+	if writer := applyOnStale(t, user, decidedOn, credits.Operation{Kind: credits.OpConsume, Amount: 1}, 99); writer.conflicts.Load() < 1 {
 		t.Fatal("no refused write: the write did not test the object's identity")
-	}
-	if got := storedBalance(t, key.Name); got != 99 {
-		t.Fatalf("stored %d, want 99", got)
 	}
 }
 
@@ -231,19 +240,9 @@ func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 // decision and its write answers the patch 404; the store decides again on what the
 // apiserver holds (no object), so a set creates the record instead of failing.
 func TestStoreWriteToADeletedObjectIsDecidedAgain(t *testing.T) {
-	ctx := context.Background()
 	user := "user_Deleted1"
-	decidedOn, key := setThroughStore(t, user, 10)
-	if err := k8sClient.Delete(ctx, decidedOn.DeepCopy()); err != nil {
-		t.Fatal(err)
-	}
-	store, _ := storeWith(showing(decidedOn)) // a cache that has not shown the deletion
-	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 4, IdempotencyKey: "after-delete"}); err != nil || res.Credits != 4 {
-		t.Fatalf("set after the deletion: %+v, %v (want the record created with 4)", res, err)
-	}
-	if got := storedBalance(t, key.Name); got != 4 {
-		t.Fatalf("stored %d, want 4", got)
-	}
+	decidedOn := deletedBehindTheCache(t, user, 10)
+	applyOnStale(t, user, decidedOn, credits.Operation{Kind: credits.OpSet, Amount: 4, IdempotencyKey: "after-delete"}, 4) // created again
 }
 
 // TestRefusalSeesAGrantMadeBehindItsBack: a user refused at 0 is given credits by kubectl
