@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -26,6 +24,7 @@ import (
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func userID(prefix string, i int) string { return fmt.Sprintf("user_%s_%06d", prefix, i) }
@@ -278,22 +277,15 @@ func replaysSeededGrant(ctx context.Context, cfg *rest.Config, addr, namespace, 
 		return false, err
 	}
 	const name = "bench-granter"
-	if _, err := cs.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		return false, err
-	}
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{{
 		APIGroups: []string{creditsv1alpha1.GroupVersion.Group}, Resources: []string{"usercredits"}, Verbs: []string{"grant"}}}}
 	if _, err := cs.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		return false, err
 	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: namespace}}}
-	if _, err := cs.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	if err := framework.BindServiceAccount(ctx, cs, namespace, name, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}); err != nil {
 		return false, err
 	}
-	tr, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{operator.DefaultServiceAccountAudience}}}, metav1.CreateOptions{})
+	token, err := framework.ServiceAccountToken(ctx, cs, namespace, name, operator.DefaultServiceAccountAudience)
 	if err != nil {
 		return false, err
 	}
@@ -301,7 +293,7 @@ func replaysSeededGrant(ctx context.Context, cfg *rest.Config, addr, namespace, 
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Idempotency-Key", seedGrantKey(user, 0))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

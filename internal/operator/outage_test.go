@@ -1,15 +1,10 @@
 package operator_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -79,9 +74,7 @@ func TestAPIServerOutage(t *testing.T) {
 		return nil
 	})
 	t.Logf("reads recovered %v after the apiserver restarted", time.Since(recoveryStart).Round(time.Millisecond))
-	obj := &creditsv1alpha1.UserCredits{}
-	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
-	if err := k8sClient.Get(context.Background(), key, obj); err != nil || obj.Spec.Credits != 7 {
-		t.Fatalf("stored after recovery: %v %+v", err, obj.Spec)
+	if got := storedBalanceOf(t, user); got != 7 {
+		t.Fatalf("stored after recovery: %d, want 7", got)
 	}
 }

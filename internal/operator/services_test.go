@@ -11,17 +11,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/internal/operator"
@@ -66,30 +62,20 @@ func serviceAccountTokenFor(t *testing.T, name, clusterRole string, audiences ..
 	t.Helper()
 	ctx := context.Background()
 	applyCallerRoles(t)
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace}}
-	if err := k8sClient.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	if clusterRole != "" {
-		binding := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name + "-" + clusterRole, Namespace: testNamespace},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: clusterRole},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: testNamespace}},
-		}
-		if err := k8sClient.Create(ctx, binding); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
 	clientset, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := clientset.CoreV1().ServiceAccounts(testNamespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: audiences}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("TokenRequest for %s: %v", name, err)
+	if clusterRole != "" {
+		if err := framework.BindServiceAccount(ctx, clientset, testNamespace, name, framework.ClusterRole(clusterRole)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return tr.Status.Token
+	token, err := framework.ServiceAccountToken(ctx, clientset, testNamespace, name, audiences...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
 }
 
 func creditsURL(base, path, userID string) string {
@@ -253,9 +239,8 @@ func TestConcurrentConsumesAcrossTwoReplicas(t *testing.T) {
 	}
 	t.Logf("conflict retries so far: %v", testutil.ToFloat64(metrics.ConflictRetries))
 	waitBalance(t, bases, token, user, `{"credits":0}`)
-	obj := &creditsv1alpha1.UserCredits{}
-	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, obj); err != nil || obj.Spec.Credits != 0 {
-		t.Fatalf("stored balance: %v %+v", err, obj.Spec)
+	if got := storedBalanceOf(t, user); got != 0 {
+		t.Fatalf("stored balance %d, want 0", got)
 	}
 }
 

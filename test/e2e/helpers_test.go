@@ -16,9 +16,7 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -77,17 +75,12 @@ func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) string {
 // token mints a token for ServiceAccount name (created if missing) in namespace.
 func (c *cluster) token(t *testing.T, namespace, name string) string {
 	t.Helper()
-	ctx := context.Background()
-	_, _ = c.clientset.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	tr, err := c.clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptrInt64(3600)}}, metav1.CreateOptions{})
+	token, err := framework.ServiceAccountToken(context.Background(), c.clientset, namespace, name)
 	if err != nil {
-		t.Fatalf("TokenRequest %s/%s: %v", namespace, name, err)
+		t.Fatal(err)
 	}
-	return tr.Status.Token
+	return token
 }
-
-func ptrInt64(v int64) *int64 { return &v }
 
 // callerToken is what an in-cluster caller presents: a token for ServiceAccount name bound
 // to the API's audience, minted as README says (kubectl create token --audience).
@@ -113,12 +106,7 @@ func checkCertManagerOverlay(t *testing.T, c *cluster) {
 // bind binds clusterRole to ServiceAccount name in the operator's namespace.
 func (c *cluster) bind(t *testing.T, name, clusterRole string) {
 	t.Helper()
-	_, err := c.clientset.RbacV1().RoleBindings(e2eNamespace).Create(context.Background(), &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-" + clusterRole},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: clusterRole},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: e2eNamespace}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	if err := framework.BindServiceAccount(context.Background(), c.clientset, e2eNamespace, name, framework.ClusterRole(clusterRole)); err != nil {
 		t.Fatal(err)
 	}
 }
