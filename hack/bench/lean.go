@@ -9,13 +9,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // rawRequest builds the bytes of one request.
@@ -37,47 +35,44 @@ func rawRequest(method, path, token, body string, header ...string) []byte {
 }
 
 // leanRun sends n requests, reqs[i%len(reqs)], over concurrency kept-alive connections to
-// addr and summarizes them; ok decides which statuses count as success.
+// addr and summarizes them; ok decides which statuses count as success. A request's time
+// includes dialling its connection when it is the first on it.
 func leanRun(name, addr string, reqs [][]byte, n, concurrency int, ok func(int) bool) Summary {
-	latencies := make([]time.Duration, n)
-	statuses := make([]int, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range concurrency {
-		wg.Go(func() {
-			var conn net.Conn
-			var r *bufio.Reader
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					break
-				}
-				if conn == nil {
-					c, err := net.Dial("tcp", addr)
-					if err != nil {
-						statuses[i] = -1
-						continue
-					}
-					conn, r = c, bufio.NewReaderSize(c, 16<<10)
-				}
-				t0 := time.Now()
-				status, err := roundTrip(conn, r, reqs[i%len(reqs)])
-				latencies[i] = time.Since(t0)
-				statuses[i] = status
-				if err != nil {
-					statuses[i] = -1
-					conn.Close()
-					conn = nil
-				}
-			}
-			if conn != nil {
-				conn.Close()
-			}
-		})
+	return doPerWorker(context.Background(), name, n, concurrency, func() (func(context.Context, int) int, func()) {
+		c := &leanConn{addr: addr}
+		return func(_ context.Context, i int) int { return c.send(reqs[i%len(reqs)]) }, c.close
+	}, ok)
+}
+
+// leanConn is one worker's connection, dialled when first needed and again after an error.
+type leanConn struct {
+	addr string
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// send sends req and returns the answer's status, -1 for an error.
+func (c *leanConn) send(req []byte) int {
+	if c.conn == nil {
+		conn, err := net.Dial("tcp", c.addr)
+		if err != nil {
+			return -1
+		}
+		c.conn, c.r = conn, bufio.NewReaderSize(conn, 16<<10)
 	}
-	wg.Wait()
-	return Summarize(name, latencies, statuses, time.Since(start), ok)
+	status, err := roundTrip(c.conn, c.r, req)
+	if err != nil {
+		c.close()
+		return -1
+	}
+	return status
+}
+
+func (c *leanConn) close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
 }
 
 // roundTrip writes req and reads one response: its status, and its body discarded.

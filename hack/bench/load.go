@@ -51,6 +51,12 @@ func Run(ctx context.Context, name string, client *http.Client, n, concurrency i
 // Do runs op(0) … op(n-1) from concurrency workers and times each; op returns a status,
 // -1 for an error.
 func Do(ctx context.Context, name string, n, concurrency int, op func(ctx context.Context, i int) int, ok func(status int) bool) Summary {
+	return doPerWorker(ctx, name, n, concurrency, func() (func(context.Context, int) int, func()) { return op, func() {} }, ok)
+}
+
+// doPerWorker is Do where each worker has its own op (and its own state, such as a
+// connection), made by newWorker and stopped when the worker is done.
+func doPerWorker(ctx context.Context, name string, n, concurrency int, newWorker func() (op func(ctx context.Context, i int) int, stop func()), ok func(status int) bool) Summary {
 	latencies := make([]time.Duration, n)
 	statuses := make([]int, n)
 	var next atomic.Int64
@@ -58,6 +64,8 @@ func Do(ctx context.Context, name string, n, concurrency int, op func(ctx contex
 	start := time.Now()
 	for range concurrency {
 		wg.Go(func() {
+			op, stop := newWorker()
+			defer stop()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n || ctx.Err() != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,5 +49,34 @@ func TestRunCountsEveryRequestAndError(t *testing.T) {
 	}
 	if s.P50 <= 0 || s.P99 < s.P50 || s.Throughput <= 0 {
 		t.Fatalf("summary: %s", s)
+	}
+}
+
+// TestLeanRunCountsEveryRequestAndReconnects: the lean generator sends every request,
+// reads each answer's status, counts a dropped connection as an error and dials again.
+func TestLeanRunCountsEveryRequestAndReconnects(t *testing.T) {
+	var seen, dropped atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if seen.Add(1)%7 == 0 {
+			dropped.Add(1)
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			conn.Close() // no answer: the worker must count an error and dial again
+			return
+		}
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(500)
+		}
+		_, _ = w.Write([]byte(`{"credits":5}`))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	reqs := [][]byte{rawRequest("GET", "/ok", "tok", ""), rawRequest("GET", "/fail", "tok", "")}
+	s := leanRun("t", addr, reqs, 300, 4, ok200)
+	answered := s.Statuses[200] + s.Statuses[500]
+	if s.Requests != 300 || dropped.Load() == 0 || int64(s.Statuses[-1]) != dropped.Load() || answered+s.Statuses[-1] != 300 {
+		t.Fatalf("300 requests, %d dropped by the server: %v", dropped.Load(), s.Statuses)
+	}
+	if s.Statuses[200] == 0 || s.Statuses[500] == 0 || s.Errors != s.Statuses[500]+s.Statuses[-1] {
+		t.Fatalf("statuses %v, errors %d", s.Statuses, s.Errors)
 	}
 }
