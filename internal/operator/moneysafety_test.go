@@ -65,6 +65,40 @@ func TestConsumeRightAfterAGrantBehindTheAPIsBack(t *testing.T) {
 	}
 }
 
+// TestRefusalsSeeWhatTheOtherReplicaJustDid: replica B has just confirmed a refusal for a
+// user (its read for the second is spent); the user then gets credits, or a hold, through
+// replica A and at once consumes, or captures the hold, on B. B must not answer from a
+// cache that has not shown A's write yet: no 402 with credits stored, no 404 for a hold
+// that exists.
+func TestRefusalsSeeWhatTheOtherReplicaJustDid(t *testing.T) {
+	bases := twoReplicas(t)
+	admin := serviceAccountToken(t, "refusal-admin", "credits-admin")
+	user := "user_RefusalRace1"
+	on := func(replica int, path string) string { return creditsURL(bases[replica], path, user) }
+	for round := range 20 {
+		if status, body := request(t, "POST", on(0, "/api/credits"), admin, `{"credits":0}`); status != 200 {
+			t.Fatalf("set 0: %d %s", status, body)
+		}
+		waitBalance(t, bases, admin, user, `{"credits":0}`)
+		if status, _ := request(t, "POST", on(1, "/api/credits/consume"), admin, ""); status != 402 {
+			t.Fatalf("round %d: consume at 0 on B: %d", round, status)
+		}
+		if status, body := request(t, "POST", on(0, "/api/credits"), admin, `{"credits":5}`); status != 200 {
+			t.Fatalf("set 5 on A: %d %s", status, body)
+		}
+		if status, body := request(t, "POST", on(1, "/api/credits/consume"), admin, ""); status != 200 || body != `{"success":true,"credits":4}` {
+			t.Fatalf("round %d: consume on B right after set 5 on A: %d %s", round, status, body)
+		}
+		status, hold, _ := reserveAs(t, bases[0], admin, "?userId="+user, `{"credits":1}`)
+		if status != 200 {
+			t.Fatalf("round %d: reserve on A: %d", round, status)
+		}
+		if status, body := request(t, "POST", bases[1]+"/api/credits/reservations/"+hold.ReservationID+"/capture?userId="+user, admin, ""); status != 200 || body != `{"success":true,"credits":3}` {
+			t.Fatalf("round %d: capture on B of the hold A just made: %d %s", round, status, body)
+		}
+	}
+}
+
 // TestGrantKeyOutlivesOtherKeyedTraffic: a user's own keyed consumes never push a
 // checkout's grant key out, so the checkout's retry never grants again.
 func TestGrantKeyOutlivesOtherKeyedTraffic(t *testing.T) {
