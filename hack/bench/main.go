@@ -192,15 +192,17 @@ func run(scale, requests, rounds int) (*results, error) {
 	}
 	second.stop()
 
-	if err := runScale(ctx, r, cluster, bin, kubeconfig, work, signer, scale, requests); err != nil {
+	if err := runScale(ctx, r, cluster, bin, kubeconfig, work, signer, scale, requests, small.addr, gets); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
 // runScale starts an operator on scale UserCredits holding 5 grant keys and a full history
-// each, and measures its start, memory and reads.
-func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int) error {
+// each, and measures its start, memory and reads. Its reads are compared with the small
+// operator's (at smallAddr, for smallGets) run in turn with them, so that both figures are
+// taken with the apiserver and etcd holding the scale objects.
+func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int, smallAddr string, smallGets [][]byte) error {
 	step(fmt.Sprintf("scale: creating %d UserCredits (status, %d applied grant keys and a %d-entry history each)", scale, scaleGrantKeys, historyEntries))
 	var err error
 	if r.seedTime, err = seed(ctx, cluster.Client, "scale", "scale", scale, 32, seeding{balance: 5, grantKeys: scaleGrantKeys, history: true}); err != nil {
@@ -244,6 +246,7 @@ func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, 
 	gets := getRequests(spread)
 	leanRun("warm-up", large.addr, gets, 3000, getConcurrency, ok200)
 	for range r.rounds {
+		r.smallBesideLarge = append(r.smallBesideLarge, report(leanRun("operator GET (100 users), in turn with the scale run", smallAddr, smallGets, requests, getConcurrency, ok200)))
 		r.largeGet = append(r.largeGet, report(leanRun(fmt.Sprintf("operator GET (%d users)", scale), large.addr, gets, requests, getConcurrency, ok200)))
 	}
 	_, r.largePeak = large.rssMiB()

@@ -26,6 +26,7 @@ type results struct {
 	hot, twoHot, twoGet     []Summary
 	hotExact                []bool
 	largeGet                []Summary
+	smallBesideLarge        []Summary // the 100-user GET, run in turn with largeGet
 
 	smallReady, largeReady, seedTime time.Duration
 	largeSynced                      time.Duration // start → the informer's first list is in
@@ -90,8 +91,8 @@ func (r *results) targets() []target {
 	get, write := ratios(r.opGet, r.bareGet), ratios(r.opSet, r.rawPatch)
 	ceiling, bare := throughputs(r.ceiling), throughputs(r.bareGet)
 	hot, writes := throughputs(r.hot), throughputs(r.opSet)
-	large, small := throughputs(r.largeGet), throughputs(r.opGet)
-	largeRatio := large.median / small.median
+	large, small := throughputs(r.largeGet), throughputs(r.smallBesideLarge)
+	largeRatio := ratios(r.largeGet, r.smallBesideLarge)
 	exact := !slices.Contains(r.hotExact, false) && len(r.hotExact) > 0
 	return []target{
 		{"load generator ceiling vs bare handler (so the GET ratio is not capped by the generator)", "≥ 125 %",
@@ -109,7 +110,8 @@ func (r *results) targets() []target {
 			fmt.Sprintf("%.0f MiB", r.largeRSS), r.largeRSS > 0 && r.largeRSS <= 300},
 		{fmt.Sprintf("start → Ready, %d objects", r.scale), "≤ 6 s", r.largeReady.Round(10 * time.Millisecond).String(), r.largeReady <= 6*time.Second},
 		{fmt.Sprintf("GET p99, %d users", r.scale), "≤ 3 ms", msSpread(p99s(r.largeGet)), p99s(r.largeGet).median <= 3 && errorsIn(r.largeGet) == 0},
-		{fmt.Sprintf("GET throughput, %d users vs 100 users", r.scale), "≥ 80 %", fmt.Sprintf("%s (%.0f vs %.0f req/s)", pct(largeRatio), large.median, small.median), largeRatio >= 0.8},
+		{fmt.Sprintf("GET throughput, %d users vs 100 users (run in turn)", r.scale), "≥ 80 %",
+			fmt.Sprintf("%s (%.0f vs %.0f req/s)", ratioText(largeRatio), large.median, small.median), largeRatio.median >= 0.8},
 	}
 }
 
@@ -163,7 +165,7 @@ func (r *results) write(dir string) error {
 		c    int
 	}{
 		{r.ceiling, getConcurrency}, {r.bareGet, getConcurrency}, {r.opGet, getConcurrency}, {r.twoGet, getConcurrency},
-		{r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency},
+		{r.smallBesideLarge, getConcurrency}, {r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency},
 		{r.consumes, writeConcurrency}, {r.holds, writeConcurrency}, {r.hot, hotConsumes}, {r.twoHot, hotConsumes},
 	} {
 		if len(sc.runs) == 0 {
