@@ -10,8 +10,8 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 K8S_VERSION ?= $(shell go list -m -f '{{.Version}}' k8s.io/api | sed 's/^v0\./v1./')
 export K8S_VERSION
 
-# Generated files: CRD, RBAC and deepcopy. `make verify-generated` fails when they are stale.
-GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go
+# Generated files: CRD, RBAC, deepcopy and the flag reference. `make verify-generated` fails when they are stale.
+GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go docs/flags.md
 
 .PHONY: all
 all: build
@@ -19,8 +19,9 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's ClusterRole from markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and the manager's ClusterRole from markers, and docs/flags.md from the flags.
 	$(CONTROLLER_GEN) rbac:roleName=usercredits-manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/flags-doc > docs/flags.md
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -59,8 +60,9 @@ build: manifests generate ## Build the manager binary.
 	go build -o $(LOCALBIN)/manager ./cmd
 
 .PHONY: run
-run: build control-plane ## Run the operator and API; starts a local control plane when no cluster is configured.
-	KUBEBUILDER_ASSETS="$$(hack/control-plane-binaries.sh)" $(LOCALBIN)/manager --local-control-plane=auto $(RUN_ARGS)
+run: build control-plane ## Run the manager (RUN_ARGS: its flags); starts a local control plane when no cluster is configured.
+	go build -o $(LOCALBIN)/run-local ./hack/run-local
+	KUBEBUILDER_ASSETS="$$(hack/control-plane-binaries.sh)" $(LOCALBIN)/run-local --manager=$(LOCALBIN)/manager -- $(RUN_ARGS)
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)

@@ -36,9 +36,8 @@ type UserCreditsReconciler struct {
 	Users *credits.Index
 	// Holds returns expired holds to their user's balance (credits.Store).
 	Holds HoldExpirer
-	// LowBalanceThreshold is the operator's --low-balance-threshold; 0: only objects that set
-	// spec.lowBalanceThreshold get a LowBalance condition.
-	LowBalanceThreshold int64
+	// Settings are the controller's flags (the low-balance threshold).
+	Settings Settings
 }
 
 // HoldExpirer returns a hold whose time is up to the balance, as every balance change goes:
@@ -71,7 +70,7 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	peers = slices.DeleteFunc(peers, func(name string) bool { return name == obj.Name })
 
-	verdict := Validate(obj, peers, metav1.Now(), r.LowBalanceThreshold)
+	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold)
 	if verdict.StatusChanged {
 		// The optimistic lock turns a decision made on a stale cache into a conflict;
 		// the newer object's watch event brings it back here.
@@ -148,6 +147,9 @@ func (r *UserCreditsReconciler) rejudgePeers(ctx context.Context, queue workqueu
 
 // SetupWithManager registers the reconciler. r.Users must be registered on mgr's cache.
 func (r *UserCreditsReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := r.Settings.Validate(); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&creditsv1alpha1.UserCredits{}, builder.WithPredicates(r.skipSettledOnStart())).
 		WatchesRawSource(source.Func(r.rejudgePeers)).
@@ -170,5 +172,5 @@ func (r *UserCreditsReconciler) skipSettledOnStart() predicate.Funcs {
 // low-balance threshold is reconciled; a new duplicate re-judges its peers through
 // rejudgePeers.
 func (r *UserCreditsReconciler) settled(obj *creditsv1alpha1.UserCredits) bool {
-	return len(obj.Spec.Reservations) == 0 && !Validate(obj, nil, metav1.Now(), r.LowBalanceThreshold).StatusChanged
+	return len(obj.Spec.Reservations) == 0 && !Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold).StatusChanged
 }

@@ -98,5 +98,5 @@ func serveBare(addr string) error {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		_, _ = w.Write(body)
 	})
-	return (&httpapi.Server{Addr: addr, Handler: mux, Log: logr.Discard()}).Start(context.Background())
+	return (&httpapi.Server{Settings: httpapi.Settings{BindAddress: addr}, Handler: mux, Log: logr.Discard()}).Start(context.Background())
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/gitread/usercredits-operator/controllers"
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -285,7 +284,7 @@ func replaysSeededGrant(ctx context.Context, cfg *rest.Config, addr, namespace, 
 	if err := framework.BindServiceAccount(ctx, cs, namespace, name, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}); err != nil {
 		return false, err
 	}
-	token, err := framework.ServiceAccountToken(ctx, cs, namespace, name, operator.DefaultServiceAccountAudience)
+	token, err := framework.ServiceAccountToken(ctx, cs, namespace, name, auth.DefaultServiceAccountAudience)
 	if err != nil {
 		return false, err
 	}

@@ -34,6 +34,7 @@ type Authenticator struct {
 	sa       *serviceAccountIssuer
 	accepted *expiring.Cache[[sha256.Size]byte, Principal]
 	now      func() time.Time
+	settings Settings
 }
 
 // NewAuthenticator builds the pipeline for cfg.
@@ -44,17 +45,22 @@ func NewAuthenticator(cfg Config) (*Authenticator, error) {
 	}
 	var err error
 	if cfg.Clerk != nil {
+		a.settings.Clerk = *cfg.Clerk
 		if a.clerk, err = newClerkIssuer(*cfg.Clerk, cfg.Limits, a.now); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.ServiceAccounts != nil {
+		a.settings.ServiceAccounts = cfg.ServiceAccounts.ServiceAccountSettings
 		if a.sa, err = newServiceAccountIssuer(*cfg.ServiceAccounts, cfg.Limits, a.now); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
 }
+
+// Settings are the settings the authenticator runs with; ServiceAccount issuers as resolved.
+func (a *Authenticator) Settings() Settings { return a.settings }
 
 // signatureAlgorithms are the only algorithms a token may be signed with: asymmetric ones,
 // so neither "none" nor a public key used as an HMAC secret can pass.

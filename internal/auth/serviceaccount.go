@@ -19,12 +19,8 @@ type TokenReviewer interface {
 
 // ServiceAccountConfig configures the cluster's ServiceAccount tokens.
 type ServiceAccountConfig struct {
-	// Issuers are the iss values of the cluster's ServiceAccount tokens.
-	Issuers []string
-	// Audiences are the audiences a token must be bound to (one of them); a token for the
-	// apiserver's own audience is refused unless it is listed, so a token given to this API
-	// cannot be replayed against the apiserver and the reverse.
-	Audiences []string
+	// ServiceAccountSettings name the issuers (resolved: never empty here) and audiences.
+	ServiceAccountSettings
 	// JWKS fetches the issuer's public keys (the apiserver serves them at /openid/v1/jwks).
 	JWKS func(ctx context.Context) ([]byte, error)
 	// Reviews checks, after the signature, that the token is still bound to a live

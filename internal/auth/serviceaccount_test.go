@@ -82,7 +82,7 @@ func (f *fakeCluster) authenticator(t testing.TB, clerkSigner *Signer, clock fun
 	t.Helper()
 	a, err := NewAuthenticator(Config{
 		Clerk:           &ClerkConfig{JWTKeyPEM: clerkSigner.PublicKeyPEM()},
-		ServiceAccounts: &ServiceAccountConfig{Issuers: []string{saIssuer}, Audiences: []string{saAudience}, JWKS: f.jwks, Reviews: f},
+		ServiceAccounts: &ServiceAccountConfig{ServiceAccountSettings: ServiceAccountSettings{Issuers: []string{saIssuer}, Audiences: []string{saAudience}}, JWKS: f.jwks, Reviews: f},
 		Limits:          DefaultLimits(),
 		Now:             clock,
 	})

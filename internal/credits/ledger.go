@@ -27,10 +27,9 @@ const (
 
 // Retention bounds of the two key ledgers.
 const (
-	RequestKeysMaxEntries    = 100
-	RequestKeysMaxAge        = 24 * time.Hour
-	GrantKeysMaxEntries      = 1000
-	DefaultGrantKeyRetention = 30 * 24 * time.Hour
+	RequestKeysMaxEntries = 100
+	RequestKeysMaxAge     = 24 * time.Hour
+	GrantKeysMaxEntries   = 1000
 )
 
 // appliedRequest is one entry of a key ledger; short JSON names keep it small.

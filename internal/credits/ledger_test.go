@@ -22,7 +22,7 @@ type user struct {
 func (u *user) do(op Operation, now time.Time) (decision, error) {
 	retention := u.retention
 	if retention == 0 {
-		retention = DefaultGrantKeyRetention
+		retention = DefaultSettings().GrantKeyRetention
 	}
 	d, err := decide(u.credits, u.holds, u.ann, op, now, retention)
 	if err == nil && !d.noop {

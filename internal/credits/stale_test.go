@@ -25,7 +25,7 @@ func TestStoreRetriesConflictsFromAStaleCache(t *testing.T) {
 	if err := k8sClient.Patch(ctx, stale.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"credits":2}}`))); err != nil {
 		t.Fatal(err)
 	}
-	store, writer := storeWith(showing(stale))
+	store, writer := storeWith(t, showing(stale))
 
 	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
 		t.Fatalf("Apply: %+v, %v", res, err)
@@ -46,7 +46,7 @@ func following(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredi
 func setThroughStore(t *testing.T, user string, balance int64) *creditsv1alpha1.UserCredits {
 	t.Helper()
 	ctx := context.Background()
-	store, _ := storeWith(following)
+	store, _ := storeWith(t, following)
 	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: balance}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func setThroughStore(t *testing.T, user string, balance int64) *creditsv1alpha1.
 // checks that it answers want and that want is stored; it returns the store's client.
 func applyOnStale(t *testing.T, user string, decidedOn *creditsv1alpha1.UserCredits, op credits.Operation, want int64) *countingClient {
 	t.Helper()
-	store, writer := storeWith(showing(decidedOn))
+	store, writer := storeWith(t, showing(decidedOn))
 	if res, err := store.Apply(context.Background(), user, op); err != nil || res.Credits != want {
 		t.Fatalf("%s decided on a stale cache: %+v, %v; want %d", op.Kind, res, err, want)
 	}
@@ -147,7 +147,7 @@ func TestStoreWriteRefusedByValidation(t *testing.T) {
 	if err := k8sClient.Create(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	store, writer := storeWith(showing(obj))
+	store, writer := storeWith(t, showing(obj))
 	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 1}); err == nil {
 		t.Fatal("a write over the annotation limit succeeded")
 	}
@@ -166,7 +166,7 @@ func TestStoreWriteRefusedByValidation(t *testing.T) {
 func TestRefusalSeesAGrantMadeBehindItsBack(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Behind1"
-	store, _ := storeWith(following)
+	store, _ := storeWith(t, following)
 	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: testNamespace}}
 	consume := credits.Operation{Kind: credits.OpConsume, Amount: 1}
 	for round := range 5 {

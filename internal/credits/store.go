@@ -27,8 +27,9 @@ const FieldManager = "usercredits-api"
 // claim the user, or the one object holds an invalid balance. Nothing is served or changed.
 var ErrUntrustedRecord = errors.New("untrusted UserCredits record")
 
-// StoreOptions configures a Store.
+// StoreOptions configures a Store: the settings people set, and the parts it is built from.
 type StoreOptions struct {
+	Settings
 	// Objects finds each user's objects in the informer cache (an *Index registered on the
 	// manager's cache).
 	Objects Objects
@@ -49,9 +50,7 @@ type StoreOptions struct {
 	// WriteTimeout bounds one batch's write when its requests carry no earlier deadline
 	// (default 5s).
 	WriteTimeout time.Duration
-	// GrantKeyRetention is how long grant idempotency keys are honoured (default 30 days).
-	GrantKeyRetention time.Duration
-	Log               logr.Logger
+	Log          logr.Logger
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch;create;patch
@@ -78,8 +77,11 @@ const maxRememberedRefusals = 100_000
 // conflictBackoff spreads retries of a write that lost an optimistic-concurrency race.
 var conflictBackoff = wait.Backoff{Steps: 10, Duration: 5 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: time.Second}
 
-// NewStore returns a Store.
-func NewStore(opts StoreOptions) *Store {
+// NewStore returns a Store, or why its settings cannot serve.
+func NewStore(opts StoreOptions) (*Store, error) {
+	if err := opts.Settings.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.ResolveTimeout <= 0 {
 		opts.ResolveTimeout = time.Second
 	}
@@ -89,15 +91,18 @@ func NewStore(opts StoreOptions) *Store {
 	if opts.Synced == nil {
 		opts.Synced = func() bool { return true }
 	}
-	if opts.GrantKeyRetention <= 0 {
-		opts.GrantKeyRetention = DefaultGrantKeyRetention
-	}
 	s := &Store{opts: opts, queues: queues{users: map[string]*userQueue{}}, refusals: expiring.NewCache[string, struct{}](maxRememberedRefusals), written: newOverlay(),
 		warmupLists: rate.NewLimiter(warmupListRate, warmupListBurst), changes: newUserChanges()}
 	opts.Objects.Observe(s.written.observe)
 	opts.Objects.Observe(s.changes.observe)
-	return s
+	return s, nil
 }
+
+// Settings are the settings the store runs with.
+func (s *Store) Settings() Settings { return s.opts.Settings }
+
+// Namespace is the namespace whose objects the store reads and writes.
+func (s *Store) Namespace() string { return s.opts.Namespace }
 
 // Balance returns userID's balance, 0 when the user has no record.
 func (s *Store) Balance(ctx context.Context, userID string) (int64, error) {

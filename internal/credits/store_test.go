@@ -81,9 +81,9 @@ func (c *countingClient) Patch(ctx context.Context, obj client.Object, patch cli
 	return c.count(c.Client.Patch(ctx, obj, patch, opts...))
 }
 
-func storeWith(view func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits) (*credits.Store, *countingClient) {
+func storeWith(t testing.TB, view func([]*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits) (*credits.Store, *countingClient) {
 	writer := &countingClient{Client: mgr.GetClient()}
-	return credits.NewStore(credits.StoreOptions{
+	return newStore(t, credits.StoreOptions{
 		Objects: viewObjects{Objects: users, view: view}, Client: writer, APIReader: mgr.GetAPIReader(),
 		Namespace: testNamespace, Log: logr.Discard(),
 	}), writer
@@ -114,7 +114,7 @@ func TestStoreCreateRaceFallsBackToUpdate(t *testing.T) {
 	user := "user_Race1"
 	name := credits.ObjectNameForUser(user)
 	createObject(t, name, user, 1) // another replica created it; this cache has not seen it
-	store, writer := storeWith(showing())
+	store, writer := storeWith(t, showing())
 
 	if res, err := store.Apply(context.Background(), user, credits.Operation{Kind: credits.OpSet, Amount: 9}); err != nil || res.Credits != 9 {
 		t.Fatalf("Apply: %+v, %v", res, err)
@@ -134,7 +134,7 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	// What an object that bypassed the schema's minimum looks like in the cache.
 	negative := obj.DeepCopy()
 	negative.Spec.Credits = -3
-	store, _ := storeWith(showing(negative))
+	store, _ := storeWith(t, showing(negative))
 
 	if n, err := store.Balance(ctx, user); !errors.Is(err, credits.ErrUntrustedRecord) {
 		t.Fatalf("Balance of an invalid record: %d, %v", n, err)
@@ -170,7 +170,7 @@ func TestWritesAreReadBackWhileTheCacheLags(t *testing.T) {
 	user := "user_Lagging1"
 	name := credits.ObjectNameForUser(user)
 	view := laggingOn(name)
-	store := credits.NewStore(credits.StoreOptions{
+	store := newStore(t, credits.StoreOptions{
 		Objects: view, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: testNamespace, Log: logr.Discard(),
 	})
 	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
@@ -231,7 +231,7 @@ func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
 				})
 			}
 			writer := &lostResponseClient{Client: mgr.GetClient()}
-			store := credits.NewStore(credits.StoreOptions{Objects: users, Client: writer, APIReader: mgr.GetAPIReader(),
+			store := newStore(t, credits.StoreOptions{Objects: users, Client: writer, APIReader: mgr.GetAPIReader(),
 				Namespace: testNamespace, Log: logr.Discard()})
 			base := map[string]int64{"create": 0, "patch": 10}[first]
 			res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpGrant, Amount: 7, IdempotencyKey: "cs_lost_" + first})

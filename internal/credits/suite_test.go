@@ -13,10 +13,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -43,8 +43,9 @@ func runSuite(m *testing.M) int {
 	k8sClient = cluster.Client
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	opts := operator.ManagerOptions(testNamespace)
-	opts.Metrics = metricsserver.Options{BindAddress: "0"}
+	o := options.New()
+	o.Namespace, o.Manager.MetricsBindAddress, o.Manager.HealthProbeBindAddress = testNamespace, "0", "0"
+	opts := operator.ManagerOptions(o)
 	users = credits.NewIndex()
 	if mgr, err = ctrl.NewManager(cluster.Config, opts); err == nil {
 		err = users.Register(ctx, mgr.GetCache())
@@ -60,4 +61,15 @@ func runSuite(m *testing.M) int {
 func storedBalanceOf(t *testing.T, user string) int64 {
 	t.Helper()
 	return storedBalance(t, credits.ObjectNameForUser(user))
+}
+
+// newStore is credits.NewStore with the default settings, failing t on an error.
+func newStore(t testing.TB, opts credits.StoreOptions) *credits.Store {
+	t.Helper()
+	opts.Settings = credits.DefaultSettings()
+	store, err := credits.NewStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

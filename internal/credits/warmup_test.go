@@ -42,7 +42,7 @@ func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 	createObject(t, credits.ObjectNameForUser("user_Warm2"), "user_Warm2", 3)
 	reader := &countingReader{Reader: mgr.GetAPIReader()}
 	synced := &atomic.Bool{}
-	store := credits.NewStore(credits.StoreOptions{
+	store := newStore(t, credits.StoreOptions{
 		Objects: viewObjects{Objects: users, view: showing()}, Synced: synced.Load, // an index that has shown nothing yet
 		Client: mgr.GetClient(), APIReader: reader, Namespace: testNamespace, Log: logr.Discard(),
 	})
@@ -80,7 +80,7 @@ func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 func TestWarmUpListsAreBudgeted(t *testing.T) {
 	reader := &countingReader{Reader: mgr.GetAPIReader()}
 	synced := &atomic.Bool{}
-	store := credits.NewStore(credits.StoreOptions{
+	store := newStore(t, credits.StoreOptions{
 		Objects: viewObjects{Objects: users, view: showing()}, Synced: synced.Load,
 		Client: mgr.GetClient(), APIReader: reader, Namespace: testNamespace, Log: logr.Discard(),
 	})

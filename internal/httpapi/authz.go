@@ -17,7 +17,7 @@ import (
 // admit decides who a request acts for: it authenticates the caller, applies the caller's
 // rate limit, and authorizes the route. It returns the user ID acted on, or writes the
 // refusal and returns false.
-func (h *handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route, principal *auth.Principal) (string, bool) {
+func (h *Handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route, principal *auth.Principal) (string, bool) {
 	var err error
 	if *principal, err = h.authenticate(ctx, r); err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
@@ -49,7 +49,7 @@ func (h *handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // errNoBearerToken is the authentication failure of a request without usable credentials.
 var errNoBearerToken = fmt.Errorf("%w: no bearer token", auth.ErrUnauthenticated)
 
-func (h *handler) authenticate(ctx context.Context, r *http.Request) (auth.Principal, error) {
+func (h *Handler) authenticate(ctx context.Context, r *http.Request) (auth.Principal, error) {
 	token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 	if !ok {
 		return auth.Principal{}, errNoBearerToken
@@ -64,7 +64,7 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request) (auth.Princ
 
 // authorize picks the user a request acts on and checks the caller may act so. It returns
 // the user ID, or the status and body to answer with.
-func (h *handler) authorize(ctx context.Context, r *http.Request, p auth.Principal, rt route) (string, int, []byte) {
+func (h *Handler) authorize(ctx context.Context, r *http.Request, p auth.Principal, rt route) (string, int, []byte) {
 	named, ok := namedUser(r.URL.RawQuery)
 	if !ok {
 		return "", http.StatusBadRequest, bodyInvalidUserID

@@ -137,7 +137,7 @@ func TestBadInputTable(t *testing.T) {
 	// Clerk and the cluster's ServiceAccounts, whose TokenReview must never be reached here.
 	clerk, err := auth.NewAuthenticator(auth.Config{
 		Clerk: &auth.ClerkConfig{JWTKeyPEM: signer.PublicKeyPEM()},
-		ServiceAccounts: &auth.ServiceAccountConfig{Issuers: []string{clusterIssuer}, Audiences: []string{saAudience},
+		ServiceAccounts: &auth.ServiceAccountConfig{ServiceAccountSettings: auth.ServiceAccountSettings{Issuers: []string{clusterIssuer}, Audiences: []string{saAudience}},
 			JWKS: func(context.Context) ([]byte, error) { return json.Marshal(cluster.JWKS()) }, Reviews: failingReviews{t}},
 		Limits: auth.DefaultLimits(),
 	})
@@ -151,8 +151,8 @@ func TestBadInputTable(t *testing.T) {
 	b.WriteString("| group | input | request | status | body |\n| --- | --- | --- | --- | --- |\n")
 	for _, c := range badCases(t, signer, cluster) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.storeResult}
-		h := NewHandler(Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
-			UserRateLimit: c.userRateLimit, Log: logr.Discard()})
+		settings := testSettings(func(s *Settings) { s.AllowUserWrites, s.UserRateLimit = c.userWrites, c.userRateLimit })
+		h := mustHandler(t, Options{Settings: settings, Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, Log: logr.Discard()})
 		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)
 		if rec.Code < 400 || store.writes != 0 {
 			t.Errorf("%s/%s: answered %d with %d writes; a bad input must be refused and change nothing", c.group, c.what, rec.Code, store.writes)

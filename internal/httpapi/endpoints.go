@@ -14,7 +14,7 @@ import (
 // maxIdempotencyKeyLength bounds the Idempotency-Key header (a checkout session ID is ~70).
 const maxIdempotencyKeyLength = 255
 
-func (h *handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
+func (h *Handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
 	n, err := h.opts.Store.Balance(ctx, userID)
 	if errors.Is(err, credits.ErrInvalidUserID) {
 		writeJSON(w, http.StatusBadRequest, bodyInvalidUserID)
@@ -29,22 +29,22 @@ func (h *handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http
 }
 
 // setCredits is POST /api/credits: set the balance (upsert).
-func (h *handler) setCredits(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+func (h *Handler) setCredits(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
 	h.amountOperation(ctx, w, r, userID, credits.OpSet, false)
 }
 
 // consume is POST /api/credits/consume: subtract n ≥ 1 (1 for an empty body) atomically.
-func (h *handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+func (h *Handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
 	h.amountOperation(ctx, w, r, userID, credits.OpConsume, false)
 }
 
 // grant is POST /api/credits/grant: add n ≥ 1 atomically, exactly once per Idempotency-Key.
-func (h *handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+func (h *Handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
 	h.amountOperation(ctx, w, r, userID, credits.OpGrant, true)
 }
 
 // amountOperation is set, consume or grant: {"credits":n} (consume: 1 when empty).
-func (h *handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, kind credits.OpKind, needKey bool) {
+func (h *Handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, kind credits.OpKind, needKey bool) {
 	op, body, ok := readRequest(w, r, kind, needKey)
 	if !ok {
 		return
@@ -85,7 +85,7 @@ func readRequest(w http.ResponseWriter, r *http.Request, kind credits.OpKind, ne
 }
 
 // perform applies op and answers with its outcome.
-func (h *handler) perform(ctx context.Context, w http.ResponseWriter, userID string, op credits.Operation) {
+func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, userID string, op credits.Operation) {
 	res, err := h.opts.Store.Apply(ctx, userID, op)
 	o := outcomeOf(res, err)
 	metrics.CreditOperations.WithLabelValues(string(op.Kind), o.label).Inc()
@@ -110,7 +110,7 @@ func (h *handler) perform(ctx context.Context, w http.ResponseWriter, userID str
 }
 
 // transactions is GET /api/credits/transactions: the user's history, newest first.
-func (h *handler) transactions(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
+func (h *Handler) transactions(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
 	list, err := h.opts.Store.Transactions(ctx, userID)
 	if err != nil {
 		h.opts.Log.Error(err, "reading transactions", "userID", userID)

@@ -41,7 +41,7 @@ func (a verbAuthorizer) Allowed(_ context.Context, p auth.Principal, verb string
 
 func newServiceFixture(t *testing.T, authz verbAuthorizer) *fixture {
 	f := newFixture(t, false)
-	f.handler = NewHandler(Options{Verifier: serviceVerifier{f.verifier}, Authorizer: authz, Store: f.store, Log: logr.Discard()})
+	f.handler = mustHandler(t, Options{Settings: testSettings(nil), Verifier: serviceVerifier{f.verifier}, Authorizer: authz, Store: f.store, Log: logr.Discard()})
 	return f
 }
 

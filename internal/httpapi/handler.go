@@ -32,55 +32,47 @@ type Authorizer interface {
 	Allowed(ctx context.Context, p auth.Principal, verb string) (bool, error)
 }
 
-// Options configures the handler.
+// Options configures the handler: the settings people set, and the parts it is built from.
 type Options struct {
+	Settings
 	Verifier auth.Verifier
 	// Authorizer authorizes ServiceAccount callers; nil denies them everything.
 	Authorizer Authorizer
 	Store      Store
-	// AllowUserWrites lets Clerk users set their own balance. Off by default: a user who
-	// can set their own balance can mint credits for free.
-	AllowUserWrites bool
-	// RequestTimeout bounds each request's authentication and storage work.
-	RequestTimeout time.Duration
-	// DefaultReservationTTL is how long a hold lasts when the request does not say (15m).
-	DefaultReservationTTL time.Duration
-	// CORSAllowedOrigins are the browser origins allowed to call the API.
-	CORSAllowedOrigins []string
 	// StripeWebhook serves StripeWebhookPath, without Clerk or ServiceAccount authentication
 	// (it checks Stripe's signature itself); nil answers 404 there.
 	StripeWebhook http.Handler
-	// UserRateLimit and ServiceAccountRateLimit are the requests per second each Clerk user
-	// and each ServiceAccount may send (burst: twice that); 0 is unlimited.
-	UserRateLimit, ServiceAccountRateLimit float64
-	Log                                    logr.Logger
+	Log           logr.Logger
 }
 
-type handler struct {
+// Handler serves the API.
+type Handler struct {
 	opts Options
 	// limits hold the token buckets of Clerk users and of ServiceAccounts.
 	limits map[auth.Kind]*rateLimiter
 	now    func() time.Time
 }
 
-// NewHandler returns the API's http.Handler.
-func NewHandler(opts Options) http.Handler {
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 5 * time.Second
+// NewHandler returns the API's handler, or why its settings cannot serve.
+func NewHandler(opts Options) (*Handler, error) {
+	if err := opts.Settings.Validate(); err != nil {
+		return nil, err
 	}
-	if opts.DefaultReservationTTL <= 0 {
-		opts.DefaultReservationTTL = 15 * time.Minute
-	}
-	h := &handler{opts: opts, now: time.Now, limits: map[auth.Kind]*rateLimiter{
+	return &Handler{opts: opts, now: time.Now, limits: map[auth.Kind]*rateLimiter{
 		auth.KindClerkUser:      newRateLimiter(opts.UserRateLimit, maxRateLimitedCallers),
 		auth.KindServiceAccount: newRateLimiter(opts.ServiceAccountRateLimit, maxRateLimitedCallers),
-	}}
-	return http.HandlerFunc(h.serve)
+	}}, nil
 }
+
+// Settings are the settings the handler serves with.
+func (h *Handler) Settings() Settings { return h.opts.Settings }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r) }
 
 // serve is the request pipeline: CORS, routing, admission (authentication, rate limit,
 // authorization), then the endpoint; observe wraps it all.
-func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	var principal auth.Principal
 	defer h.observe(rec, r, time.Now(), &principal)
@@ -88,20 +80,20 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	if h.cors(rec, r) {
 		return
 	}
+	ctx, cancel := withLazyDeadline(r.Context(), h.opts.RequestTimeout)
+	defer cancel()
 	if r.URL.Path == StripeWebhookPath {
 		if h.opts.StripeWebhook == nil {
 			writeJSON(rec, http.StatusNotFound, bodyNotFound)
 			return
 		}
-		h.opts.StripeWebhook.ServeHTTP(rec, r)
+		h.opts.StripeWebhook.ServeHTTP(rec, r.WithContext(ctx))
 		return
 	}
 	rt, ok := findRoute(rec, r)
 	if !ok {
 		return
 	}
-	ctx, cancel := withLazyDeadline(r.Context(), h.opts.RequestTimeout)
-	defer cancel()
 	userID, ok := h.admit(ctx, rec, r, rt, &principal)
 	if !ok {
 		return

@@ -103,8 +103,10 @@ func newFixture(t *testing.T, allowUserWrites bool) *fixture {
 		t.Fatal(err)
 	}
 	store := &memoryStore{balances: map[string]int64{"user_A": 5}}
-	h := NewHandler(Options{Verifier: verifier, Store: store, AllowUserWrites: allowUserWrites,
-		CORSAllowedOrigins: []string{"https://app.example.com"}, Log: logr.Discard()})
+	settings := testSettings(func(s *Settings) {
+		s.AllowUserWrites, s.CORSAllowedOrigins = allowUserWrites, []string{"https://app.example.com"}
+	})
+	h := mustHandler(t, Options{Settings: settings, Verifier: verifier, Store: store, Log: logr.Discard()})
 	return &fixture{store: store, verifier: verifier, handler: h, token: token}
 }
 
@@ -228,4 +230,25 @@ func TestCORS(t *testing.T) {
 	if evil.Header().Get("Access-Control-Allow-Origin") != "" || evil.Code != 405 {
 		t.Fatalf("preflight from another origin: %d %v", evil.Code, evil.Header())
 	}
+}
+
+// testSettings are the defaults without a rate limit (the tests' callers are not what is
+// being limited, except where a case sets one), changed by edit.
+func testSettings(edit func(*Settings)) Settings {
+	s := DefaultSettings()
+	s.UserRateLimit = 0
+	if edit != nil {
+		edit(&s)
+	}
+	return s
+}
+
+// mustHandler builds a handler or fails t.
+func mustHandler(t testing.TB, opts Options) *Handler {
+	t.Helper()
+	h, err := NewHandler(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -15,7 +15,7 @@ import (
 
 // observe runs after every request: it turns a panic into the contract's 500 body, counts
 // and times the request, and writes the access log line.
-func (h *handler) observe(rec *statusRecorder, r *http.Request, start time.Time, principal *auth.Principal) {
+func (h *Handler) observe(rec *statusRecorder, r *http.Request, start time.Time, principal *auth.Principal) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler {
 			panic(p)
@@ -42,7 +42,7 @@ func (h *handler) observe(rec *statusRecorder, r *http.Request, start time.Time,
 
 // cors adds CORS headers for allowed origins and answers their preflight requests;
 // it reports whether the request was fully handled.
-func (h *handler) cors(w http.ResponseWriter, r *http.Request) bool {
+func (h *Handler) cors(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" || !slices.Contains(h.opts.CORSAllowedOrigins, origin) {
 		return false

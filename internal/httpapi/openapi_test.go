@@ -264,12 +264,12 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 	for _, c := range openAPICases(t, signer) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
 			history: []credits.Transaction{{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
-		opts := Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
-			UserRateLimit: c.rateLimit, Log: logr.Discard()}
+		settings := testSettings(func(s *Settings) { s.AllowUserWrites, s.UserRateLimit = c.userWrites, c.rateLimit })
+		opts := Options{Settings: settings, Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, Log: logr.Discard()}
 		if c.stripe {
-			opts.StripeWebhook = &payments.Webhook{Secret: whsec, PricePerCreditCents: 125, Store: store, Timeout: time.Second, Log: logr.Discard()}
+			opts.StripeWebhook = &payments.Webhook{Settings: payments.Settings{WebhookSecret: whsec, PricePerCreditCents: 125}, Store: store, Log: logr.Discard()}
 		}
-		h := NewHandler(opts)
+		h := mustHandler(t, opts)
 		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)
 		name := fmt.Sprintf("%s %s → %d", c.method, c.path[:min(len(c.path), 60)], c.status)
 		if rec.Code != c.status {

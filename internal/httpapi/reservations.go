@@ -18,7 +18,7 @@ const maxReservationTTLSeconds = int64(credits.MaxReservationTTL / time.Second)
 
 // reserve is POST /api/credits/reserve: hold {"credits":n} (1 when absent) for
 // {"ttlSeconds":s} (the operator's default when absent).
-func (h *handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+func (h *Handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
 	op, body, ok := readRequest(w, r, credits.OpReserve, false)
 	if !ok {
 		return
@@ -51,7 +51,7 @@ func (h *handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 // capture is POST /api/credits/reservations/<id>/capture: spend {"credits":m} of the hold
 // (all of it when absent) and return the rest.
-func (h *handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+func (h *Handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
 	op, body, ok := readRequest(w, r, credits.OpCapture, false)
 	if !ok {
 		return
@@ -69,7 +69,7 @@ func (h *handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Re
 }
 
 // release is POST /api/credits/reservations/<id>/release: return the whole hold.
-func (h *handler) release(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
+func (h *Handler) release(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
 	op, _, ok := readRequest(w, r, credits.OpRelease, false)
 	if !ok {
 		return

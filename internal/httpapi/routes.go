@@ -12,7 +12,7 @@ import (
 type route struct {
 	verb       string
 	errorBody  []byte
-	serve      func(h *handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
+	serve      func(h *Handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
 	clerkAllow func(o *Options) bool
 }
 
@@ -21,26 +21,26 @@ func always(*Options) bool { return true }
 // routes maps path → method → endpoint.
 var routes = map[string]map[string]route{
 	"/api/credits": {
-		http.MethodGet:  {verb: "get", errorBody: bodyFetchError, serve: (*handler).getCredits, clerkAllow: always},
-		http.MethodPost: {verb: "update", errorBody: bodyUpdateError, serve: (*handler).setCredits, clerkAllow: func(o *Options) bool { return o.AllowUserWrites }},
+		http.MethodGet:  {verb: "get", errorBody: bodyFetchError, serve: (*Handler).getCredits, clerkAllow: always},
+		http.MethodPost: {verb: "update", errorBody: bodyUpdateError, serve: (*Handler).setCredits, clerkAllow: func(o *Options) bool { return o.AllowUserWrites }},
 	},
 	"/api/credits/consume": {
-		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).consume, clerkAllow: always},
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*Handler).consume, clerkAllow: always},
 	},
 	"/api/credits/grant": {
-		http.MethodPost: {verb: "grant", errorBody: bodyUpdateError, serve: (*handler).grant, clerkAllow: func(*Options) bool { return false }},
+		http.MethodPost: {verb: "grant", errorBody: bodyUpdateError, serve: (*Handler).grant, clerkAllow: func(*Options) bool { return false }},
 	},
 	"/api/credits/reserve": {
-		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).reserve, clerkAllow: always},
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*Handler).reserve, clerkAllow: always},
 	},
 	reservationsPrefix + "{id}/capture": {
-		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).capture, clerkAllow: always},
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*Handler).capture, clerkAllow: always},
 	},
 	reservationsPrefix + "{id}/release": {
-		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*handler).release, clerkAllow: always},
+		http.MethodPost: {verb: "consume", errorBody: bodyUpdateError, serve: (*Handler).release, clerkAllow: always},
 	},
 	"/api/credits/transactions": {
-		http.MethodGet: {verb: "get", errorBody: bodyFetchError, serve: (*handler).transactions, clerkAllow: always},
+		http.MethodGet: {verb: "get", errorBody: bodyFetchError, serve: (*Handler).transactions, clerkAllow: always},
 	},
 }
 

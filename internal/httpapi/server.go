@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -18,15 +19,12 @@ import (
 
 // Server runs the API as a controller-runtime Runnable on every replica.
 type Server struct {
-	// Addr is the listen address, used when Listener is nil.
-	Addr string
-	// Listener, when set, is served instead of listening on Addr (tests use 127.0.0.1:0).
-	Listener net.Listener
-	Handler  http.Handler
-	// CertDir, when set, holds tls.crt and tls.key (the controller-runtime convention):
-	// the API is served over HTTPS only, and renewed files (cert-manager) are picked up
-	// without a restart.
-	CertDir         string
+	// Settings give the listen address (BindAddress, unless Listener is set) and the
+	// certificate directory (CertDir).
+	Settings
+	// Listener, when set, is served instead of listening on BindAddress.
+	Listener        net.Listener
+	Handler         http.Handler
 	ShutdownTimeout time.Duration
 	Log             logr.Logger
 	// Limits against slow or abusive clients; zero means the default.
@@ -35,7 +33,20 @@ type Server struct {
 	MaxHeaderBytes    int           // default 32 KiB
 
 	listening atomic.Bool
+	address   atomic.Pointer[string]
 }
+
+// Address is the address the API listens on once Runnable has bound it ("" before): the
+// port chosen when BindAddress asks for any (":0").
+func (s *Server) Address() string {
+	if a := s.address.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// ErrAddressInUse is returned by Runnable when BindAddress is taken.
+var ErrAddressInUse = errors.New("address already in use")
 
 // Listening is a readiness check: it fails until the API accepts connections, and again
 // once it shuts down, so that no replica is marked ready without serving.
@@ -54,10 +65,15 @@ func (s *Server) Runnable(ctx context.Context) (*manager.Server, error) {
 	ln := s.Listener
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", s.Addr); err != nil {
-			return nil, err
+		if ln, err = net.Listen("tcp", s.BindAddress); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("the credits API cannot listen on %s: %w; choose another with --api-bind-address (make run RUN_ARGS=--api-bind-address=127.0.0.1:18080)", s.BindAddress, ErrAddressInUse)
+			}
+			return nil, fmt.Errorf("the credits API cannot listen on %s (--api-bind-address): %w", s.BindAddress, err)
 		}
 	}
+	addr := ln.Addr().String()
+	s.address.Store(&addr)
 	srv := &http.Server{
 		Handler: s.Handler,
 		// Slow or stalled clients (slowloris) are cut off instead of holding connections.

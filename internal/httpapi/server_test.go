@@ -30,7 +30,7 @@ func TestServerShutsDownGracefully(t *testing.T) {
 	}
 	v := &blockingVerifier{entered: make(chan struct{}), release: make(chan struct{})}
 	store := &memoryStore{balances: map[string]int64{"user_A": 42}}
-	srv := &Server{Listener: ln, Handler: NewHandler(Options{Verifier: v, Store: store}), ShutdownTimeout: 5 * time.Second}
+	srv := &Server{Listener: ln, Handler: mustHandler(t, Options{Settings: testSettings(nil), Verifier: v, Store: store}), ShutdownTimeout: 5 * time.Second}
 	if srv.Listening(nil) == nil {
 		t.Fatal("ready before Start")
 	}
@@ -95,7 +95,7 @@ func TestAccessLogNeverContainsTheToken(t *testing.T) {
 	var logs strings.Builder
 	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + args + "\n") }, funcr.Options{Verbosity: 10})
 	f := newFixture(t, true)
-	f.handler = NewHandler(Options{Verifier: f.verifier, Store: f.store, AllowUserWrites: true, Log: log})
+	f.handler = mustHandler(t, Options{Settings: testSettings(func(s *Settings) { s.AllowUserWrites = true }), Verifier: f.verifier, Store: f.store, Log: log})
 	f.authed("GET", "")
 	f.authed("POST", `{"credits":3}`)
 	f.do("GET", "/api/credits", "", "Authorization", "Bearer "+f.token+"tampered")

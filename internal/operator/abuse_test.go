@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -162,8 +162,8 @@ func TestServiceAccountTokensAreAudienceBound(t *testing.T) {
 	}
 	// Listing the apiserver's audience too (a migration) accepts it again.
 	iss := jwtPart(t, apiserverAudience, 1)["aud"].([]any)[0].(string)
-	migrating := extraReplica(t, func(c *operator.Config) {
-		c.ServiceAccountAudiences = []string{operator.DefaultServiceAccountAudience, iss}
+	migrating := extraReplica(t, func(o *options.Options) {
+		o.Auth.ServiceAccounts.Audiences = []string{auth.DefaultServiceAccountAudience, iss}
 	})
 	if status, body := request(t, "GET", creditsURL(migrating, "/api/credits", user), apiserverAudience, ""); status != 200 {
 		t.Fatalf("during a migration that lists %q: %d %s", iss, status, body)
@@ -173,7 +173,7 @@ func TestServiceAccountTokensAreAudienceBound(t *testing.T) {
 // TestPerUserRateLimit: one user over the limit gets 429 with Retry-After and nothing
 // changes; another user at the same time is not slowed.
 func TestPerUserRateLimit(t *testing.T) {
-	base := extraReplica(t, func(c *operator.Config) { c.UserRateLimit = 10 })
+	base := extraReplica(t, func(o *options.Options) { o.API.UserRateLimit = 10 })
 	greedy, calm := "user_Greedy1", "user_Calm1"
 	greedyTok, calmTok := tokenFor(t, greedy), tokenFor(t, calm)
 	before := snapshot(t)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/pkg/client"
 )
 
@@ -158,7 +158,7 @@ func TestGoClientRetriesALostAnswerOnce(t *testing.T) {
 // TestGoClientWaitsOutTheRateLimit: 429s are retried after Retry-After, and succeed.
 func TestGoClientWaitsOutTheRateLimit(t *testing.T) {
 	ctx := context.Background()
-	base := extraReplica(t, func(c *operator.Config) { c.ServiceAccountRateLimit = 2 })
+	base := extraReplica(t, func(o *options.Options) { o.API.ServiceAccountRateLimit = 2 })
 	c := newClient(t, base, tokenFile(t, "go-client-limited", "credits-viewer"), nil)
 	start := time.Now()
 	for i := range 8 {

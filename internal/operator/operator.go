@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -16,10 +15,13 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/controllers"
@@ -27,46 +29,9 @@ import (
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/httpapi"
 	"github.com/gitread/usercredits-operator/internal/metrics"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/internal/payments"
 )
-
-// Config is what the components need beyond the manager itself.
-type Config struct {
-	// Namespace holds the UserCredits objects the operator watches and serves.
-	Namespace string
-	// APIBindAddress is where the API listens, unless APIListener is set.
-	APIBindAddress string
-	APIListener    net.Listener
-	// Clerk says how Clerk session tokens are verified.
-	Clerk auth.ClerkConfig
-	// ServiceAccountIssuers are the iss values of the cluster's ServiceAccount tokens; empty
-	// means discover it from the apiserver's /.well-known/openid-configuration.
-	ServiceAccountIssuers []string
-	// ServiceAccountAudiences are the audiences a ServiceAccount token must be bound to
-	// (default DefaultServiceAccountAudience).
-	ServiceAccountAudiences []string
-	// UserRateLimit and ServiceAccountRateLimit are requests per second per Clerk user and
-	// per ServiceAccount (burst twice that); 0 is unlimited.
-	UserRateLimit, ServiceAccountRateLimit float64
-	// APICertDir, when set, holds tls.crt and tls.key: the API is served over HTTPS only,
-	// and renewed files are picked up without a restart.
-	APICertDir string
-	// AllowUserWrites lets Clerk users set their own balance (dev mode, trusted setups).
-	AllowUserWrites    bool
-	RequestTimeout     time.Duration
-	CORSAllowedOrigins []string
-	// GrantKeyRetention is how long grant Idempotency-Keys are honoured (default 30 days).
-	GrantKeyRetention time.Duration
-	// DefaultReservationTTL is how long a hold lasts when its request does not say (15m).
-	DefaultReservationTTL time.Duration
-	// StripeWebhookSecret enables POST /api/webhooks/stripe (STRIPE_WEBHOOK_SECRET).
-	StripeWebhookSecret string
-	// PricePerCreditCents converts a Checkout Session's amount_total to credits (125).
-	PricePerCreditCents int64
-	// LowBalanceThreshold: at or below it, a user's LowBalance condition is True; 0 leaves
-	// it to each object's spec.lowBalanceThreshold.
-	LowBalanceThreshold int64
-}
 
 // NewScheme returns a scheme with the built-in kinds and UserCredits.
 func NewScheme() *runtime.Scheme {
@@ -76,25 +41,32 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
-// ManagerOptions returns the manager options the components rely on: the scheme, a
-// memoizing RESTMapper, and a cache limited to namespace without managedFields (the cache
-// never needs them and they are most of an object's size) and, for UserCredits, with the
-// grant key records reduced to a digest (credits.CacheTransform).
-func ManagerOptions(namespace string) ctrl.Options {
-	return ctrl.Options{
+// ManagerOptions are the manager's options for o: its endpoints and leader election, the
+// scheme, a memoizing RESTMapper, and a cache limited to o.Namespace without managedFields
+// (the cache never needs them and they are most of an object's size) and, for UserCredits,
+// with only what decisions read (credits.CacheTransform).
+func ManagerOptions(o *options.Options) ctrl.Options {
+	m := ctrl.Options{
 		Scheme:         NewScheme(),
 		MapperProvider: newMemoRESTMapper,
 		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{namespace: {}},
+			DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),
 			ByObject:          map[client.Object]cache.ByObject{&creditsv1alpha1.UserCredits{}: {Transform: credits.CacheTransform}},
 		},
+		Metrics:                       metricsserver.Options{BindAddress: o.Manager.MetricsBindAddress, SecureServing: o.Manager.MetricsSecure},
+		HealthProbeBindAddress:        o.Manager.HealthProbeBindAddress,
+		PprofBindAddress:              o.Manager.PprofBindAddress,
+		LeaderElection:                o.Manager.LeaderElect,
+		LeaderElectionID:              "usercredits.credits.gitread.dev",
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
 	}
+	if o.Manager.MetricsSecure {
+		m.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return m
 }
-
-// DefaultServiceAccountAudience is the audience in-cluster callers request their projected
-// ServiceAccount tokens for: a token for this API is useless against the apiserver.
-const DefaultServiceAccountAudience = "credits.gitread.dev"
 
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
@@ -103,110 +75,133 @@ const DefaultServiceAccountAudience = "credits.gitread.dev"
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
 
-// Setup adds the index of users, the UserCredits controller, the credits API server and
-// the health checks to mgr.
-func Setup(ctx context.Context, mgr ctrl.Manager, cfg Config) error {
+// Operator is the assembled operator: a controller-runtime manager with the index of users,
+// the UserCredits controller, the credits store, the Stripe webhook and the API server.
+type Operator struct {
+	Manager ctrl.Manager
+
+	managerOptions ctrl.Options
+	authenticator  *auth.Authenticator
+	handler        *httpapi.Handler
+	server         *httpapi.Server
+	store          *credits.Store
+	reconciler     *controllers.UserCreditsReconciler
+	webhook        *payments.Webhook
+}
+
+// New assembles the operator for o on the cluster at cfg. customize, in tests, changes
+// manager options that are not settings (several replicas in one process).
+func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ...func(*ctrl.Options)) (*Operator, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	op := &Operator{managerOptions: ManagerOptions(o)}
+	for _, c := range customize {
+		c(&op.managerOptions)
+	}
+	var err error
+	if op.Manager, err = ctrl.NewManager(cfg, op.managerOptions); err != nil {
+		return nil, explainBindError(fmt.Errorf("creating the manager: %w", err), o)
+	}
 	users := credits.NewIndex()
-	if err := users.Register(ctx, mgr.GetCache()); err != nil {
-		return err
+	if err := users.Register(ctx, op.Manager.GetCache()); err != nil {
+		return nil, err
 	}
 	log := ctrl.Log.WithName("api")
-	clientset, err := kubernetes.NewForConfig(mgr.GetConfig())
+	clientset, err := kubernetes.NewForConfig(op.Manager.GetConfig())
 	if err != nil {
-		return err
-	}
-	issuers := cfg.ServiceAccountIssuers
-	if len(issuers) == 0 {
-		issuer, err := DiscoverServiceAccountIssuer(ctx, clientset)
-		if err != nil {
-			return fmt.Errorf("discovering the ServiceAccount token issuer (or set --service-account-issuer): %w", err)
-		}
-		issuers = []string{issuer}
-	}
-	audiences := cfg.ServiceAccountAudiences
-	if len(audiences) == 0 {
-		audiences = []string{DefaultServiceAccountAudience}
+		return nil, err
 	}
 	limits := auth.DefaultLimits()
-	authenticator, err := auth.NewAuthenticator(auth.Config{
-		Clerk: &cfg.Clerk,
-		ServiceAccounts: &auth.ServiceAccountConfig{
-			Issuers:   issuers,
-			Audiences: audiences,
-			// The apiserver publishes its ServiceAccount signing keys here, whatever the issuer URL.
-			JWKS:    func(ctx context.Context) ([]byte, error) { return restGet(ctx, clientset, "/openid/v1/jwks") },
-			Reviews: clientset.AuthenticationV1().TokenReviews(),
-		},
-		Limits: limits,
-	})
-	if err != nil {
-		return err
+	if op.authenticator, err = newAuthenticator(ctx, clientset, o.Auth, limits); err != nil {
+		return nil, err
 	}
-	authorizer := auth.NewResourceAuthorizer(clientset.AuthorizationV1().SubjectAccessReviews(), cfg.Namespace,
+	authorizer := auth.NewResourceAuthorizer(clientset.AuthorizationV1().SubjectAccessReviews(), o.Namespace,
 		creditsv1alpha1.GroupVersion.Group, "usercredits", limits)
-	store := credits.NewStore(credits.StoreOptions{
+	op.store, err = credits.NewStore(credits.StoreOptions{
+		Settings:  o.Credits,
 		Objects:   users,
 		Synced:    users.HasSynced,
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Namespace: cfg.Namespace,
-		Recorder:  mgr.GetEventRecorder("usercredits-api"),
+		Client:    op.Manager.GetClient(),
+		APIReader: op.Manager.GetAPIReader(),
+		Namespace: o.Namespace,
+		Recorder:  op.Manager.GetEventRecorder("usercredits-api"),
 		Log:       log.WithName("store"),
-
-		GrantKeyRetention: cfg.GrantKeyRetention,
 	})
-	reconciler := &controllers.UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller"),
-		Users: users, Holds: store, LowBalanceThreshold: cfg.LowBalanceThreshold}
-	if err := reconciler.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("setting up the controller: %w", err)
+	if err != nil {
+		return nil, err
+	}
+	op.reconciler = &controllers.UserCreditsReconciler{Settings: o.Controller, Client: op.Manager.GetClient(),
+		Recorder: op.Manager.GetEventRecorder("usercredits-controller"), Users: users, Holds: op.store}
+	if err := op.reconciler.SetupWithManager(op.Manager); err != nil {
+		return nil, fmt.Errorf("setting up the controller: %w", err)
 	}
 	metrics.SetLowBalanceUsers(func() float64 {
 		return float64(users.Count(func(o *creditsv1alpha1.UserCredits) bool {
 			return meta.IsStatusConditionTrue(o.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 		}))
 	})
+	op.webhook = &payments.Webhook{Settings: o.Stripe, Store: op.store, Log: log.WithName("stripe")}
 	var stripeWebhook http.Handler
-	if cfg.StripeWebhookSecret != "" {
-		price := cfg.PricePerCreditCents
-		if price <= 0 {
-			price = payments.DefaultPricePerCreditCents
-		}
-		timeout := cfg.RequestTimeout
-		if timeout <= 0 {
-			timeout = 5 * time.Second
-		}
-		stripeWebhook = &payments.Webhook{Secret: cfg.StripeWebhookSecret, PricePerCreditCents: price, Store: store, Timeout: timeout, Log: log.WithName("stripe")}
+	if o.Stripe.Enabled() {
+		stripeWebhook = op.webhook
 	}
-	handler := httpapi.NewHandler(httpapi.Options{
-		StripeWebhook:           stripeWebhook,
-		Verifier:                authenticator,
-		Authorizer:              authorizer,
-		Store:                   store,
-		AllowUserWrites:         cfg.AllowUserWrites,
-		RequestTimeout:          cfg.RequestTimeout,
-		CORSAllowedOrigins:      cfg.CORSAllowedOrigins,
-		UserRateLimit:           cfg.UserRateLimit,
-		ServiceAccountRateLimit: cfg.ServiceAccountRateLimit,
-		Log:                     log,
+	op.handler, err = httpapi.NewHandler(httpapi.Options{
+		Settings:      o.API,
+		StripeWebhook: stripeWebhook,
+		Verifier:      op.authenticator,
+		Authorizer:    authorizer,
+		Store:         op.store,
+		Log:           log,
 	})
-	server := &httpapi.Server{Addr: cfg.APIBindAddress, Listener: cfg.APIListener, Handler: handler, CertDir: cfg.APICertDir, Log: log}
-	api, err := server.Runnable(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := mgr.Add(api); err != nil {
-		return err
+	op.server = &httpapi.Server{Settings: o.API, Handler: op.handler, Log: log}
+	api, err := op.server.Runnable(ctx)
+	if err != nil {
+		return nil, err
 	}
-
-	if err := mgr.Add(releaseListMemory{cache: mgr.GetCache(), users: users, log: log, started: time.Now()}); err != nil {
-		return err
+	if err := op.Manager.Add(api); err != nil {
+		return nil, err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
+	if err := op.Manager.Add(releaseListMemory{cache: op.Manager.GetCache(), users: users, log: log, started: time.Now()}); err != nil {
+		return nil, err
+	}
+	if err := op.Manager.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
 	}
 	// Ready once the API listens: until the informer's first list of every object is in,
 	// the store looks users it does not know yet up at the apiserver.
-	return mgr.AddReadyzCheck("api-listening", server.Listening)
+	if err := op.Manager.AddReadyzCheck("api-listening", op.server.Listening); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
+// Start runs the operator until ctx ends.
+func (op *Operator) Start(ctx context.Context) error { return op.Manager.Start(ctx) }
+
+// APIAddress is the address the API listens on (the port picked for ":0").
+func (op *Operator) APIAddress() string { return op.server.Address() }
+
+// newAuthenticator builds the one authentication pipeline for s: Clerk session tokens and
+// the cluster's ServiceAccount tokens, whose issuer is discovered unless set.
+func newAuthenticator(ctx context.Context, clientset kubernetes.Interface, s auth.Settings, limits auth.Limits) (*auth.Authenticator, error) {
+	sa := auth.ServiceAccountConfig{
+		ServiceAccountSettings: s.ServiceAccounts,
+		// The apiserver publishes its ServiceAccount signing keys here, whatever the issuer URL.
+		JWKS:    func(ctx context.Context) ([]byte, error) { return restGet(ctx, clientset, "/openid/v1/jwks") },
+		Reviews: clientset.AuthenticationV1().TokenReviews(),
+	}
+	if len(sa.Issuers) == 0 {
+		issuer, err := DiscoverServiceAccountIssuer(ctx, clientset)
+		if err != nil {
+			return nil, fmt.Errorf("discovering the ServiceAccount token issuer (or set --service-account-issuer): %w", err)
+		}
+		sa.Issuers = []string{issuer}
+	}
+	return auth.NewAuthenticator(auth.Config{Clerk: &s.Clerk, ServiceAccounts: &sa, Limits: limits})
 }
 
 // DiscoverServiceAccountIssuer reads the issuer of the cluster's ServiceAccount tokens from

@@ -18,9 +18,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
-	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -53,7 +54,7 @@ func applyCallerRoles(t *testing.T) {
 // API's audience as a projected token volume would be.
 func serviceAccountToken(t *testing.T, name, clusterRole string) string {
 	t.Helper()
-	return serviceAccountTokenFor(t, name, clusterRole, operator.DefaultServiceAccountAudience)
+	return serviceAccountTokenFor(t, name, clusterRole, auth.DefaultServiceAccountAudience)
 }
 
 // serviceAccountTokenFor is serviceAccountToken for the given audiences; none means the
@@ -153,7 +154,7 @@ func twoReplicas(t *testing.T) [2]string {
 
 // extraReplica starts another operator on the same control plane for the test's duration,
 // configured as the suite's but for edit, and returns its API base URL.
-func extraReplica(t *testing.T, edit ...func(*operator.Config)) string {
+func extraReplica(t *testing.T, edit ...func(*options.Options)) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := startReplica(ctx, edit...)

@@ -12,7 +12,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gitread/usercredits-operator/internal/metrics"
-	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -45,7 +45,7 @@ func stripeCount(result string) float64 {
 // TestStripeCheckoutGrantsOnce: paid sessions grant amount_total/125 (or metadata.credits),
 // once per session whatever Stripe redelivers, and nothing else changes anything.
 func TestStripeCheckoutGrantsOnce(t *testing.T) {
-	base := extraReplica(t, func(c *operator.Config) { c.StripeWebhookSecret = stripeSecret })
+	base := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
 	user, other := "user_Buyer1", "user_Buyer2"
 	now := time.Now()
 	paid := func(sessionID, userID string, amount int64, metadata map[string]string) map[string]any {
@@ -109,7 +109,7 @@ func TestStripeCheckoutGrantsOnce(t *testing.T) {
 // TestStripeRetryAfterAnOutageGrantsOnce: with the apiserver down the webhook answers 5xx,
 // so Stripe retries; the retry after it is back grants exactly once.
 func TestStripeRetryAfterAnOutageGrantsOnce(t *testing.T) {
-	base := extraReplica(t, func(c *operator.Config) { c.StripeWebhookSecret = stripeSecret })
+	base := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
 	user := "user_BuyerOutage1"
 	event := stripeEvent("evt_o1", "checkout.session.completed",
 		map[string]any{"id": "cs_test_outage", "client_reference_id": user, "payment_status": "paid", "amount_total": 2500})

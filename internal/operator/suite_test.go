@@ -3,7 +3,6 @@ package operator_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -14,10 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -71,9 +70,7 @@ func runSuite(m *testing.M) int {
 	}
 	clerkAPI := framework.NewFakeClerk(signer.JWKS())
 	defer clerkAPI.Close()
-	if clerkConfig, _, err = operator.NewClerkConfig(operator.AuthOptions{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}); err != nil {
-		return fail("verifier", err)
-	}
+	clerkConfig = auth.ClerkConfig{SecretKey: clerkAPI.SecretKey, APIURL: clerkAPI.Server.URL}
 	primary, err := startReplica(ctx)
 	if err != nil {
 		return fail("operator", err)
@@ -97,39 +94,30 @@ type replica struct {
 	wait func() error
 }
 
-// startReplica starts an operator as cmd/main.go assembles it; it runs until ctx ends.
-// edit, when given, changes its configuration from the suite's.
-func startReplica(ctx context.Context, edit ...func(*operator.Config)) (*replica, error) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+// startReplica starts an operator as the manager binary assembles it (operator.New with
+// Options); it runs until ctx ends. edit, when given, changes its options from the suite's.
+func startReplica(ctx context.Context, edit ...func(*options.Options)) (*replica, error) {
+	o := options.New()
+	o.Namespace, o.Auth.Clerk = testNamespace, clerkConfig
+	o.Manager.MetricsBindAddress, o.Manager.HealthProbeBindAddress = "0", "0"
+	o.API.BindAddress, o.API.AllowUserWrites, o.API.RequestTimeout = "127.0.0.1:0", true, requestTimeout
+	o.API.UserRateLimit = 0 // the suite's callers are not what is limited, except where a test says
+	for _, e := range edit {
+		e(o)
 	}
-	opts := operator.ManagerOptions(testNamespace)
-	opts.Metrics = metricsserver.Options{BindAddress: "0"}
 	// Replicas are separate processes in production; here they share one process's
 	// controller-name registry.
-	opts.Controller.SkipNameValidation = ptr.To(true)
-	m, err := ctrl.NewManager(restCfg, opts)
+	op, err := operator.New(ctx, restCfg, o, func(m *ctrl.Options) { m.Controller.SkipNameValidation = ptr.To(true) })
 	if err != nil {
-		return nil, err
-	}
-	cfg := operator.Config{
-		Namespace: testNamespace, APIListener: listener, Clerk: clerkConfig,
-		AllowUserWrites: true, RequestTimeout: requestTimeout,
-	}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	if err := operator.Setup(ctx, m, cfg); err != nil {
 		return nil, err
 	}
 	scheme := "http"
-	if cfg.APICertDir != "" {
+	if o.API.CertDir != "" {
 		scheme = "https"
 	}
-	wait, err := framework.RunManager(ctx, m)
+	wait, err := framework.RunManager(ctx, op.Manager)
 	if err != nil {
 		return nil, err
 	}
-	return &replica{mgr: m, base: scheme + "://" + listener.Addr().String(), wait: wait}, nil
+	return &replica{mgr: op.Manager, base: scheme + "://" + op.APIAddress(), wait: wait}, nil
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/operator/options"
 )
 
 // writeServingCert writes a self-signed certificate for 127.0.0.1 with serial to dir as
@@ -75,7 +75,7 @@ func servedSerial(t *testing.T, host string) int64 {
 func TestAPIOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	first := writeServingCert(t, dir, 1)
-	base := extraReplica(t, func(c *operator.Config) { c.APICertDir = dir })
+	base := extraReplica(t, func(o *options.Options) { o.API.CertDir = dir })
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("replica base %q", base)
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -18,9 +17,6 @@ import (
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
-
-// DefaultPricePerCreditCents is the price of one credit: $1.25.
-const DefaultPricePerCreditCents = 125
 
 // maxPayloadBytes bounds what is read of a webhook; Stripe's events are far smaller.
 const maxPayloadBytes = 1 << 20
@@ -30,17 +26,12 @@ type Granter interface {
 	Apply(ctx context.Context, userID string, op credits.Operation) (credits.Result, error)
 }
 
-// Webhook serves POST /api/webhooks/stripe.
+// Webhook serves POST /api/webhooks/stripe. The request's context bounds the grant's
+// storage work (the API's --api-request-timeout).
 type Webhook struct {
-	// Secret is the endpoint's signing secret (STRIPE_WEBHOOK_SECRET, whsec_...).
-	Secret string
-	// PricePerCreditCents converts amount_total to credits when the session has no
-	// metadata.credits.
-	PricePerCreditCents int64
-	Store               Granter
-	// Timeout bounds the grant's storage work.
-	Timeout time.Duration
-	Log     logr.Logger
+	Settings
+	Store Granter
+	Log   logr.Logger
 }
 
 // Bodies Stripe reads; only the status matters to it.
@@ -76,7 +67,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Verified against the secret, within stripe-go's default 5-minute tolerance; events
 	// of any API version are accepted, as only the fields above are read.
-	event, err := webhook.ConstructEventWithOptions(payload, r.Header.Get("Stripe-Signature"), wh.Secret,
+	event, err := webhook.ConstructEventWithOptions(payload, r.Header.Get("Stripe-Signature"), wh.WebhookSecret,
 		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 	if err != nil {
 		count("invalid_signature")
@@ -107,9 +98,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusOK, bodyReceived)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wh.Timeout)
-	defer cancel()
-	res, err := wh.Store.Apply(ctx, session.ClientReferenceID, credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID)})
+	res, err := wh.Store.Apply(r.Context(), session.ClientReferenceID, credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID)})
 	switch {
 	case errors.Is(err, credits.ErrInvalidUserID), errors.Is(err, credits.ErrIdempotencyKeyReused), errors.Is(err, credits.ErrBalanceOverflow):
 		wh.unassignable(event.ID, session, err.Error())

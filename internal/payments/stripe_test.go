@@ -22,7 +22,7 @@ func (r *recordingGranter) Apply(_ context.Context, _ string, op credits.Operati
 }
 
 func TestCreditsOfASession(t *testing.T) {
-	wh := &Webhook{PricePerCreditCents: 125}
+	wh := &Webhook{Settings: Settings{PricePerCreditCents: 125}}
 	amount := func(n int64) *int64 { return &n }
 	for name, c := range map[string]struct {
 		s       checkoutSession
@@ -49,7 +49,7 @@ func TestCreditsOfASession(t *testing.T) {
 func TestUnassignableSessionIsLoggedWithItsID(t *testing.T) {
 	var logged strings.Builder
 	store := &recordingGranter{}
-	wh := &Webhook{Secret: "whsec_x", PricePerCreditCents: 125, Store: store, Timeout: time.Second,
+	wh := &Webhook{Settings: Settings{WebhookSecret: "whsec_x", PricePerCreditCents: 125}, Store: store,
 		Log: funcr.New(func(prefix, args string) { logged.WriteString(args + "\n") }, funcr.Options{})}
 	payload := []byte(`{"id":"evt_9","object":"event","type":"checkout.session.completed","data":{"object":{"id":"cs_live_lost","payment_status":"paid","amount_total":1250}}}`)
 	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: "whsec_x", Timestamp: time.Now()})

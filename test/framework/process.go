@@ -25,9 +25,15 @@ func FreeAddr() (string, error) {
 }
 
 // BuildManager builds the manager binary (./cmd) into dir and returns its path.
-func BuildManager(dir string) (string, error) {
-	bin := filepath.Join(dir, "manager")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd")
+func BuildManager(dir string) (string, error) { return Build(dir, "./cmd", "manager") }
+
+// BuildRunLocal builds make run's development entry point (./hack/run-local) into dir.
+func BuildRunLocal(dir string) (string, error) { return Build(dir, "./hack/run-local", "run-local") }
+
+// Build builds the main package pkg of this repository into dir/name and returns its path.
+func Build(dir, pkg, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/settings"
+)
+
+// Settings are the API's settings that people set (flags, AddFlags); the handler and the
+// server read them from here, never from a copy.
+type Settings struct {
+	// BindAddress is where the API listens.
+	BindAddress string
+	// CertDir, when set, holds tls.crt and tls.key (the controller-runtime convention):
+	// the API is served over HTTPS only, and renewed files (cert-manager) are picked up
+	// without a restart.
+	CertDir string
+	// RequestTimeout bounds each request's authentication and storage work.
+	RequestTimeout time.Duration
+	// AllowUserWrites lets Clerk users set their own balance. Off by default: a user who
+	// can set their own balance can mint credits for free.
+	AllowUserWrites bool
+	// CORSAllowedOrigins are the browser origins allowed to call the API.
+	CORSAllowedOrigins []string
+	// UserRateLimit and ServiceAccountRateLimit are the requests per second each Clerk user
+	// and each ServiceAccount may send (burst: twice that); 0 is unlimited.
+	UserRateLimit, ServiceAccountRateLimit float64
+	// DefaultReservationTTL is how long a hold lasts when the request does not say.
+	DefaultReservationTTL time.Duration
+}
+
+// AddFlags binds the API's settings.
+func (s *Settings) AddFlags(b *settings.Binder) {
+	b.Section("The credits API")
+	b.String(&s.BindAddress, "api-bind-address", ":8080", "Address of the /api/credits HTTP API.")
+	b.String(&s.CertDir, "api-cert-dir", "", "Directory with tls.crt and tls.key: serve the API over HTTPS only, reloading renewed files. Empty: plain HTTP.")
+	b.Duration(&s.RequestTimeout, "api-request-timeout", 5*time.Second, "Upper bound on each API request's authentication and storage work (and the Stripe webhook's).")
+	b.Bool(&s.AllowUserWrites, "allow-user-writes", false, "Let Clerk users POST /api/credits to set their own balance. Off: a user who sets their own balance mints free credits.")
+	b.List(&s.CORSAllowedOrigins, "cors-allowed-origins", nil, "Comma-separated browser origins allowed to call the API.")
+	b.Float64(&s.UserRateLimit, "user-rate-limit", 20, "Requests per second each Clerk user may send (burst: twice that); 0 disables.")
+	b.Float64(&s.ServiceAccountRateLimit, "service-account-rate-limit", 0, "Requests per second each ServiceAccount may send (burst: twice that); 0 disables.")
+	b.Duration(&s.DefaultReservationTTL, "reservation-ttl", 15*time.Minute, "How long a hold lasts when POST /api/credits/reserve does not say (ttlSeconds); 1s to 24h.")
+}
+
+// DefaultSettings are the settings the flags default to.
+func DefaultSettings() Settings {
+	var s Settings
+	s.AddFlags(settings.Defaults())
+	return s
+}
+
+// Validate reports settings the API cannot run with.
+func (s Settings) Validate() error {
+	var errs []error
+	if s.BindAddress == "" {
+		errs = append(errs, errors.New("--api-bind-address is empty"))
+	}
+	if s.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--api-request-timeout must be positive, not %v", s.RequestTimeout))
+	}
+	if s.UserRateLimit < 0 || s.ServiceAccountRateLimit < 0 {
+		errs = append(errs, errors.New("--user-rate-limit and --service-account-rate-limit must be 0 (off) or positive"))
+	}
+	if s.DefaultReservationTTL < time.Second || s.DefaultReservationTTL > credits.MaxReservationTTL {
+		errs = append(errs, fmt.Errorf("--reservation-ttl must be between 1s and %v, not %v", credits.MaxReservationTTL, s.DefaultReservationTTL))
+	}
+	return errors.Join(errs...)
+}
