@@ -75,7 +75,12 @@ help: ## Show this help.
 
 ##@ Image
 
-IMG ?= usercredits-operator:latest
+# The image's tag, and the reference make image records. config/manager/kustomization.yaml's
+# images: entry names the same reference (test/e2e checks it), so config/default deploys what
+# make image built. Not `latest`: the kubelet would then always pull (imagePullPolicy Always),
+# and an image loaded onto the nodes without a registry (kind load) would never start.
+IMAGE_TAG ?= v0.1.0
+IMG ?= usercredits-operator:$(IMAGE_TAG)
 
 .PHONY: image
 image: manifests generate ## Build the OCI image tarball bin/usercredits-operator.tar without Docker or network.
