@@ -32,8 +32,9 @@ func HistoryChunkAnnotation(k int) string { return historyChunkPrefix + strconv.
 // Transaction is one entry of a user's history.
 type Transaction struct {
 	Kind OpKind
-	// Credits is what the operation moved: the amount set, consumed, granted, reserved,
-	// captured, released or expired.
+	// Credits is the amount of the operation: for a set, the balance it set (equal to
+	// Balance: a set records no difference); otherwise what it moved: the credits consumed,
+	// granted, reserved, captured, released or expired.
 	Credits int64
 	// Balance is the available balance after it.
 	Balance int64

@@ -84,7 +84,8 @@ type Reservation struct {
 
 // Transaction is one entry of a user's history.
 type Transaction struct {
-	Type    string    `json:"type"`
+	Type string `json:"type"`
+	// Credits is, for a set, the balance it set; otherwise what the change moved.
 	Credits int64     `json:"credits"`
 	Balance int64     `json:"balance"`
 	At      time.Time `json:"at"`
