@@ -277,7 +277,8 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 	reached := map[string]bool{}
 	for _, c := range openAPICases(t, signer) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
-			history: []credits.Transaction{{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
+			history: []credits.Transaction{{Kind: credits.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
+				{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
 		opts := Options{Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, AllowUserWrites: c.userWrites,
 			UserRateLimit: c.rateLimit, Log: logr.Discard()}
 		if c.stripe {

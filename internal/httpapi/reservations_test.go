@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitread/usercredits-operator/internal/credits"
 )
@@ -70,4 +71,18 @@ func TestReleaseBodyIsValidated(t *testing.T) {
 		t.Fatalf("invalid release bodies reached the store: %+v", f.store.ops)
 	}
 	expect(t, "release with a body over 1 MiB", f.do("POST", path, `{"pad":"`+strings.Repeat("x", MaxBodyBytes)+`"}`, clerk...), 413, `{"error":"Request body too large"}`)
+}
+
+// TestTransactionsBody: each entry is type, credits, balance, at, and the reference of
+// what it came from when it has one (a purchase's Checkout Session).
+func TestTransactionsBody(t *testing.T) {
+	f := newFixture(t, false)
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	f.store.history = []credits.Transaction{
+		{Kind: credits.KindPurchase, Credits: 10, Balance: 27, At: at, Reference: "cs_test_a1"},
+		{Kind: credits.OpSet, Credits: 17, Balance: 17, At: at.Add(-time.Minute)},
+	}
+	expect(t, "history", f.do("GET", "/api/credits/transactions", "", "Authorization", "Bearer "+f.token), 200,
+		`{"transactions":[{"type":"purchase","credits":10,"balance":27,"at":"2026-11-25T10:00:00Z","reference":"cs_test_a1"},`+
+			`{"type":"set","credits":17,"balance":17,"at":"2026-11-25T09:59:00Z"}]}`)
 }
