@@ -56,7 +56,7 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time,
 	default:
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = creditsv1alpha1.ReasonBalanceValid
-		cond.Message = fmt.Sprintf("balance of %d credits accepted", obj.Spec.Credits)
+		cond.Message = fmt.Sprintf("balance of %s accepted", credits.CountCredits(obj.Spec.Credits))
 		if status.Credits != obj.Spec.Credits || status.UpdatedAt == nil {
 			status.Credits = obj.Spec.Credits
 			status.UpdatedAt = &now
@@ -102,10 +102,10 @@ func lowBalanceCondition(obj *creditsv1alpha1.UserCredits, status *creditsv1alph
 	previous := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 	cond := metav1.Condition{Type: creditsv1alpha1.ConditionLowBalance, ObservedGeneration: obj.Generation, LastTransitionTime: now,
 		Status: metav1.ConditionFalse, Reason: creditsv1alpha1.ReasonAboveThreshold,
-		Message: fmt.Sprintf("%d credits available, above the low-balance threshold of %d", obj.Spec.Credits, threshold)}
+		Message: fmt.Sprintf("%s available, above the low-balance threshold of %d", credits.CountCredits(obj.Spec.Credits), threshold)}
 	if obj.Spec.Credits <= threshold {
 		cond.Status, cond.Reason = metav1.ConditionTrue, creditsv1alpha1.ReasonAtOrBelowThreshold
-		cond.Message = fmt.Sprintf("%d credits available, at or below the low-balance threshold of %d", obj.Spec.Credits, threshold)
+		cond.Message = fmt.Sprintf("%s available, at or below the low-balance threshold of %d", credits.CountCredits(obj.Spec.Credits), threshold)
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	switch {

@@ -162,3 +162,33 @@ func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 		t.Fatalf("spec.lowBalanceThreshold 5 at 4 credits: %+v", v.Status.Conditions)
 	}
 }
+
+// TestMessagesCountCreditsInEnglish: conditions and Events say "1 credit", never
+// "1 credits" (the Valid message, the LowBalance message and its Events).
+func TestMessagesCountCreditsInEnglish(t *testing.T) {
+	obj := newObj(1)
+	obj.Status.Conditions = []metav1.Condition{{Type: creditsv1alpha1.ConditionValid, Status: metav1.ConditionFalse, Reason: creditsv1alpha1.ReasonNegativeBalance}}
+	v := Validate(obj, nil, metav1.Now(), 3)
+	valid := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid)
+	low := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
+	if valid.Message != "balance of 1 credit accepted" {
+		t.Errorf("Valid message %q", valid.Message)
+	}
+	if low.Message != "1 credit available, at or below the low-balance threshold of 3" {
+		t.Errorf("LowBalance message %q", low.Message)
+	}
+	if len(v.Events) != 2 || v.Events[0].Message != valid.Message || v.Events[1].Message != low.Message {
+		t.Errorf("Events %+v, want the recovery and the crossing with the messages above", v.Events)
+	}
+	settle(obj, v)
+	obj.Spec.Credits = 4
+	v = Validate(obj, nil, metav1.Now(), 3)
+	if len(v.Events) != 1 || v.Events[0].Message != "4 credits available, above the low-balance threshold of 3" {
+		t.Errorf("BalanceRestored Events %+v", v.Events)
+	}
+	for _, n := range []int64{0, 2} {
+		if m := Validate(newObj(n), nil, metav1.Now(), 0).Status.Conditions[0].Message; !strings.Contains(m, " credits ") {
+			t.Errorf("%d: message %q", n, m)
+		}
+	}
+}

@@ -64,6 +64,9 @@ func decide(credits int64, holds []creditsv1alpha1.Reservation, annotations map[
 			break
 		}
 		d.credits, d.entry = credits+op.Amount, historyEntry{kind: OpGrant, credits: op.Amount}
+		if op.Purchase != "" {
+			d.entry.kind, d.entry.reference = KindPurchase, op.Purchase
+		}
 	case OpReserve:
 		err = d.reserve(op, now)
 	default:

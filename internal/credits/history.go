@@ -31,23 +31,46 @@ func HistoryChunkAnnotation(k int) string { return historyChunkPrefix + strconv.
 
 // Transaction is one entry of a user's history.
 type Transaction struct {
+	// Kind is the operation, or KindPurchase for a grant paid through Stripe Checkout.
 	Kind OpKind
-	// Credits is what the operation moved: the amount set, consumed, granted, reserved,
-	// captured, released or expired.
+	// Credits is the amount of the operation: for a set, the balance it set (equal to
+	// Balance: a set records no difference); otherwise what it moved: the credits consumed,
+	// granted, purchased, reserved, captured, released or expired.
 	Credits int64
 	// Balance is the available balance after it.
 	Balance int64
 	At      time.Time
+	// Reference names what the change came from: a purchase's Checkout Session ID; "" else.
+	Reference string
 }
 
 // historyEntry is what a decision adds to the history.
 type historyEntry struct {
-	kind    OpKind
-	credits int64
+	kind      OpKind
+	credits   int64
+	reference string
 }
 
 // kind codes in the stored entries: one letter each.
-var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e"}
+var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b"}
+
+// maxReferenceLength bounds a history reference; Stripe's IDs are at most 255 characters.
+const maxReferenceLength = 255
+
+// ValidReference accepts 1–255 letters, digits, '_' and '-' (every Stripe object ID): it
+// never holds the history's separators, ',' and ';'.
+func ValidReference(ref string) bool {
+	if ref == "" || len(ref) > maxReferenceLength {
+		return false
+	}
+	for i := 0; i < len(ref); i++ {
+		c := ref[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 var codeKinds = func() map[string]OpKind {
 	m := map[string]OpKind{}
@@ -57,11 +80,16 @@ var codeKinds = func() map[string]OpKind {
 	return m
 }()
 
-// appendHistory records e, with the balance after it, in the annotations to write.
+// appendHistory records e, with the balance after it, in the annotations to write. An
+// entry is "code,credits,balance,unix seconds", and ",reference" when it has one: entries
+// written before references existed read as they always did.
 func (d *decision) appendHistory(annotations map[string]string, now time.Time) {
 	seq, _ := strconv.Atoi(annotations[HistorySeqAnnotation])
 	chunk := HistoryChunkAnnotation((seq / historyChunkSize) % historyChunks)
 	text := fmt.Sprintf("%s,%d,%d,%d", kindCodes[d.entry.kind], d.entry.credits, d.credits, now.Unix())
+	if d.entry.reference != "" {
+		text += "," + d.entry.reference
+	}
 	if seq%historyChunkSize != 0 && annotations[chunk] != "" {
 		text = annotations[chunk] + ";" + text
 	}
@@ -88,7 +116,7 @@ func History(annotations map[string]string) []Transaction {
 
 func parseEntry(text string) (Transaction, bool) {
 	f := strings.Split(text, ",")
-	if len(f) != 4 {
+	if len(f) != 4 && len(f) != 5 {
 		return Transaction{}, false
 	}
 	kind, ok := codeKinds[f[0]]
@@ -98,7 +126,11 @@ func parseEntry(text string) (Transaction, bool) {
 	if !ok || err1 != nil || err2 != nil || err3 != nil {
 		return Transaction{}, false
 	}
-	return Transaction{Kind: kind, Credits: credits, Balance: balance, At: time.Unix(at, 0).UTC()}, true
+	t := Transaction{Kind: kind, Credits: credits, Balance: balance, At: time.Unix(at, 0).UTC()}
+	if len(f) == 5 {
+		t.Reference = f[4]
+	}
+	return t, true
 }
 
 // currentChunk is the history chunk the next entry goes into, when it holds entries

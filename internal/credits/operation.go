@@ -22,6 +22,9 @@ const (
 	OpRelease OpKind = "release"
 	// OpExpire returns a hold whose time is up (the controller sends it).
 	OpExpire OpKind = "expire"
+	// KindPurchase is not an operation: it is how the history records a grant paid for
+	// through Stripe Checkout (an OpGrant with Operation.Purchase).
+	KindPurchase OpKind = "purchase"
 )
 
 // Operation is one change to a user's balance.
@@ -39,6 +42,10 @@ type Operation struct {
 	ReservationID string
 	// TTL is how long a new hold lasts before it expires.
 	TTL time.Duration
+	// Purchase, on a grant, names the Stripe Checkout Session that paid for it: the grant
+	// is recorded as a purchase of that session (history, Event). It is still a grant for
+	// its key (the grant ledger) and for who may make it.
+	Purchase string
 }
 
 // Result is the outcome of an Operation.
@@ -72,6 +79,9 @@ const MaxReservationTTL = 24 * time.Hour
 // valid checks what an operation asks for, before anything is read.
 func (op Operation) valid() bool {
 	inRange := op.Amount >= 0 && op.Amount <= MaxBalance
+	if op.Purchase != "" && (op.Kind != OpGrant || !ValidReference(op.Purchase)) {
+		return false
+	}
 	switch op.Kind {
 	case OpSet:
 		return inRange

@@ -316,30 +316,19 @@ func (s *Store) done(written *creditsv1alpha1.UserCredits, b batchDecision) {
 	written.ManagedFields = nil
 	s.written.remember(written)
 	for i, op := range b.written {
+		if op.Purchase != "" {
+			s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", KindPurchase, "amount", op.Amount, "checkoutSession", op.Purchase, "batch", len(b.written), "index", i)
+			if s.opts.Recorder != nil {
+				s.opts.Recorder.Eventf(eventSubject(written), checkoutSession(op.Purchase), "Normal", "CreditsPurchased", "UpdateBalance",
+					"%s purchased: Stripe Checkout Session %s", CountCredits(op.Amount), op.Purchase)
+			}
+			continue
+		}
 		s.opts.Log.Info("balance changed", "userID", written.Spec.UserID, "op", op.Kind, "amount", op.Amount, "batch", len(b.written), "index", i)
 		if e, ok := operationEvents[op.Kind]; ok && s.opts.Recorder != nil {
 			s.opts.Recorder.Eventf(eventSubject(written), nil, "Normal", e.reason, "UpdateBalance", "%s", e.note)
 		}
 	}
-}
-
-// operationEvents are the operations that leave a Normal Event on the user's object;
-// consumes and holds are too frequent for that. The notes carry no amounts: repeated
-// Events of one reason about one object form a series (below), which keeps its first
-// note. Amounts are in the history (GET /api/credits/transactions) and the logs.
-var operationEvents = map[OpKind]struct{ reason, note string }{
-	OpSet:    {"CreditsSet", "balance set through the API"},
-	OpGrant:  {"CreditsGranted", "credits granted through the API"},
-	OpExpire: {"ReservationExpired", "an expired reservation returned its credits to the balance"},
-}
-
-// eventSubject is obj as its Events refer to it: without a resourceVersion, so that the
-// events library counts repeated Events of one reason about one user in one series (one
-// create, then at most a patch every few minutes) instead of creating an Event object for
-// every write: a user's sets never cost the apiserver more than their own writes.
-func eventSubject(obj *creditsv1alpha1.UserCredits) *creditsv1alpha1.UserCredits {
-	return &creditsv1alpha1.UserCredits{TypeMeta: obj.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Name: obj.Name, Namespace: obj.Namespace, UID: obj.UID}}
 }
 
 // Objects finds the objects claiming a user in the informer cache; *Index implements it.

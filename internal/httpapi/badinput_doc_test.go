@@ -73,6 +73,7 @@ func badCases(t *testing.T, signer *auth.Signer, cluster *auth.Signer) []badCase
 		t.Fatal(err)
 	}
 
+	hold := "/api/credits/reservations/rsv_0123456789abcdef/"
 	var cases []badCase
 	names := make([]string, 0, len(framework.InvalidCreditsBodies))
 	for name := range framework.InvalidCreditsBodies {
@@ -118,6 +119,13 @@ func badCases(t *testing.T, signer *auth.Signer, cluster *auth.Signer) []badCase
 		badCase{group: "operation", what: "Idempotency-Key reused with another body", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":6}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k"), storeErr: credits.ErrIdempotencyKeyReused},
 		badCase{group: "operation", what: "grant past 2^53-1", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":9007199254740991}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k2"), storeErr: credits.ErrBalanceOverflow},
 		badCase{group: "operation", what: "consume more than the balance", method: "POST", path: "/api/credits/consume?userId=u", body: `{"credits":5}`, header: bearer("svc-admin"), storeErr: credits.ErrInsufficientCredits, storeResult: credits.Result{Credits: 2}},
+		badCase{group: "operation", what: "release with a member (it reads none)", method: "POST", path: hold + "release", body: `{"credits":1}`, header: bearer(valid)},
+		badCase{group: "operation", what: "release with malformed JSON", method: "POST", path: hold + "release", body: `{`, header: bearer(valid)},
+		badCase{group: "operation", what: "release with trailing data", method: "POST", path: hold + "release", body: `{} {}`, header: bearer(valid)},
+		badCase{group: "operation", what: "capture with a misspelt member", method: "POST", path: hold + "capture", body: `{"credit":1}`, header: bearer(valid)},
+		badCase{group: "route", what: "malformed reservation ID", method: "POST", path: "/api/credits/reservations/bad$id/capture", header: bearer(valid)},
+		badCase{group: "route", what: "65-character reservation ID", method: "POST", path: "/api/credits/reservations/" + strings.Repeat("a", 65) + "/release", header: bearer(valid)},
+		badCase{group: "route", what: "malformed reservation ID, no token", method: "POST", path: "/api/credits/reservations/bad$id/capture"},
 		badCase{group: "route", what: "PUT", method: "PUT", path: "/api/credits", header: bearer(valid)},
 		badCase{group: "route", what: "GET on consume", method: "GET", path: "/api/credits/consume", header: bearer(valid)},
 		badCase{group: "route", what: "unknown path", method: "GET", path: "/api/other", header: bearer(valid)},

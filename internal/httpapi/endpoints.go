@@ -84,9 +84,17 @@ func readRequest(w http.ResponseWriter, r *http.Request, kind credits.OpKind, ne
 	return credits.Operation{Kind: kind, IdempotencyKey: key}, bytes.TrimSpace(body), true
 }
 
-// perform applies op and answers with its outcome.
+// perform applies op and answers with its outcome. A capture or release of a malformed
+// hold ID is not sent to the store: no hold has that ID, so it is refused as any unknown
+// hold is, without a read.
 func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, userID string, op credits.Operation) {
-	res, err := h.opts.Store.Apply(ctx, userID, op)
+	var res credits.Result
+	var err error
+	if (op.Kind == credits.OpCapture || op.Kind == credits.OpRelease) && !validReservationID(op.ReservationID) {
+		err = credits.ErrReservationNotFound
+	} else {
+		res, err = h.opts.Store.Apply(ctx, userID, op)
+	}
 	o := outcomeOf(res, err)
 	metrics.CreditOperations.WithLabelValues(string(op.Kind), o.label).Inc()
 	switch {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -31,7 +32,8 @@ type openAPICase struct {
 	rateLimit              float64 // with repeat: sent repeat more times first
 	repeat                 int
 	status                 int
-	stripe                 bool // the Stripe webhook is enabled
+	wantBody               string // when set, the exact body
+	stripe                 bool   // the Stripe webhook is enabled
 }
 
 // document is docs/openapi.yaml as generic JSON values, with local $refs resolved on use.
@@ -173,7 +175,8 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 	}
 	hold := "/api/credits/reservations/rsv_0123456789abcdef/"
 	var cases []openAPICase
-	// Every route answers these the same way.
+	// Every route answers these the same way: admission (a ServiceAccount must name the
+	// user) and, for any other method, 405 with the path's methods in Allow.
 	for _, r := range []struct{ op, method, path string }{
 		{"getCredits", "GET", "/api/credits"}, {"setCredits", "POST", "/api/credits"}, {"consume", "POST", "/api/credits/consume"},
 		{"grant", "POST", "/api/credits/grant"}, {"reserve", "POST", "/api/credits/reserve"}, {"capture", "POST", hold + "capture"},
@@ -184,11 +187,13 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 			openAPICase{op: r.op, method: r.method, path: r.path, body: `{"credits":1}`, status: 401},
 			openAPICase{op: r.op, method: r.method, path: r.path + "?userId=user_A", header: svc("nobody", key...), body: `{"credits":1}`, status: 403},
 			openAPICase{op: r.op, method: r.method, path: r.path, header: clerk, body: `{"credits":1}`, rateLimit: 1, repeat: 2, status: 429, userWrites: true},
+			openAPICase{op: r.op, method: r.method, path: r.path + "?userId=%FF", header: svc("admin", key...), body: `{"credits":1}`, status: 400},
+			openAPICase{op: r.op, method: r.method, path: r.path, header: svc("admin", key...), body: `{"credits":1}`, status: 400, wantBody: `{"error":"Missing userId"}`},
+			openAPICase{op: r.op, method: "PUT", path: r.path, header: clerk, status: 405},
+			openAPICase{op: r.op, method: "DELETE", path: r.path, status: 405},
 		)
-		if r.op != "release" {
-			cases = append(cases, openAPICase{op: r.op, method: r.method, path: r.path + "?userId=%FF", header: svc("admin", key...), body: `{"credits":1}`, status: 400})
-		}
 	}
+	tooLarge := `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`
 	store500 := fmt.Errorf("etcd timeout")
 	return append(cases,
 		openAPICase{op: "getCredits", method: "GET", path: "/api/credits", header: clerk, status: 200},
@@ -209,28 +214,37 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin"), body: `{"credits":5}`, status: 400},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: credits.ErrIdempotencyKeyReused, status: 409},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: store500, status: 500},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: tooLarge, status: 413},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, result: credits.Result{Credits: 4, ReservationID: "rsv_0123456789abcdef"}, status: 200},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, body: `{"ttlSeconds":0}`, status: 400},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: credits.ErrInsufficientCredits, status: 402},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: credits.ErrTooManyReservations, status: 409},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, body: tooLarge, status: 413},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":1}`, result: credits.Result{Credits: 6}, status: 200},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":-1}`, status: 400},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationNotFound, status: 404},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationReleased, status: 409},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationExpired, status: 410},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: tooLarge, status: 413},
+		openAPICase{op: "capture", method: "POST", path: "/api/credits/reservations/bad$id/capture", header: clerk, status: 404, wantBody: `{"error":"Reservation not found"}`},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, result: credits.Result{Credits: 6}, status: 200},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationNotFound, status: 404},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationCaptured, status: 409},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationExpired, status: 410},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: "{}", result: credits.Result{Credits: 6}, status: 200},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: `{"credits":1}`, status: 400, wantBody: `{"error":"Invalid credits value"}`},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: tooLarge, status: 413},
+		openAPICase{op: "release", method: "POST", path: "/api/credits/reservations/" + strings.Repeat("a", 65) + "/release", header: clerk, status: 404, wantBody: `{"error":"Reservation not found"}`},
 		openAPICase{op: "transactions", method: "GET", path: "/api/credits/transactions", header: clerk, status: 200},
 		openAPICase{op: "transactions", method: "GET", path: "/api/credits/transactions", header: clerk, storeErr: store500, status: 500},
 		stripeCase(t, "checkout.session.completed", whsec, nil, 200),
 		stripeCase(t, "checkout.session.completed", "whsec_wrong", nil, 400),
 		stripeCase(t, "checkout.session.completed", whsec, store500, 500),
 		openAPICase{op: "stripeWebhook", method: "POST", path: StripeWebhookPath, body: "{}", status: 404},
+		openAPICase{op: "stripeWebhook", method: "GET", path: StripeWebhookPath, status: 405, stripe: true},
 	)
 }
 
@@ -263,7 +277,8 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 	reached := map[string]bool{}
 	for _, c := range openAPICases(t, signer) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
-			history: []credits.Transaction{{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
+			history: []credits.Transaction{{Kind: credits.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
+				{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
 		settings := testSettings(func(s *Settings) { s.AllowUserWrites, s.UserRateLimit = c.userWrites, c.rateLimit })
 		opts := Options{Settings: settings, Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, Log: logr.Discard()}
 		if c.stripe {
@@ -276,35 +291,29 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 			t.Errorf("%s: answered %d %s", name, rec.Code, rec.Body)
 			continue
 		}
-		key := c.method + " " + pattern(strings.SplitN(c.path, "?", 2)[0])
-		ops, ok := responses[key]
-		if !ok {
-			t.Errorf("%s: %s is not documented", name, key)
-			continue
+		if c.wantBody != "" && rec.Body.String() != c.wantBody {
+			t.Errorf("%s: answered %s, want %s", name, rec.Body, c.wantBody)
 		}
-		resp, ok := ops[fmt.Sprint(rec.Code)]
-		if !ok {
-			t.Errorf("%s: status %d is not documented for %s", name, rec.Code, key)
-			continue
+		path := pattern(strings.SplitN(c.path, "?", 2)[0])
+		keys := []string{c.method + " " + path}
+		if rec.Code == 405 {
+			// Another method: every operation of the path must document it, and Allow
+			// must list exactly the path's documented methods.
+			methods := doc.methods(path)
+			if slices.Contains(methods, c.method) {
+				t.Errorf("%s: 405 for a documented method", name)
+			}
+			if allow := rec.Header().Get("Allow"); allow != strings.Join(methods, ", ") {
+				t.Errorf("%s: Allow %q, want the documented methods %q", name, allow, strings.Join(methods, ", "))
+			}
+			keys = keys[:0]
+			for _, m := range methods {
+				keys = append(keys, m+" "+path)
+			}
 		}
-		reached[key+" "+fmt.Sprint(rec.Code)] = true
-		content := doc.deref(resp["content"].(map[string]any)["application/json"])
-		var body any
-		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-			t.Errorf("%s: body %q is not JSON", name, rec.Body)
-			continue
-		}
-		if err := doc.checkSchema(content["schema"].(map[string]any), body, "body"); err != nil {
-			t.Errorf("%s: %s does not fit the documented schema: %v", name, rec.Body, err)
-		}
-		if examples := doc.examples(content); rec.Code >= 400 && rec.Code != 402 && !slices.ContainsFunc(examples, func(e any) bool { return reflect.DeepEqual(e, body) }) {
-			t.Errorf("%s: %s is none of the documented bodies %v", name, rec.Body, examples)
-		}
-		if headers, ok := resp["headers"].(map[string]any); ok {
-			for header := range headers {
-				if header == "Retry-After" && rec.Header().Get(header) == "" {
-					t.Errorf("%s: documented header %s missing", name, header)
-				}
+		for _, key := range keys {
+			if doc.checkAnswer(t, name, key, responses, rec) {
+				reached[key+" "+fmt.Sprint(rec.Code)] = true
 			}
 		}
 	}
@@ -315,4 +324,62 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 			}
 		}
 	}
+}
+
+// methods are the documented methods of path, upper-case and sorted.
+func (d document) methods(path string) []string {
+	item, _ := d.root["paths"].(map[string]any)[path].(map[string]any)
+	var out []string
+	for m := range item {
+		out = append(out, strings.ToUpper(m))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkAnswer checks rec against what the document says operation key answers with its
+// status: the status is documented, the body fits the schema (and is a documented
+// example, where the body is fixed), and documented headers are there. It reports whether
+// the status is documented.
+func (d document) checkAnswer(t *testing.T, name, key string, responses map[string]map[string]map[string]any, rec *httptest.ResponseRecorder) bool {
+	t.Helper()
+	ops, ok := responses[key]
+	if !ok {
+		t.Errorf("%s: %s is not documented", name, key)
+		return false
+	}
+	resp, ok := ops[fmt.Sprint(rec.Code)]
+	if !ok {
+		t.Errorf("%s: status %d is not documented for %s", name, rec.Code, key)
+		return false
+	}
+	content := d.deref(resp["content"].(map[string]any)["application/json"])
+	var body any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Errorf("%s: body %q is not JSON", name, rec.Body)
+		return true
+	}
+	if err := d.checkSchema(content["schema"].(map[string]any), body, "body"); err != nil {
+		t.Errorf("%s: %s does not fit the documented schema of %s: %v", name, rec.Body, key, err)
+	}
+	if examples := d.examples(content); rec.Code >= 400 && rec.Code != 402 && !slices.ContainsFunc(examples, func(e any) bool { return reflect.DeepEqual(e, body) }) {
+		t.Errorf("%s: %s is none of the documented bodies of %s %d: %v", name, rec.Body, key, rec.Code, examples)
+	}
+	headers, _ := resp["headers"].(map[string]any)
+	for header, spec := range headers {
+		if header == "Idempotent-Replayed" {
+			continue // only on a replay
+		}
+		value := rec.Header().Get(header)
+		if value == "" {
+			t.Errorf("%s: documented header %s missing", name, header)
+			continue
+		}
+		if schema, ok := d.deref(spec)["schema"].(map[string]any); ok && schema["type"] == "string" {
+			if err := d.checkSchema(schema, value, header); err != nil {
+				t.Errorf("%s: header %v", name, err)
+			}
+		}
+	}
+	return true
 }

@@ -68,24 +68,35 @@ func (h *Handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Re
 	h.perform(ctx, w, userID, op)
 }
 
-// release is POST /api/credits/reservations/<id>/release: return the whole hold.
+// release is POST /api/credits/reservations/<id>/release: return the whole hold. It reads
+// no member, so only an empty body or {} is accepted: anything else is refused as capture
+// refuses it, rather than released on a request that may have meant something else.
 func (h *Handler) release(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	op, _, ok := readRequest(w, r, credits.OpRelease, false)
+	op, body, ok := readRequest(w, r, credits.OpRelease, false)
 	if !ok {
 		return
+	}
+	if len(body) > 0 {
+		if _, err := parseOnlyFields(body); err != nil {
+			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
+			return
+		}
 	}
 	op.ReservationID = reservationID(r.URL.Path)
 	h.perform(ctx, w, userID, op)
 }
 
-// reservationRoute maps a hold's path to its route pattern, and reports whether it is one.
+// reservationRoute maps a hold's path to its route pattern, and reports whether it is one:
+// /api/credits/reservations/<one path segment>/capture or …/release. The segment need not
+// be a well-formed ID: a malformed one is a hold that cannot exist, answered as unknown
+// (perform) once the caller has been admitted like on any route.
 func reservationRoute(path string) (string, bool) {
 	rest, ok := strings.CutPrefix(path, reservationsPrefix)
 	if !ok {
 		return "", false
 	}
-	id, action, ok := strings.Cut(rest, "/")
-	if !ok || !validReservationID(id) || (action != "capture" && action != "release") {
+	_, action, ok := strings.Cut(rest, "/") // the ID is one segment: "a/b/capture" is no hold's route
+	if !ok || (action != "capture" && action != "release") {
 		return "", false
 	}
 	return reservationsPrefix + "{id}/" + action, true

@@ -75,12 +75,14 @@ func reservedBody(id string, n int64) []byte {
 	return append(strconv.AppendInt(b, n, 10), '}')
 }
 
-// transaction is one entry of GET /api/credits/transactions.
+// transaction is one entry of GET /api/credits/transactions. Reference is there only for
+// entries that have one (a purchase's Checkout Session), so other entries read as before.
 type transaction struct {
-	Type    string `json:"type"`
-	Credits int64  `json:"credits"`
-	Balance int64  `json:"balance"`
-	At      string `json:"at"`
+	Type      string `json:"type"`
+	Credits   int64  `json:"credits"`
+	Balance   int64  `json:"balance"`
+	At        string `json:"at"`
+	Reference string `json:"reference,omitempty"`
 }
 
 // transactionsBody is {"transactions":[...]}, newest first.
@@ -89,7 +91,7 @@ func transactionsBody(list []credits.Transaction) []byte {
 		Transactions []transaction `json:"transactions"`
 	}{Transactions: make([]transaction, len(list))}
 	for i, t := range list {
-		out.Transactions[i] = transaction{Type: string(t.Kind), Credits: t.Credits, Balance: t.Balance, At: t.At.UTC().Format(time.RFC3339)}
+		out.Transactions[i] = transaction{Type: string(t.Kind), Credits: t.Credits, Balance: t.Balance, At: t.At.UTC().Format(time.RFC3339), Reference: t.Reference}
 	}
 	data, _ := json.Marshal(out) // cannot fail: plain structs
 	return data

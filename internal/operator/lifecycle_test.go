@@ -82,7 +82,8 @@ func TestReservationsThroughTheAPI(t *testing.T) {
 		{"release again", "POST", holdURL(b.ReservationID, "release"), "", 200, `{"success":true,"credits":7}`, true},
 		{"capture after release", "POST", holdURL(b.ReservationID, "capture"), "", 409, `{"error":"Reservation already released"}`, false},
 		{"unknown hold", "POST", holdURL("rsv_0000000000000000", "capture"), "", 404, `{"error":"Reservation not found"}`, false},
-		{"malformed hold ID", "POST", apiBase + "/api/credits/reservations/no%20such/capture", "", 404, `{"error":"Not found"}`, false},
+		{"malformed hold ID", "POST", apiBase + "/api/credits/reservations/no%20such/capture", "", 404, `{"error":"Reservation not found"}`, false},
+		{"release with a body it does not read", "POST", holdURL(b.ReservationID, "release"), `{"credits":1}`, 400, `{"error":"Invalid credits value"}`, false},
 		{"GET on capture", "GET", holdURL(a.ReservationID, "capture"), "", 405, `{"error":"Method not allowed"}`, false},
 		{"bad ttlSeconds", "POST", apiBase + "/api/credits/reserve", `{"ttlSeconds":0}`, 400, `{"error":"Invalid ttlSeconds"}`, false},
 		{"ttlSeconds over a day", "POST", apiBase + "/api/credits/reserve", `{"ttlSeconds":86401}`, 400, `{"error":"Invalid ttlSeconds"}`, false},
@@ -93,6 +94,9 @@ func TestReservationsThroughTheAPI(t *testing.T) {
 		if r.status != s.status || r.body != s.want || (r.header.Get("Idempotent-Replayed") == "true") != s.replayed {
 			t.Fatalf("%s: %d %s (replayed %q); want %d %s replayed=%v", s.name, r.status, r.body, r.header.Get("Idempotent-Replayed"), s.status, s.want, s.replayed)
 		}
+	}
+	if status, body := request(t, "POST", apiBase+"/api/credits/reservations/no%20such/capture", "", ""); status != 401 || body != `{"error":"Unauthorized"}` {
+		t.Fatalf("malformed hold ID without a token: %d %s, want 401 (authentication comes first)", status, body)
 	}
 	// Another user cannot see, capture or release this user's holds.
 	_, hold, _ := reserveAs(t, apiBase, tok, "", `{"credits":1}`)

@@ -1,6 +1,7 @@
 package operator_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stripe/stripe-go/v82/webhook"
+	eventsv1 "k8s.io/api/events/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
@@ -81,6 +85,7 @@ func TestStripeCheckoutGrantsOnce(t *testing.T) {
 	if status, body := request(t, "POST", base+"/api/webhooks/stripe", "", string(completed)); status != 400 || body != `{"error":"Invalid signature"}` {
 		t.Fatalf("no Stripe-Signature header: %d %s", status, body)
 	}
+	expectPurchases(t, user, []purchase{{"cs_test_a2", 12, 22}, {"cs_test_a1", 10, 10}})
 
 	// A paid session that cannot be credited does not vanish: it is counted and logged.
 	before := stripeCount("unassignable")
@@ -139,4 +144,55 @@ func TestStripeRetryAfterAnOutageGrantsOnce(t *testing.T) {
 	if got := storedBalanceOf(t, user); got != 20 {
 		t.Fatalf("after %d retries the balance is %d, want 20 (granted once)", retries, got)
 	}
+}
+
+// purchase is a paid session as the history should show it.
+type purchase struct {
+	session          string
+	credits, balance int64
+}
+
+// expectPurchases checks that user's history holds exactly want (newest first), each a
+// purchase naming its session, and that each left one Normal Event CreditsPurchased naming
+// it, and no CreditsGranted: whatever Stripe redelivered.
+func expectPurchases(t *testing.T, user string, want []purchase) {
+	t.Helper()
+	status, body := request(t, "GET", creditsURL(apiBase, "/api/credits/transactions", user), serviceAccountToken(t, "stripe-history", "credits-viewer"), "")
+	var got struct {
+		Transactions []struct {
+			Type, Reference string
+			Credits         int64
+			Balance         int64
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &got); status != 200 || err != nil || len(got.Transactions) != len(want) {
+		t.Fatalf("history of %s: %d %s, want %d purchases", user, status, body, len(want))
+	}
+	for i, w := range want {
+		if g := got.Transactions[i]; g.Type != "purchase" || g.Reference != w.session || g.Credits != w.credits || g.Balance != w.balance {
+			t.Errorf("history entry %d: %+v, want a purchase of %d naming %s, balance %d after", i, g, w.credits, w.session, w.balance)
+		}
+	}
+	framework.Eventually(t, 10*time.Second, func() error {
+		var list eventsv1.EventList
+		if err := k8sClient.List(context.Background(), &list, client.InNamespace(testNamespace)); err != nil {
+			return err
+		}
+		notes := map[string]int{}
+		for _, e := range list.Items {
+			if e.Regarding.Name == credits.ObjectNameForUser(user) && (e.Reason == "CreditsPurchased" || e.Reason == "CreditsGranted") {
+				notes[e.Type+" "+e.Reason+": "+e.Note]++
+			}
+		}
+		for _, w := range want {
+			note := fmt.Sprintf("Normal CreditsPurchased: %d credits purchased: Stripe Checkout Session %s", w.credits, w.session)
+			if notes[note] != 1 {
+				return fmt.Errorf("Events about %s: %v; want one %q", user, notes, note)
+			}
+		}
+		if len(notes) != len(want) {
+			return fmt.Errorf("Events about %s: %v; want only the %d purchases", user, notes, len(want))
+		}
+		return nil
+	})
 }

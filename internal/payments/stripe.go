@@ -1,6 +1,6 @@
 // Package payments turns paid Stripe Checkout Sessions into credits: a webhook endpoint
 // that verifies Stripe's signature with stripe-go's webhook package and grants each paid
-// session exactly once, keyed by the session ID.
+// session exactly once, keyed by the session ID, recorded as a purchase naming it.
 package payments
 
 import (
@@ -98,7 +98,9 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusOK, bodyReceived)
 		return
 	}
-	res, err := wh.Store.Apply(r.Context(), session.ClientReferenceID, credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID)})
+	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
+	op := credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
+	res, err := wh.Store.Apply(r.Context(), session.ClientReferenceID, op)
 	switch {
 	case errors.Is(err, credits.ErrInvalidUserID), errors.Is(err, credits.ErrIdempotencyKeyReused), errors.Is(err, credits.ErrBalanceOverflow):
 		wh.unassignable(event.ID, session, err.Error())
@@ -128,6 +130,8 @@ func (wh *Webhook) credits(s checkoutSession) (int64, string) {
 	switch {
 	case s.ID == "":
 		return 0, "the session has no id"
+	case !credits.ValidReference(s.ID):
+		return 0, "the session id is not a Stripe ID (letters, digits, '_', '-')"
 	case s.ClientReferenceID == "":
 		return 0, "the session has no client_reference_id (the Clerk user ID)"
 	case !credits.ValidUserID(s.ClientReferenceID):

@@ -64,3 +64,25 @@ func TestUnassignableSessionIsLoggedWithItsID(t *testing.T) {
 		t.Fatalf("the Error log does not name the session and the reason:\n%s", logged.String())
 	}
 }
+
+// TestPaidSessionIsAGrantRecordedAsItsPurchase: the webhook's operation is a grant keyed by
+// the session (exactly once, the grant ledger) that names the session as its purchase.
+func TestPaidSessionIsAGrantRecordedAsItsPurchase(t *testing.T) {
+	store := &recordingGranter{}
+	wh := &Webhook{Settings: Settings{WebhookSecret: "whsec_x", PricePerCreditCents: 125}, Store: store, Log: funcr.New(func(string, string) {}, funcr.Options{})}
+	for _, id := range []string{"cs_test_a1B2", "cs_test_1;g,5,5,1"} {
+		payload := []byte(`{"id":"evt_1","object":"event","type":"checkout.session.completed","data":{"object":{"id":"` + id + `","client_reference_id":"user_A","payment_status":"paid","amount_total":1250}}}`)
+		signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: "whsec_x", Timestamp: time.Now()})
+		req := httptest.NewRequest("POST", "/api/webhooks/stripe", strings.NewReader(string(payload)))
+		req.Header.Set("Stripe-Signature", signed.Header)
+		rec := httptest.NewRecorder()
+		wh.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", id, rec.Code, rec.Body)
+		}
+	}
+	want := credits.Operation{Kind: credits.OpGrant, Amount: 10, IdempotencyKey: "stripe-checkout:cs_test_a1B2", Purchase: "cs_test_a1B2"}
+	if len(store.ops) != 1 || store.ops[0] != want {
+		t.Fatalf("operations %+v, want only %+v (a session ID that is no Stripe ID is unassignable)", store.ops, want)
+	}
+}

@@ -84,10 +84,16 @@ type Reservation struct {
 
 // Transaction is one entry of a user's history.
 type Transaction struct {
-	Type    string    `json:"type"`
-	Credits int64     `json:"credits"`
+	// Type is set, consume, grant, purchase (a Stripe Checkout grant), reserve, capture,
+	// release or expire.
+	Type string `json:"type"`
+	// Credits is, for a set, the balance it set; otherwise what the change moved.
+	Credits int64 `json:"credits"`
+	// Balance is the available balance after the change.
 	Balance int64     `json:"balance"`
 	At      time.Time `json:"at"`
+	// Reference is a purchase's Checkout Session ID; empty for other types.
+	Reference string `json:"reference,omitempty"`
 }
 
 // CallOption adjusts one call.
