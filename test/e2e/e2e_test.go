@@ -5,9 +5,7 @@ package e2e
 // kube-apiserver and etcd, driven through real HTTP and the real kubectl.
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -15,38 +13,24 @@ import (
 	"testing"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 func TestEndToEnd(t *testing.T) {
-	c := startCluster(t)
+	c := suite.c
 
 	// The cert-manager overlay serves the API over HTTPS from the Certificate's Secret.
 	checkCertManagerOverlay(t, c)
 
-	// config/default is what a platform team applies: the server must accept all of it,
-	// first as a dry run (namespaced objects need their namespace to exist for that), then
-	// for real, then again as a GitOps resync would.
-	manifests := []byte(c.kubectl(t, nil, "kustomize", "config/default"))
-	c.kubectl(t, nil, "create", "namespace", e2eNamespace)
-	c.kubectl(t, manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
-	c.kubectl(t, manifests, "apply", "--server-side", "-f", "-")
-	c.kubectl(t, manifests, "apply", "--server-side", "--dry-run=server", "-f", "-")
-	c.kubectl(t, nil, "wait", "--for=condition=Established", "crd/usercredits.credits.gitread.dev", "--timeout=30s")
+	// TestMain applied config/default (dry run, for real, dry run again); a GitOps resync
+	// applies it once more and must be accepted as it stands.
+	c.kubectl(t, suite.manifests, "apply", "--server-side", "-f", "-")
 
-	// The operator's only credential: its ServiceAccount's token, bound by config/rbac.
-	kubeconfig := c.tokenKubeconfig(t, c.token(t, e2eNamespace, "usercredits-controller-manager"))
-	signer, err := auth.NewSigner("ins_e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := buildManager(t)
+	// The operator's only credential: its ServiceAccount's token, bound by config/rbac
+	// (suite.kubeconfig).
+	bin, signer := suite.bin, suite.signer
 	apiAddr, healthAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	args := []string{"--kubeconfig=" + kubeconfig, "--namespace=" + e2eNamespace, "--leader-elect", "--allow-user-writes",
+	args := []string{"--kubeconfig=" + suite.kubeconfig, "--namespace=" + e2eNamespace, "--leader-elect", "--allow-user-writes",
 		"--api-bind-address=" + apiAddr, "--health-probe-bind-address=" + healthAddr, "--metrics-bind-address=" + metricsAddr}
 	env := []string{"HOME=" + c.dir, "PATH=" + os.Getenv("PATH"), "CLERK_JWT_KEY=" + signer.PublicKeyPEM()}
 	op := startOperator(t, bin, args, env, healthAddr)
@@ -119,41 +103,19 @@ func expectHTTP(t *testing.T, name string, status int, body string) func(int, st
 // metrics-reader ClusterRole gets the operator's own metrics.
 func checkSecuredMetrics(t *testing.T, c *cluster, addr string) {
 	t.Helper()
-	_, err := c.clientset.RbacV1().ClusterRoleBindings().Create(context.Background(), &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "prometheus-metrics-reader"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "usercredits-metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: e2eNamespace}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scraper := c.token(t, e2eNamespace, "prometheus")
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: insecureTLS()}}
-	scrape := func(token string) (int, string) {
-		req, _ := http.NewRequest("GET", "https://"+addr+"/metrics", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(data)
-	}
+	scraper := c.metricsReaderToken(t)
 	// The metrics server is not part of readiness and may still be generating its
 	// self-signed certificate on a busy machine: wait until it answers at all.
 	framework.Eventually(t, 15*time.Second, func() error {
-		if status, body := scrape(""); status == 0 {
+		if status, body := scrape(addr, ""); status == 0 {
 			return fmt.Errorf("metrics endpoint not answering: %s", body)
 		}
 		return nil
 	})
-	if status, body := scrape(""); status != http.StatusUnauthorized {
+	if status, body := scrape(addr, ""); status != http.StatusUnauthorized {
 		t.Errorf("anonymous scrape: %d %.200s, want 401", status, body)
 	}
-	status, body := scrape(scraper)
+	status, body := scrape(addr, scraper)
 	if status != 200 || !strings.Contains(body, "usercredits_api_requests_total") || !strings.Contains(body, "usercredits_operations_total") {
 		t.Errorf("scrape with metrics-reader: %d %.200s, own metrics present: %v", status, body, strings.Contains(body, "usercredits_"))
 	}

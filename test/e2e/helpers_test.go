@@ -1,15 +1,10 @@
 package e2e
 
-// Helpers of the end-to-end test: a control plane, kubectl, ServiceAccount tokens, and the
-// manager binary as a subprocess.
+// Helpers of the end-to-end tests: the control plane, kubectl, ServiceAccount tokens and
+// namespaces.
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"io"
-	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -24,7 +20,6 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -40,36 +35,14 @@ type cluster struct {
 	dir             string
 }
 
-func startCluster(t *testing.T) *cluster {
-	t.Helper()
-	// No CRD: the test installs it from config/, as a user would.
-	fc, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{WithoutCRDs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fc.Stop() })
-	c := &cluster{env: fc.Env, cfg: fc.Config, dir: t.TempDir()}
-	if c.clientset, err = kubernetes.NewForConfig(fc.Config); err != nil {
-		t.Fatal(err)
-	}
-	c.adminKubeconfig = filepath.Join(c.dir, "admin.kubeconfig")
-	if err := controlplane.WriteAdminKubeconfig(fc.Env, "e2e-admin", c.adminKubeconfig); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // kubectl runs the real kubectl as the cluster admin.
 func (c *cluster) kubectl(t *testing.T, stdin []byte, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", c.adminKubeconfig}, args...)...)
-	cmd.Dir = framework.RepoRoot()
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	out, err := c.run(stdin, args...)
 	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // token mints a token for ServiceAccount name (created if missing) in namespace.
@@ -86,8 +59,60 @@ func (c *cluster) token(t *testing.T, namespace, name string) string {
 // to the API's audience, minted as README says (kubectl create token --audience).
 func (c *cluster) callerToken(t *testing.T, name string) string {
 	t.Helper()
-	_, _ = c.clientset.CoreV1().ServiceAccounts(e2eNamespace).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	return strings.TrimSpace(c.kubectl(t, nil, "create", "token", name, "-n", e2eNamespace, "--audience", "credits.gitread.dev"))
+	return c.audienceToken(t, e2eNamespace, name, operator.DefaultServiceAccountAudience)
+}
+
+// audienceToken creates ServiceAccount name in namespace unless it exists, and mints a
+// token for it bound to audience with kubectl create token.
+func (c *cluster) audienceToken(t *testing.T, namespace, name, audience string) string {
+	t.Helper()
+	_, err := c.clientset.CoreV1().ServiceAccounts(namespace).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(c.kubectl(t, nil, "create", "token", name, "-n", namespace, "--audience", audience))
+}
+
+// caller is a ServiceAccount of namespace bound there to the shipped caller ClusterRole
+// clusterRole, and its token for the API's default audience.
+func (c *cluster) caller(t *testing.T, namespace, name, clusterRole string) string {
+	t.Helper()
+	if err := framework.BindServiceAccount(context.Background(), c.clientset, namespace, name, framework.ClusterRole(clusterRole)); err != nil {
+		t.Fatal(err)
+	}
+	return c.audienceToken(t, namespace, name, operator.DefaultServiceAccountAudience)
+}
+
+// installNamespace lets the operator serve namespace as well: the namespace, and in it
+// the shipped namespaced Role and RoleBinding of config/rbac (as applied to
+// usercredits-system), as a second install of config/default would create them.
+func (c *cluster) installNamespace(t *testing.T, namespace string) {
+	t.Helper()
+	ctx := context.Background()
+	rbac := c.clientset.RbacV1()
+	_, err := c.clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return // a repeated run (-count)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	role, err := rbac.Roles(e2eNamespace).Get(ctx, "usercredits-manager-role", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	binding, err := rbac.RoleBindings(e2eNamespace).Get(ctx, "usercredits-manager-rolebinding", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role.ObjectMeta = metav1.ObjectMeta{Name: role.Name, Namespace: namespace}
+	binding.ObjectMeta = metav1.ObjectMeta{Name: binding.Name, Namespace: namespace}
+	if _, err := rbac.Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkCertManagerOverlay renders config/cert-manager and checks that it runs the API
@@ -111,86 +136,16 @@ func (c *cluster) bind(t *testing.T, name, clusterRole string) {
 	}
 }
 
-// tokenKubeconfig writes a kubeconfig whose only credential is token.
-func (c *cluster) tokenKubeconfig(t *testing.T, token string) string {
-	t.Helper()
+// writeTokenKubeconfig writes a kubeconfig whose only credential is token.
+func (c *cluster) writeTokenKubeconfig(token string) (string, error) {
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: c.cfg.Host, CertificateAuthorityData: c.cfg.CAData}
 	kc.AuthInfos["operator"] = &clientcmdapi.AuthInfo{Token: token}
 	kc.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "operator"}
 	kc.CurrentContext = "e2e"
 	path := filepath.Join(c.dir, "operator.kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return path, clientcmd.WriteToFile(*kc, path)
 }
-
-// buildManager builds the manager into a temporary binary.
-func buildManager(t *testing.T) string {
-	t.Helper()
-	bin, err := framework.BuildManager(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	addr, err := framework.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-// startOperator runs the manager binary until the test ends and waits for it to be ready.
-func startOperator(t *testing.T, bin string, args []string, env []string, healthAddr string) *framework.Process {
-	t.Helper()
-	p, err := framework.StartProcess(bin, args, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.Cmd.ProcessState == nil {
-			_ = p.Cmd.Process.Kill()
-			_ = p.Cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("operator output:\n%s", p.Logs())
-		}
-	})
-	if err := p.WaitReady("http://"+healthAddr+"/readyz", 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func httpDo(t *testing.T, method, url, token, body string, header ...string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data)
-}
-
-// insecureTLS trusts the metrics server's self-signed certificate; the test checks
-// authentication and authorization, not the certificate.
-func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec // loopback test only
 
 // stopGracefully sends SIGTERM, as the kubelet does, and checks the operator exits cleanly
 // and releases its leader Lease, so that another replica takes over at once.
