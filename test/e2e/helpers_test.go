@@ -20,7 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -59,7 +59,7 @@ func (c *cluster) token(t *testing.T, namespace, name string) string {
 // to the API's audience, minted as README says (kubectl create token --audience).
 func (c *cluster) callerToken(t *testing.T, name string) string {
 	t.Helper()
-	return c.audienceToken(t, e2eNamespace, name, operator.DefaultServiceAccountAudience)
+	return c.audienceToken(t, e2eNamespace, name, auth.DefaultServiceAccountAudience)
 }
 
 // audienceToken creates ServiceAccount name in namespace unless it exists, and mints a
@@ -80,7 +80,7 @@ func (c *cluster) caller(t *testing.T, namespace, name, clusterRole string) stri
 	if err := framework.BindServiceAccount(context.Background(), c.clientset, namespace, name, framework.ClusterRole(clusterRole)); err != nil {
 		t.Fatal(err)
 	}
-	return c.audienceToken(t, namespace, name, operator.DefaultServiceAccountAudience)
+	return c.audienceToken(t, namespace, name, auth.DefaultServiceAccountAudience)
 }
 
 // installNamespace lets the operator serve namespace as well: the namespace, and in it
@@ -97,11 +97,11 @@ func (c *cluster) installNamespace(t *testing.T, namespace string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	role, err := rbac.Roles(e2eNamespace).Get(ctx, "usercredits-manager-role", metav1.GetOptions{})
+	role, err := rbac.Roles(e2eNamespace).Get(ctx, "usercredits-manager-namespace-role", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	binding, err := rbac.RoleBindings(e2eNamespace).Get(ctx, "usercredits-manager-rolebinding", metav1.GetOptions{})
+	binding, err := rbac.RoleBindings(e2eNamespace).Get(ctx, "usercredits-manager-namespace-rolebinding", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

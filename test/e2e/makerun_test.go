@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,19 +33,12 @@ type runLocal struct {
 func startRunLocal(t *testing.T, managerArgs ...string) *runLocal {
 	t.Helper()
 	dir := t.TempDir()
-	manager, err := framework.BuildManager(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner, err := framework.BuildRunLocal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runner := buildRunLocal(t)
 	assets, err := controlplane.BinaryDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--manager=" + manager, "--kubeconfig-out=" + filepath.Join(dir, "local-kubeconfig"), "--"}, managerArgs...)
+	args := append([]string{"--manager=" + suite.bin, "--kubeconfig-out=" + filepath.Join(dir, "local-kubeconfig"), "--"}, managerArgs...)
 	cmd := exec.Command(runner, args...)
 	cmd.Dir = framework.RepoRoot()
 	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "KUBEBUILDER_ASSETS=" + assets}
@@ -66,6 +60,22 @@ func startRunLocal(t *testing.T, managerArgs ...string) *runLocal {
 		_ = cmd.Wait()
 	})
 	return r
+}
+
+// runLocalBinary is hack/run-local, built once for the package.
+var runLocalBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func buildRunLocal(t *testing.T) string {
+	t.Helper()
+	runLocalBinary.once.Do(func() { runLocalBinary.path, runLocalBinary.err = framework.BuildRunLocal(filepath.Dir(suite.bin)) })
+	if runLocalBinary.err != nil {
+		t.Fatal(runLocalBinary.err)
+	}
+	return runLocalBinary.path
 }
 
 // readUntil reads the runner's stderr until a line contains marker, and returns what it read.

@@ -6,7 +6,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,56 +50,31 @@ func TestClerkSecretKey(t *testing.T) {
 	}
 }
 
-// TestDevAuth: with no Clerk key the manager refuses to start, unless --dev-auth, with
-// which it prints a token for user_dev that the API accepts, writes included.
-func TestDevAuth(t *testing.T) {
-	t.Run("no key", func(t *testing.T) {
-		m := newManager(t)
-		out := exitOf(t, append(m.baseArgs(), "--namespace="+e2eNamespace), baseEnv())
-		if !strings.Contains(out, "no Clerk key configured") {
-			t.Errorf("the manager's output without a Clerk key:\n%s", out)
+// TestNoClerkKey: with no Clerk key the manager refuses to start and says how to fix it
+// (a development key and token come from make run: makerun_test.go).
+func TestNoClerkKey(t *testing.T) {
+	m := newManager(t)
+	out := exitOf(t, append(m.baseArgs(), "--namespace="+e2eNamespace), baseEnv())
+	for _, want := range []string{"no Clerk key configured", "CLERK_JWT_KEY", "CLERK_SECRET_KEY", "make run"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the manager's output without a Clerk key lacks %q:\n%s", want, out)
 		}
-	})
-	t.Run("--dev-auth", func(t *testing.T) {
-		m := newManager(t)
-		m.start(t, append(m.baseArgs(), "--namespace="+e2eNamespace, "--dev-auth"), baseEnv())
-		var match []string
-		framework.Eventually(t, 5*time.Second, func() error { // the output reaches the pipe a moment after /readyz
-			if match = regexp.MustCompile(`export TOKEN=(\S+)`).FindStringSubmatch(m.Logs()); match == nil {
-				return fmt.Errorf("no token printed:\n%s", m.Logs())
-			}
-			return nil
-		})
-		expectHTTP(t, "set with the printed token", 200, `{"success":true,"credits":2}`)(httpDo(t, "POST", m.url("/api/credits"), match[1], `{"credits":2}`))
-		if got := readBalance(t, suite.c, "user_dev"); got != 2 {
-			t.Errorf("user_dev's balance is %d, want 2", got)
-		}
-	})
+	}
 }
 
-// TestLocalControlPlane: with no cluster configured the default --local-control-plane=never
-// refuses to start, and auto goes on to start a local control plane (here it finds no
-// binaries, which keeps the test from starting a second control plane); with a cluster
-// in $KUBECONFIG, auto runs against that cluster, as make run does.
-func TestLocalControlPlane(t *testing.T) {
+// TestKubeconfigRules: with no cluster configured the manager refuses to start and says
+// how to name one; with $KUBECONFIG (and no --kubeconfig) it serves that cluster. The local
+// control plane of make run is hack/run-local's (makerun_test.go), not the manager's.
+func TestKubeconfigRules(t *testing.T) {
 	home := t.TempDir() // no ~/.kube/config; no KUBECONFIG, no in-cluster environment
 	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), clerkKey()}
 	m := newManager(t)
-	args := []string{"--api-bind-address=" + m.apiAddr, "--health-probe-bind-address=" + m.healthAddr, "--metrics-bind-address=0"}
-	if out := exitOf(t, args, env); !strings.Contains(out, "no cluster configured (set --kubeconfig or KUBECONFIG, or use --local-control-plane=auto)") {
-		t.Errorf("never, the default:\n%s", out)
+	args := []string{"--api-bind-address=" + m.apiAddr, "--health-probe-bind-address=" + m.healthAddr, "--metrics-bind-address=0", "--namespace=" + e2eNamespace}
+	if out := exitOf(t, args, env); !strings.Contains(out, "no cluster configured (set --kubeconfig or KUBECONFIG, or run in a Pod)") {
+		t.Errorf("no cluster configured:\n%s", out)
 	}
-	auto := append(args, "--local-control-plane=auto", "--local-kubeconfig="+home+"/kubeconfig", "--namespace="+e2eNamespace)
-	out := exitOf(t, auto, append(env, "KUBEBUILDER_ASSETS="+t.TempDir()))
-	if !strings.Contains(out, "no cluster configured: starting a local control plane") {
-		t.Errorf("auto:\n%s", out)
-	}
-
-	m.start(t, auto, append(env, "KUBECONFIG="+suite.kubeconfig))
-	expectHTTP(t, "auto with KUBECONFIG set", 200, `{"credits":0}`)(httpDo(t, "GET", m.url("/api/credits"), userToken(t, "user_E2EKubeconfig1"), ""))
-	if strings.Contains(m.Logs(), "starting a local control plane") {
-		t.Errorf("auto started a local control plane with KUBECONFIG set:\n%s", m.Logs())
-	}
+	m.start(t, args, append(env, "KUBECONFIG="+suite.kubeconfig))
+	expectHTTP(t, "KUBECONFIG names the cluster", 200, `{"credits":0}`)(httpDo(t, "GET", m.url("/api/credits"), userToken(t, "user_E2EKubeconfig1"), ""))
 }
 
 // exitOf runs the binary, which must exit with an error within 30 s, and returns its
