@@ -192,7 +192,7 @@ func (r *results) write(dir string) error {
 		"leave). Creating the %d objects (not part of start-up): %v.\n", scaleGrantKeys, historyEntries, r.scale, r.seedTime.Round(time.Second))
 	b.WriteString("\n## Latency\n\n![latency percentiles](bench-latency.png)\n")
 	if r.profileTop != "" {
-		b.WriteString("\n## CPU profile of the operator during an extra GET run, not counted above (top 40 by cumulative time)\n\n```\n" + r.profileTop + "```\n")
+		b.WriteString("\n## CPU profile of the operator during an extra GET run, not counted above (top 40 by cumulative time)\n\n```text\n" + r.profileTop + "```\n")
 	}
 	b.WriteString("\nReproduce: `make bench` (about 20 minutes on 2 cores, most of it creating the scale objects).\n")
 	fmt.Print("\n" + b.String())
