@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stripe/stripe-go/v82/webhook"
+
 	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -30,7 +32,7 @@ type runLocal struct {
 	pipes  []io.Closer
 }
 
-func startRunLocal(t *testing.T, managerArgs ...string) *runLocal {
+func startRunLocal(t *testing.T, env []string, managerArgs ...string) *runLocal {
 	t.Helper()
 	dir := t.TempDir()
 	runner := buildRunLocal(t)
@@ -41,7 +43,7 @@ func startRunLocal(t *testing.T, managerArgs ...string) *runLocal {
 	args := append([]string{"--manager=" + suite.bin, "--kubeconfig-out=" + filepath.Join(dir, "local-kubeconfig"), "--"}, managerArgs...)
 	cmd := exec.Command(runner, args...)
 	cmd.Dir = framework.RepoRoot()
-	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "KUBEBUILDER_ASSETS=" + assets}
+	cmd.Env = append([]string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "KUBEBUILDER_ASSETS=" + assets}, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -144,13 +146,20 @@ func running(pid int) bool {
 // SIGPIPE and etcd and kube-apiserver were orphaned).
 func TestMakeRunStopsEverythingWhenItsPipeCloses(t *testing.T) {
 	api, health := freeAddr(t), freeAddr(t)
-	r := startRunLocal(t, "--api-bind-address="+api, "--health-probe-bind-address="+health, "--metrics-bind-address=0")
+	const whsec = "whsec_makerun"
+	r := startRunLocal(t, []string{"STRIPE_WEBHOOK_SECRET=" + whsec}, "--api-bind-address="+api, "--health-probe-bind-address="+health, "--metrics-bind-address=0")
 	out := r.readUntil(t, "export TOKEN=", 90*time.Second)
 	if !strings.Contains(out, "--allow-user-writes is implied") {
 		t.Errorf("the dev token's message does not say --allow-user-writes is implied:\n%s", out)
 	}
 	token := strings.TrimSpace(strings.SplitN(framework.LineContaining(out, "export TOKEN="), "=", 2)[1])
 	expectHTTP(t, "dev token sets its balance", 200, `{"success":true,"credits":10}`)(httpDo(t, "POST", "http://"+api+"/api/credits", token, `{"credits":10}`))
+	// STRIPE_WEBHOOK_SECRET=whsec_... make run: the webhook is served (docs/stripe.md's stripe listen loop).
+	payload := checkoutEvent("evt_makerun", "checkout.session.completed", paidSession("cs_test_makerun", "user_dev", 250, nil))
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: whsec, Timestamp: time.Now()})
+	expectHTTP(t, "a signed paid checkout under make run", 200, `{"received":true}`)(httpDo(t, "POST", "http://"+api+"/api/webhooks/stripe", "", string(payload),
+		"Stripe-Signature", signed.Header, "Content-Type", "application/json"))
+	expectHTTP(t, "the purchase reached the balance", 200, `{"credits":12}`)(httpDo(t, "GET", "http://"+api+"/api/credits", token, ""))
 
 	kids := children(r.cmd.Process.Pid)
 	names := map[string]bool{}
@@ -192,7 +201,7 @@ func TestMakeRunNamesTheFlagForABusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	r := startRunLocal(t, "--api-bind-address="+taken.Addr().String(), "--health-probe-bind-address="+freeAddr(t), "--metrics-bind-address=0")
+	r := startRunLocal(t, nil, "--api-bind-address="+taken.Addr().String(), "--health-probe-bind-address="+freeAddr(t), "--metrics-bind-address=0")
 	out, _ := io.ReadAll(r.stderr)
 	err = r.cmd.Wait()
 	if err == nil {
