@@ -39,8 +39,9 @@ type Options struct {
 	// Authorizer authorizes ServiceAccount callers; nil denies them everything.
 	Authorizer Authorizer
 	Store      Store
-	// StripeWebhook serves StripeWebhookPath, without Clerk or ServiceAccount authentication
-	// (it checks Stripe's signature itself); nil answers 404 there.
+	// StripeWebhook serves POST StripeWebhookPath, without Clerk or ServiceAccount
+	// authentication (it checks Stripe's signature itself); other methods get the route
+	// table's 405. nil answers 404 there.
 	StripeWebhook http.Handler
 	Log           logr.Logger
 }
@@ -48,6 +49,8 @@ type Options struct {
 // Handler serves the API.
 type Handler struct {
 	opts Options
+	// routes are the endpoints these options serve (servedRoutes).
+	routes map[string]map[string]route
 	// limits hold the token buckets of Clerk users and of ServiceAccounts.
 	limits map[auth.Kind]*rateLimiter
 	now    func() time.Time
@@ -58,7 +61,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	if err := opts.Settings.Validate(); err != nil {
 		return nil, err
 	}
-	return &Handler{opts: opts, now: time.Now, limits: map[auth.Kind]*rateLimiter{
+	return &Handler{opts: opts, now: time.Now, routes: servedRoutes(&opts), limits: map[auth.Kind]*rateLimiter{
 		auth.KindClerkUser:      newRateLimiter(opts.UserRateLimit, maxRateLimitedCallers),
 		auth.KindServiceAccount: newRateLimiter(opts.ServiceAccountRateLimit, maxRateLimitedCallers),
 	}}, nil
@@ -71,7 +74,7 @@ func (h *Handler) Settings() Settings { return h.opts.Settings }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r) }
 
 // serve is the request pipeline: CORS, routing, admission (authentication, rate limit,
-// authorization), then the endpoint; observe wraps it all.
+// authorization; not for public routes), then the endpoint; observe wraps it all.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	var principal auth.Principal
@@ -82,16 +85,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := withLazyDeadline(r.Context(), h.opts.RequestTimeout)
 	defer cancel()
-	if r.URL.Path == StripeWebhookPath {
-		if h.opts.StripeWebhook == nil {
-			writeJSON(rec, http.StatusNotFound, bodyNotFound)
-			return
-		}
-		h.opts.StripeWebhook.ServeHTTP(rec, r.WithContext(ctx))
+	rt, ok := h.findRoute(rec, r)
+	if !ok {
 		return
 	}
-	rt, ok := findRoute(rec, r)
-	if !ok {
+	if rt.public {
+		rt.serve(h, ctx, rec, r, "")
 		return
 	}
 	userID, ok := h.admit(ctx, rec, r, rt, &principal)
@@ -99,4 +98,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.serve(h, ctx, rec, r, userID)
+}
+
+// stripeWebhook hands a delivery to the webhook, with the request timeout bounding its grant.
+func (h *Handler) stripeWebhook(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+	h.opts.StripeWebhook.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -61,3 +61,32 @@ func TestRateLimiterMemoryIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimiterRefillsAtTheRate: an empty bucket earns one request per 1/rate, and says
+// how long until the next one.
+func TestRateLimiterRefillsAtTheRate(t *testing.T) {
+	l := newRateLimiter(10, 100)
+	now := time.Now()
+	for range 20 {
+		l.allow("a", now)
+	}
+	if ok, wait := l.allow("a", now.Add(50*time.Millisecond)); ok || wait < 49*time.Millisecond || wait > 51*time.Millisecond {
+		t.Fatalf("half a token in: allowed=%v wait=%v, want refused, 50ms", ok, wait)
+	}
+	if ok, _ := l.allow("a", now.Add(100*time.Millisecond)); !ok {
+		t.Fatal("one token's time later: refused")
+	}
+	if ok, _ := l.allow("a", now.Add(100*time.Millisecond)); ok {
+		t.Fatal("one token's time later: allowed twice")
+	}
+	// After 2s the bucket is full again: its entry expired, and it starts as a fresh one.
+	allowed := 0
+	for range 30 {
+		if ok, _ := l.allow("a", now.Add(10*time.Second)); ok {
+			allowed++
+		}
+	}
+	if allowed != 20 {
+		t.Fatalf("a refilled bucket allowed %d at once, want the burst of 20", allowed)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/httpapi/respond"
 )
 
 // Bodies that clients match byte for byte.
@@ -35,22 +36,8 @@ var (
 	bodyReservationExpired    = []byte(`{"error":"Reservation expired"}`)
 )
 
-// Header values every answer carries, shared: net/http only reads them.
-var (
-	contentTypeJSON = []string{"application/json"}
-	noStore         = []string{"no-store"}
-)
-
-// writeJSON answers status with body. Headers are set by their canonical keys directly:
-// Header().Set canonicalizes and allocates on every answer.
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	h["Cache-Control"] = noStore
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
+// writeJSON answers status with body (respond.JSON, which the Stripe webhook writes with too).
+func writeJSON(w http.ResponseWriter, status int, body []byte) { respond.JSON(w, status, body) }
 
 // balanceBody is {"credits":N}.
 func balanceBody(n int64) []byte {

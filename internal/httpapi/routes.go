@@ -14,6 +14,13 @@ type route struct {
 	errorBody  []byte
 	serve      func(h *Handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
 	clerkAllow func(o *Options) bool
+	// public routes skip admission (authentication, rate limit, authorization): the
+	// endpoint authenticates the request itself, as the Stripe webhook checks Stripe's
+	// signature. serve gets no user ID.
+	public bool
+	// servedIf, when set, says whether a handler with these options serves the route at
+	// all; a handler that does not answers 404 at its path, whatever the method.
+	servedIf func(o *Options) bool
 }
 
 func always(*Options) bool { return true }
@@ -42,6 +49,26 @@ var routes = map[string]map[string]route{
 	"/api/credits/transactions": {
 		http.MethodGet: {verb: "get", errorBody: bodyFetchError, serve: (*Handler).transactions, clerkAllow: always},
 	},
+	StripeWebhookPath: {
+		http.MethodPost: {serve: (*Handler).stripeWebhook, public: true, servedIf: func(o *Options) bool { return o.StripeWebhook != nil }},
+	},
+}
+
+// servedRoutes is the part of routes a handler with opts serves, computed once.
+func servedRoutes(opts *Options) map[string]map[string]route {
+	served := make(map[string]map[string]route, len(routes))
+	for path, methods := range routes {
+		for method, rt := range methods {
+			if rt.servedIf != nil && !rt.servedIf(opts) {
+				continue
+			}
+			if served[path] == nil {
+				served[path] = map[string]route{}
+			}
+			served[path][method] = rt
+		}
+	}
+	return served
 }
 
 // pattern is the routes key of path: the path itself, or a hold's route pattern.
@@ -65,7 +92,7 @@ func allowHeader(methods map[string]route) string {
 // metricLabels bounds label cardinality: known routes and methods, else "other".
 func metricLabels(r *http.Request) (string, string) {
 	route, method := "other", "other"
-	if p := pattern(r.URL.Path); routes[p] != nil || p == StripeWebhookPath {
+	if p := pattern(r.URL.Path); routes[p] != nil {
 		route = p
 	}
 	switch r.Method {
@@ -75,9 +102,10 @@ func metricLabels(r *http.Request) (string, string) {
 	return route, method
 }
 
-// findRoute finds the endpoint for r, or answers 404 or 405 and returns false.
-func findRoute(w http.ResponseWriter, r *http.Request) (route, bool) {
-	methods, known := routes[pattern(r.URL.Path)]
+// findRoute finds the endpoint for r among the handler's routes, or answers 404 or 405
+// (with Allow) and returns false.
+func (h *Handler) findRoute(w http.ResponseWriter, r *http.Request) (route, bool) {
+	methods, known := h.routes[pattern(r.URL.Path)]
 	if !known {
 		writeJSON(w, http.StatusNotFound, bodyNotFound)
 		return route{}, false

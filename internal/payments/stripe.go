@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/httpapi/respond"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
@@ -38,7 +39,6 @@ type Webhook struct {
 var (
 	bodyReceived         = []byte(`{"received":true}`)
 	bodyInvalidSignature = []byte(`{"error":"Invalid signature"}`)
-	bodyMethodNotAllowed = []byte(`{"error":"Method not allowed"}`)
 	bodyGrantFailed      = []byte(`{"error":"Error updating credits"}`)
 )
 
@@ -52,18 +52,21 @@ type checkoutSession struct {
 	Metadata          map[string]string `json:"metadata"`
 }
 
-// ServeHTTP verifies the signature, then grants a paid session's credits.
+// ServeHTTP answers one delivery (see receive). httpapi mounts it on POST only: its route
+// table answers any other method 405 like every other route, and respond.JSON is the one
+// writer of both.
 func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		write(w, http.StatusMethodNotAllowed, bodyMethodNotAllowed)
-		return
-	}
+	status, body := wh.receive(w, r)
+	respond.JSON(w, status, body)
+}
+
+// receive verifies the signature, then grants a paid session's credits; it returns the
+// answer's status and body.
+func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte) {
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPayloadBytes))
 	if err != nil {
 		count("invalid_signature")
-		write(w, http.StatusBadRequest, bodyInvalidSignature)
-		return
+		return http.StatusBadRequest, bodyInvalidSignature
 	}
 	// Verified against the secret, within stripe-go's default 5-minute tolerance; events
 	// of any API version are accepted, as only the fields above are read.
@@ -72,8 +75,7 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		count("invalid_signature")
 		wh.Log.V(1).Info("refused a Stripe webhook", "reason", err.Error(), "remote", r.RemoteAddr)
-		write(w, http.StatusBadRequest, bodyInvalidSignature)
-		return
+		return http.StatusBadRequest, bodyInvalidSignature
 	}
 	var session checkoutSession
 	paid := false
@@ -81,22 +83,19 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
 		if event.Data == nil || json.Unmarshal(event.Data.Raw, &session) != nil {
 			wh.unassignable(event.ID, session, "the event holds no Checkout Session")
-			write(w, http.StatusOK, bodyReceived)
-			return
+			return http.StatusOK, bodyReceived
 		}
 		// async_payment_succeeded is sent once the delayed payment is paid.
 		paid = session.PaymentStatus == "paid" || event.Type == "checkout.session.async_payment_succeeded"
 	}
 	if !paid {
 		count("ignored")
-		write(w, http.StatusOK, bodyReceived)
-		return
+		return http.StatusOK, bodyReceived
 	}
 	amount, reason := wh.credits(session)
 	if reason != "" {
 		wh.unassignable(event.ID, session, reason)
-		write(w, http.StatusOK, bodyReceived)
-		return
+		return http.StatusOK, bodyReceived
 	}
 	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
 	op := credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
@@ -104,20 +103,18 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, credits.ErrInvalidUserID), errors.Is(err, credits.ErrIdempotencyKeyReused), errors.Is(err, credits.ErrBalanceOverflow):
 		wh.unassignable(event.ID, session, err.Error())
-		write(w, http.StatusOK, bodyReceived)
 	case err != nil:
 		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
 		count("error")
 		wh.Log.Error(err, "granting a paid Checkout Session failed; Stripe will retry", "session", session.ID, "event", event.ID)
-		write(w, http.StatusInternalServerError, bodyGrantFailed)
+		return http.StatusInternalServerError, bodyGrantFailed
 	case res.Replayed:
 		count("replayed")
-		write(w, http.StatusOK, bodyReceived)
 	default:
 		count("granted")
 		wh.Log.Info("granted a paid Checkout Session", "session", session.ID, "event", event.ID, "userID", session.ClientReferenceID, "credits", amount)
-		write(w, http.StatusOK, bodyReceived)
 	}
+	return http.StatusOK, bodyReceived
 }
 
 // GrantKey is the Idempotency-Key of a session's grant: both event types and every
@@ -161,10 +158,3 @@ func (wh *Webhook) unassignable(eventID string, s checkoutSession, reason string
 }
 
 func count(result string) { metrics.StripeEvents.WithLabelValues(result).Inc() }
-
-func write(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}

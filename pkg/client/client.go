@@ -1,8 +1,14 @@
 // Package client is the Go client of the credits API for services in the cluster. It
 // authenticates with the pod's projected ServiceAccount token (read again for every
-// request, as kubelet rotates it), sends every change with an Idempotency-Key (its own
-// unless given), retries timeouts, 429 and 5xx with backoff and the same key, so that a
-// retry can never apply a change twice, and returns typed errors.
+// request, as kubelet rotates it) or any TokenSource, sends every change with an
+// Idempotency-Key (its own unless given), retries timeouts, 429 and 5xx with backoff and
+// the same key, and returns typed errors.
+//
+// The API honours a key for a bounded window only (grant keys: 30 days and the user's last
+// 1,000 grants; the keys of every other change: 24 hours and the user's last 100 of them),
+// so a retry is a replay within that window and a new change after it. A failed change's
+// error carries its key (IdempotencyKeyOf, or errors.As to *ChangeError): to retry it later,
+// send it again WithIdempotencyKey(key) inside the window. See docs/go-client.md.
 //
 //	c, err := client.New(client.Options{BaseURL: "http://usercredits-api.usercredits-system.svc"})
 //	hold, err := c.Reserve(ctx, userID, 1, 10*time.Minute)
@@ -15,6 +21,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,7 +31,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +44,12 @@ type Options struct {
 	// BaseURL is the API's address, e.g. http://usercredits-api.usercredits-system.svc.
 	BaseURL string
 	// TokenFile holds the ServiceAccount token for the audience credits.gitread.dev
-	// (default DefaultTokenFile).
+	// (default DefaultTokenFile). Set it or TokenSource, not both.
 	TokenFile string
+	// TokenSource supplies the bearer token instead of TokenFile, e.g. StaticToken for a
+	// token from `make run` or `kubectl create token` on a laptop. It is asked for every
+	// request, retries included, so it may rotate the token whenever it likes.
+	TokenSource TokenSource
 	// HTTPClient sends the requests (default: a 10s timeout per attempt).
 	HTTPClient *http.Client
 	// MaxAttempts bounds the tries of one call (default 5).
@@ -60,8 +70,11 @@ func New(opts Options) (*Client, error) {
 		return nil, fmt.Errorf("credits client: a base URL is required: %q", opts.BaseURL)
 	}
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
-	if opts.TokenFile == "" {
-		opts.TokenFile = DefaultTokenFile
+	switch {
+	case opts.TokenSource != nil && opts.TokenFile != "":
+		return nil, errors.New("credits client: set TokenFile or TokenSource, not both")
+	case opts.TokenSource == nil:
+		opts.TokenSource = FileToken(cmp.Or(opts.TokenFile, DefaultTokenFile))
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -99,9 +112,24 @@ type Transaction struct {
 // CallOption adjusts one call.
 type CallOption func(*call)
 
-// WithIdempotencyKey sends key instead of a generated one: use the same key for the same
-// change across restarts of the caller (e.g. the job ID), and it is applied once.
+// WithIdempotencyKey sends key (1–255 visible ASCII characters) instead of a generated
+// one. It is how a change is retried later: with the key of its failed call
+// (IdempotencyKeyOf), or with a key made before the call and stored with the job (the job's
+// ID, or NewIdempotencyKey), so that a caller that crashed or restarted repeats the same
+// change. Within the API's key window (30 days for grants, 24 hours for every other change;
+// docs/go-client.md) the repeat answers the original result and changes nothing; after it,
+// the repeat is a new change. A key is one change of one user: the same key with another
+// operation or amount is ErrConflict.
 func WithIdempotencyKey(key string) CallOption { return func(c *call) { c.key = key } }
+
+// NewIdempotencyKey returns a fresh random key, as the client makes for a call without
+// WithIdempotencyKey: make one before a change and store it when the change must be
+// retried safely after the caller restarts.
+func NewIdempotencyKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return "go-" + hex.EncodeToString(b[:])
+}
 
 // Balance returns userID's available credits.
 func (c *Client) Balance(ctx context.Context, userID string) (int64, error) {
@@ -181,26 +209,36 @@ type call struct {
 	key string
 }
 
-// do sends one call: every attempt with the same Idempotency-Key and a freshly read token.
+// do sends one call: a change's attempts all carry the same Idempotency-Key, which its
+// error carries too (*ChangeError), and every attempt asks the TokenSource afresh.
 func (c *Client) do(ctx context.Context, method, path, userID string, body map[string]any, out any, opts []CallOption) error {
+	if method != http.MethodPost {
+		return c.send(ctx, method, path, userID, nil, "", out)
+	}
 	cl := call{}
 	for _, o := range opts {
 		o(&cl)
 	}
-	var payload []byte
-	if method == http.MethodPost {
-		if cl.key == "" {
-			cl.key = newKey()
-		}
-		if body != nil {
-			payload, _ = json.Marshal(body)
-		}
+	if cl.key == "" {
+		cl.key = NewIdempotencyKey()
 	}
+	var payload []byte
+	if body != nil {
+		payload, _ = json.Marshal(body)
+	}
+	if err := c.send(ctx, method, path, userID, payload, cl.key, out); err != nil {
+		return &ChangeError{Key: cl.key, Err: err}
+	}
+	return nil
+}
+
+// send makes up to MaxAttempts attempts of one request, with backoff between them.
+func (c *Client) send(ctx context.Context, method, path, userID string, payload []byte, key string, out any) error {
 	target := c.opts.BaseURL + path + "?userId=" + url.QueryEscape(userID)
 	wait := c.opts.Backoff
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		retryAfter, err := c.attempt(ctx, method, target, cl.key, payload, out)
+		retryAfter, err := c.attempt(ctx, method, target, key, payload, out)
 		if err == nil || !retryable(err) || attempt >= c.opts.MaxAttempts {
 			return err
 		}
@@ -217,15 +255,15 @@ func (c *Client) do(ctx context.Context, method, path, userID string, body map[s
 
 // attempt sends one request; retryAfter is the API's Retry-After, when it gave one.
 func (c *Client) attempt(ctx context.Context, method, target, key string, payload []byte, out any) (time.Duration, error) {
-	token, err := os.ReadFile(c.opts.TokenFile)
+	token, err := c.opts.TokenSource.Token(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("credits client: reading the token: %w", err)
+		return 0, fmt.Errorf("credits client: getting the token: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(payload))
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set("Authorization", "Bearer "+token)
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
@@ -252,12 +290,6 @@ func (c *Client) attempt(ctx context.Context, method, target, key string, payloa
 	}
 	secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 	return time.Duration(secs) * time.Second, apiError(resp.StatusCode, data)
-}
-
-func newKey() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	return "go-" + hex.EncodeToString(b[:])
 }
 
 // retryable reports whether a failed attempt may be sent again with the same key.

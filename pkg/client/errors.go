@@ -28,8 +28,9 @@ var (
 	ErrExpired = errors.New("reservation expired")
 	// ErrTooManyRequests: over the rate limit, after the retries.
 	ErrTooManyRequests = errors.New("too many requests")
-	// ErrServer: the API could not complete the call, after the retries. A change sent with
-	// its Idempotency-Key may be retried later with the same key: it applies at most once.
+	// ErrServer: the API could not complete the call, after the retries; a change may or may
+	// not have been applied. Retry it later with its key (IdempotencyKeyOf(err)) within the
+	// key window, and it applies at most once.
 	ErrServer = errors.New("server error")
 )
 
@@ -82,4 +83,30 @@ func apiError(status int, body []byte) error {
 		kind = ErrServer
 	}
 	return &Error{Status: status, Message: payload.Error, kind: kind}
+}
+
+// ChangeError is the error of every change that failed (Set, Consume, Grant, Reserve,
+// Capture, CapturePart, Release): what ended it, and the Idempotency-Key all its attempts
+// were sent with. After ErrServer, a timeout or a cancelled context the change may or may
+// not have been applied; sending it again WithIdempotencyKey(Key) within the API's key
+// window applies it at most once (docs/go-client.md). errors.Is and errors.As see through
+// it to the sentinel or typed error.
+type ChangeError struct {
+	Key string
+	Err error
+}
+
+func (e *ChangeError) Error() string { return fmt.Sprintf("%v (Idempotency-Key %s)", e.Err, e.Key) }
+
+// Unwrap returns what ended the change.
+func (e *ChangeError) Unwrap() error { return e.Err }
+
+// IdempotencyKeyOf returns the Idempotency-Key a failed change was sent with, "" when err
+// is not the error of a change.
+func IdempotencyKeyOf(err error) string {
+	var c *ChangeError
+	if errors.As(err, &c) {
+		return c.Key
+	}
+	return ""
 }
