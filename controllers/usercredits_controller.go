@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
@@ -43,10 +44,10 @@ type UserCreditsReconciler struct {
 // HoldExpirer returns a hold whose time is up to the balance, as every balance change goes:
 // through the credits store.
 type HoldExpirer interface {
-	Expire(ctx context.Context, userID, reservationID string) error
+	Expire(ctx context.Context, user account.UserID, holdID string) error
 }
 
-// +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch
+// +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,namespace=system,resources=events,verbs=create;patch
 
@@ -60,8 +61,14 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 
-	if expired, err := r.expireHolds(ctx, obj); expired || err != nil {
-		return ctrl.Result{}, err // the written object comes back through the watch
+	if relabelled, err := r.nameLabel(ctx, obj); relabelled || err != nil {
+		return ctrl.Result{}, err // the relabelled object comes back through the watch
+	}
+	acct, decodeErr := account.Decode(obj)
+	if decodeErr == nil { // a record that cannot be trusted is left as is: the Valid condition says why
+		if expired, err := r.expireHolds(ctx, acct); expired || err != nil {
+			return ctrl.Result{}, err // the written object comes back through the watch
+		}
 	}
 
 	peers, err := r.peers(ctx, obj.Namespace, obj.Spec.UserID)
@@ -70,7 +77,7 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	peers = slices.DeleteFunc(peers, func(name string) bool { return name == obj.Name })
 
-	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold)
+	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold, Record{Held: acct.Held(), Damage: acct.Damage()})
 	if verdict.StatusChanged {
 		// The optimistic lock turns a decision made on a stale cache into a conflict;
 		// the newer object's watch event brings it back here.
@@ -91,26 +98,47 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		log.FromContext(ctx).Info("balance validation", "userID", obj.Spec.UserID, "reason", e.Reason, "type", e.Type)
 	}
 	// Come back when the next hold is due, not by polling every object.
-	if next := credits.NextExpiry(obj.Spec.Reservations); !next.IsZero() {
+	if next := acct.NextExpiry(); !next.IsZero() {
 		return ctrl.Result{RequeueAfter: time.Until(next) + expiryGrace}, nil
 	}
 	return ctrl.Result{}, nil
 }
 
+// nameLabel puts account.NameLabel on obj when its name is the one the API gives its user,
+// and takes it off when not (a copied label must never hide an object from a warming
+// replica's list of the others), and reports whether it changed anything. Objects the API
+// creates carry it already: this labels those created by an earlier version, or by hand.
+func (r *UserCreditsReconciler) nameLabel(ctx context.Context, obj *creditsv1alpha1.UserCredits) (bool, error) {
+	want, has := account.NameLabelWanted(obj)
+	if want == has {
+		return false, nil
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	if want {
+		if obj.Labels == nil {
+			obj.Labels = map[string]string{}
+		}
+		obj.Labels[account.NameLabel] = account.NameDerived
+	} else {
+		delete(obj.Labels, account.NameLabel)
+	}
+	if err := r.Client.Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("labelling %s: %w", obj.Name, err)
+	}
+	return true, nil
+}
+
 // expiryGrace is how long after a hold is due the controller looks: the clock ticks on.
 const expiryGrace = 100 * time.Millisecond
 
-// expireHolds returns obj's holds whose time is up to the balance, and reports whether it
-// changed anything. A user whose records cannot be trusted is left as is: the Valid
-// condition says why.
-func (r *UserCreditsReconciler) expireHolds(ctx context.Context, obj *creditsv1alpha1.UserCredits) (bool, error) {
-	now, expired := time.Now(), false
-	for _, h := range obj.Spec.Reservations {
-		if now.Before(h.ExpiresAt.Time) {
-			continue
-		}
-		err := r.Holds.Expire(ctx, obj.Spec.UserID, h.ID)
-		if errors.Is(err, credits.ErrUntrustedRecord) {
+// expireHolds returns the account's holds whose time is up to the balance, and reports
+// whether it changed anything. A user whose records cannot be trusted is left as is: the
+// Valid condition says why.
+func (r *UserCreditsReconciler) expireHolds(ctx context.Context, acct account.Account) (bool, error) {
+	expired := false
+	for _, h := range acct.Due(time.Now()) {
+		err := r.Holds.Expire(ctx, acct.UserID, h.ID)
+		if errors.Is(err, account.ErrUntrusted) {
 			return false, nil
 		}
 		if err != nil {
@@ -172,5 +200,7 @@ func (r *UserCreditsReconciler) skipSettledOnStart() predicate.Funcs {
 // low-balance threshold is reconciled; a new duplicate re-judges its peers through
 // rejudgePeers.
 func (r *UserCreditsReconciler) settled(obj *creditsv1alpha1.UserCredits) bool {
-	return len(obj.Spec.Reservations) == 0 && !Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold).StatusChanged
+	summary, _ := account.Summary(obj)
+	want, has := account.NameLabelWanted(obj)
+	return want == has && len(summary.Holds) == 0 && !Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold, Record{Held: summary.Held()}).StatusChanged
 }

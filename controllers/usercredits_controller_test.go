@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
@@ -293,4 +294,29 @@ func TestDeleteIsQuiet(t *testing.T) {
 	if obj.Status.Credits != 6 {
 		t.Fatalf("status.credits = %d, want 6", obj.Status.Credits)
 	}
+}
+
+// TestNameLabelFollowsTheName: an object under its user's derived name, created without
+// account.NameLabel (by an earlier version, or kubectl), gets it; one under another name
+// that carries it (a copied label) loses it, so a warming replica's list of foreign names
+// never misses it.
+func TestNameLabelFollowsTheName(t *testing.T) {
+	ctx := context.Background()
+	derived := newUserCredits(account.ObjectNameForUser("user_Label1"), "user_Label1", 1)
+	copied := newUserCredits("label-from-git", "user_Label2", 1)
+	copied.Labels = map[string]string{account.NameLabel: account.NameDerived}
+	for _, obj := range []*creditsv1alpha1.UserCredits{derived, copied} {
+		if err := k8sClient.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if got := get(t, derived.Name).Labels[account.NameLabel]; got != account.NameDerived {
+			return fmt.Errorf("%s has %s=%q, want %q", derived.Name, account.NameLabel, got, account.NameDerived)
+		}
+		if got, ok := get(t, copied.Name).Labels[account.NameLabel]; ok {
+			return fmt.Errorf("%s still has %s=%q", copied.Name, account.NameLabel, got)
+		}
+		return nil
+	})
 }

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // Event is a Kubernetes Event the controller should record about an object.
@@ -31,15 +31,24 @@ type Verdict struct {
 	Events []Event
 }
 
+// Record is what the controller reads of obj's account besides its balance (account.Decode).
+type Record struct {
+	// Held is the sum of the open holds.
+	Held int64
+	// Damage lists the stored parts that could not be read (edited by hand).
+	Damage []string
+}
+
 // Validate decides the status of obj. peers are the names of other objects in the same
 // namespace that claim obj's spec.userID; now is the time to record for a balance change;
-// lowBalance is the operator's low-balance threshold (0: none unless the object sets one).
-// A negative or contested balance never reaches status.credits, which keeps the last
-// valid value, so readers of status never see a rejected balance.
-func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time, lowBalance int64) Verdict {
+// lowBalance is the operator's low-balance threshold (0: none unless the object sets one);
+// record is what its account holds besides the balance. A negative or contested balance
+// never reaches status.credits, which keeps the last valid value, so readers of status
+// never see a rejected balance.
+func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time, lowBalance int64, record Record) Verdict {
 	status := *obj.Status.DeepCopy()
 	status.ObservedGeneration = obj.Generation
-	status.Reserved = credits.Reserved(obj.Spec.Reservations)
+	status.Reserved = record.Held
 
 	cond := metav1.Condition{Type: creditsv1alpha1.ConditionValid, ObservedGeneration: obj.Generation, LastTransitionTime: now}
 	switch {
@@ -56,7 +65,7 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time,
 	default:
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = creditsv1alpha1.ReasonBalanceValid
-		cond.Message = fmt.Sprintf("balance of %s accepted", credits.CountCredits(obj.Spec.Credits))
+		cond.Message = fmt.Sprintf("balance of %s accepted", account.CountCredits(obj.Spec.Credits))
 		if status.Credits != obj.Spec.Credits || status.UpdatedAt == nil {
 			status.Credits = obj.Spec.Credits
 			status.UpdatedAt = &now
@@ -73,6 +82,9 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time,
 		if e := lowBalanceCondition(obj, &status, now, lowBalance); e != nil {
 			events = append(events, *e)
 		}
+	}
+	if e := intactCondition(obj, &status, now, record.Damage); e != nil {
+		events = append(events, *e)
 	}
 	return Verdict{
 		Status:        status,
@@ -102,10 +114,10 @@ func lowBalanceCondition(obj *creditsv1alpha1.UserCredits, status *creditsv1alph
 	previous := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 	cond := metav1.Condition{Type: creditsv1alpha1.ConditionLowBalance, ObservedGeneration: obj.Generation, LastTransitionTime: now,
 		Status: metav1.ConditionFalse, Reason: creditsv1alpha1.ReasonAboveThreshold,
-		Message: fmt.Sprintf("%s available, above the low-balance threshold of %d", credits.CountCredits(obj.Spec.Credits), threshold)}
+		Message: fmt.Sprintf("%s available, above the low-balance threshold of %d", account.CountCredits(obj.Spec.Credits), threshold)}
 	if obj.Spec.Credits <= threshold {
 		cond.Status, cond.Reason = metav1.ConditionTrue, creditsv1alpha1.ReasonAtOrBelowThreshold
-		cond.Message = fmt.Sprintf("%s available, at or below the low-balance threshold of %d", credits.CountCredits(obj.Spec.Credits), threshold)
+		cond.Message = fmt.Sprintf("%s available, at or below the low-balance threshold of %d", account.CountCredits(obj.Spec.Credits), threshold)
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	switch {
@@ -128,6 +140,29 @@ func eventFor(previous *metav1.Condition, current metav1.Condition) *Event {
 	}
 	if previous != nil && previous.Status == metav1.ConditionFalse {
 		return &Event{Type: "Normal", Reason: current.Reason, Message: current.Message}
+	}
+	return nil
+}
+
+// intactCondition sets status's Intact condition to False when stored parts of the account
+// could not be read (they were read as empty: docs/guarantees.md says what each guards),
+// and removes it once they read again: a Warning Event names them, a Normal one says they
+// were repaired. An intact record carries no Intact condition at all.
+func intactCondition(obj *creditsv1alpha1.UserCredits, status *creditsv1alpha1.UserCreditsStatus, now metav1.Time, damage []string) *Event {
+	previous := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact)
+	if len(damage) == 0 {
+		meta.RemoveStatusCondition(&status.Conditions, creditsv1alpha1.ConditionIntact)
+		if previous != nil {
+			return &Event{Type: "Normal", Reason: creditsv1alpha1.ReasonRepaired, Message: "every stored part of the account reads again"}
+		}
+		return nil
+	}
+	cond := metav1.Condition{Type: creditsv1alpha1.ConditionIntact, Status: metav1.ConditionFalse, ObservedGeneration: obj.Generation,
+		LastTransitionTime: now, Reason: creditsv1alpha1.ReasonDamagedParts,
+		Message: fmt.Sprintf("cannot read %s (edited by hand?): read as empty, rewritten by the next change of them", strings.Join(damage, ", "))}
+	meta.SetStatusCondition(&status.Conditions, cond)
+	if previous == nil || previous.Message != cond.Message {
+		return &Event{Type: "Warning", Reason: creditsv1alpha1.ReasonDamagedParts, Message: cond.Message}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 func newObj(credits int64) *creditsv1alpha1.UserCredits {
@@ -25,7 +26,7 @@ func TestValidateAcceptsBalanceAndStampsUpdatedAtOnce(t *testing.T) {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	obj := newObj(5)
 
-	v := Validate(obj, nil, t0, 0)
+	v := Validate(obj, nil, t0, 0, Record{})
 	if !v.StatusChanged || v.Status.Credits != 5 || v.Status.UpdatedAt == nil || !v.Status.UpdatedAt.Equal(&t0) {
 		t.Fatalf("first validation: got %+v", v)
 	}
@@ -38,14 +39,14 @@ func TestValidateAcceptsBalanceAndStampsUpdatedAtOnce(t *testing.T) {
 	settle(obj, v)
 
 	// A resync with nothing new must not touch status.
-	if again := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)), 0); again.StatusChanged {
+	if again := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)), 0, Record{}); again.StatusChanged {
 		t.Fatalf("resync changed status: %+v", again.Status)
 	}
 
 	// A new balance moves updatedAt to the new time.
 	obj.Spec.Credits, obj.Generation = 7, 2
 	t1 := metav1.NewTime(t0.Add(time.Minute))
-	v = Validate(obj, nil, t1, 0)
+	v = Validate(obj, nil, t1, 0, Record{})
 	if v.Status.Credits != 7 || !v.Status.UpdatedAt.Equal(&t1) || v.Status.ObservedGeneration != 2 {
 		t.Fatalf("balance change: got %+v", v.Status)
 	}
@@ -53,7 +54,7 @@ func TestValidateAcceptsBalanceAndStampsUpdatedAtOnce(t *testing.T) {
 
 func TestValidateZeroBalanceIsStamped(t *testing.T) {
 	now := metav1.Now()
-	v := Validate(newObj(0), nil, now, 0)
+	v := Validate(newObj(0), nil, now, 0, Record{})
 	if v.Status.UpdatedAt == nil || v.Status.Credits != 0 {
 		t.Fatalf("zero balance: got %+v", v.Status)
 	}
@@ -62,10 +63,10 @@ func TestValidateZeroBalanceIsStamped(t *testing.T) {
 func TestValidateNegativeKeepsLastValidBalance(t *testing.T) {
 	t0 := metav1.Now()
 	obj := newObj(9)
-	settle(obj, Validate(obj, nil, t0, 0))
+	settle(obj, Validate(obj, nil, t0, 0, Record{}))
 
 	obj.Spec.Credits, obj.Generation = -3, 2
-	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Minute)), 0)
+	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Minute)), 0, Record{})
 	if v.Status.Credits != 9 || !v.Status.UpdatedAt.Equal(&t0) {
 		t.Fatalf("negative balance leaked into status: %+v", v.Status)
 	}
@@ -79,13 +80,13 @@ func TestValidateNegativeKeepsLastValidBalance(t *testing.T) {
 	settle(obj, v)
 
 	// The same problem seen again is not re-announced.
-	if again := Validate(obj, nil, metav1.Now(), 0); again.Events != nil || again.StatusChanged {
+	if again := Validate(obj, nil, metav1.Now(), 0, Record{}); again.Events != nil || again.StatusChanged {
 		t.Fatalf("repeat of the same problem: changed=%v event=%+v", again.StatusChanged, again.Events)
 	}
 
 	// Recovery is announced once, and the balance moves.
 	obj.Spec.Credits, obj.Generation = 4, 3
-	v = Validate(obj, nil, metav1.Now(), 0)
+	v = Validate(obj, nil, metav1.Now(), 0, Record{})
 	if v.Events == nil || v.Events[0].Type != "Normal" || v.Status.Credits != 4 {
 		t.Fatalf("recovery: status=%+v event=%+v", v.Status, v.Events)
 	}
@@ -93,7 +94,7 @@ func TestValidateNegativeKeepsLastValidBalance(t *testing.T) {
 
 func TestValidateDuplicateUserID(t *testing.T) {
 	obj := newObj(3)
-	v := Validate(obj, []string{"b", "c"}, metav1.Now(), 0)
+	v := Validate(obj, []string{"b", "c"}, metav1.Now(), 0, Record{})
 	c := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid)
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != creditsv1alpha1.ReasonDuplicateUserID || !strings.Contains(c.Message, "b, c") {
 		t.Fatalf("condition: %+v", c)
@@ -109,9 +110,9 @@ func TestValidateDuplicateUserID(t *testing.T) {
 func TestValidateKeepsTransitionTimeWhileConditionHolds(t *testing.T) {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	obj := newObj(1)
-	settle(obj, Validate(obj, nil, t0, 0))
+	settle(obj, Validate(obj, nil, t0, 0, Record{}))
 	obj.Spec.Credits = 2
-	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)), 0)
+	v := Validate(obj, nil, metav1.NewTime(t0.Add(time.Hour)), 0, Record{})
 	c := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid)
 	if !c.LastTransitionTime.Equal(&t0) {
 		t.Fatalf("lastTransitionTime moved without a transition: %v", c.LastTransitionTime)
@@ -121,7 +122,7 @@ func TestValidateKeepsTransitionTimeWhileConditionHolds(t *testing.T) {
 func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 	obj := newObj(10)
 	obj.Spec.Reservations = []creditsv1alpha1.Reservation{{ID: "a", Credits: 2}, {ID: "b", Credits: 3}}
-	v := Validate(obj, nil, metav1.Now(), 0)
+	v := Validate(obj, nil, metav1.Now(), 0, recordOf(obj))
 	settle(obj, v)
 	if obj.Status.Reserved != 5 || meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance) != nil {
 		t.Fatalf("no threshold: reserved %d, conditions %+v", obj.Status.Reserved, obj.Status.Conditions)
@@ -141,7 +142,7 @@ func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 	}
 	for i, s := range steps {
 		obj.Spec.Credits = s.credits
-		v := Validate(obj, nil, metav1.Now(), s.threshold)
+		v := Validate(obj, nil, metav1.Now(), s.threshold, recordOf(obj))
 		settle(obj, v)
 		c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 		got := metav1.ConditionStatus("")
@@ -158,7 +159,7 @@ func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 	}
 	own := int64(5) // the object's own threshold wins over the operator's
 	obj.Spec.LowBalanceThreshold = &own
-	if v := Validate(obj, nil, metav1.Now(), 0); !meta.IsStatusConditionTrue(v.Status.Conditions, creditsv1alpha1.ConditionLowBalance) {
+	if v := Validate(obj, nil, metav1.Now(), 0, Record{}); !meta.IsStatusConditionTrue(v.Status.Conditions, creditsv1alpha1.ConditionLowBalance) {
 		t.Fatalf("spec.lowBalanceThreshold 5 at 4 credits: %+v", v.Status.Conditions)
 	}
 }
@@ -168,7 +169,7 @@ func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 func TestMessagesCountCreditsInEnglish(t *testing.T) {
 	obj := newObj(1)
 	obj.Status.Conditions = []metav1.Condition{{Type: creditsv1alpha1.ConditionValid, Status: metav1.ConditionFalse, Reason: creditsv1alpha1.ReasonNegativeBalance}}
-	v := Validate(obj, nil, metav1.Now(), 3)
+	v := Validate(obj, nil, metav1.Now(), 3, Record{})
 	valid := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionValid)
 	low := meta.FindStatusCondition(v.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 	if valid.Message != "balance of 1 credit accepted" {
@@ -182,13 +183,52 @@ func TestMessagesCountCreditsInEnglish(t *testing.T) {
 	}
 	settle(obj, v)
 	obj.Spec.Credits = 4
-	v = Validate(obj, nil, metav1.Now(), 3)
+	v = Validate(obj, nil, metav1.Now(), 3, Record{})
 	if len(v.Events) != 1 || v.Events[0].Message != "4 credits available, above the low-balance threshold of 3" {
 		t.Errorf("BalanceRestored Events %+v", v.Events)
 	}
 	for _, n := range []int64{0, 2} {
-		if m := Validate(newObj(n), nil, metav1.Now(), 0).Status.Conditions[0].Message; !strings.Contains(m, " credits ") {
+		if m := Validate(newObj(n), nil, metav1.Now(), 0, Record{}).Status.Conditions[0].Message; !strings.Contains(m, " credits ") {
 			t.Errorf("%d: message %q", n, m)
 		}
+	}
+}
+
+// recordOf is what the reconciler reads of obj's account besides the balance.
+func recordOf(obj *creditsv1alpha1.UserCredits) Record {
+	a, _ := account.Decode(obj)
+	return Record{Held: a.Held(), Damage: a.Damage()}
+}
+
+// TestDamagedPartsAreReportedUntilRepaired: stored parts that cannot be read (a hand edit)
+// turn the Intact condition False with a Warning Event naming them, once; repaired, the
+// condition goes with a Normal Event.
+func TestDamagedPartsAreReportedUntilRepaired(t *testing.T) {
+	obj := newObj(5)
+	settle(obj, Validate(obj, nil, metav1.Now(), 0, recordOf(obj)))
+	if c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact); c != nil {
+		t.Fatalf("an intact record has %+v", c)
+	}
+	obj.Annotations = map[string]string{account.HistorySeqAnnotation: "-7"}
+	v := Validate(obj, nil, metav1.Now(), 0, recordOf(obj))
+	settle(obj, v)
+	c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != creditsv1alpha1.ReasonDamagedParts || !strings.Contains(c.Message, account.HistorySeqAnnotation) {
+		t.Fatalf("damaged history count: condition %+v", c)
+	}
+	if len(v.Events) != 1 || v.Events[0].Type != "Warning" || v.Events[0].Reason != creditsv1alpha1.ReasonDamagedParts {
+		t.Fatalf("damaged history count: events %+v", v.Events)
+	}
+	if again := Validate(obj, nil, metav1.Now(), 0, recordOf(obj)); again.StatusChanged || len(again.Events) != 0 {
+		t.Fatalf("the same damage again: %+v", again)
+	}
+	if c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionValid); c.Status != metav1.ConditionTrue {
+		t.Fatalf("a damaged history must not make the balance invalid: %+v", c)
+	}
+	obj.Annotations = nil
+	v = Validate(obj, nil, metav1.Now(), 0, recordOf(obj))
+	settle(obj, v)
+	if meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact) != nil || len(v.Events) != 1 || v.Events[0].Reason != creditsv1alpha1.ReasonRepaired {
+		t.Fatalf("repaired: conditions %+v, events %+v", obj.Status.Conditions, v.Events)
 	}
 }

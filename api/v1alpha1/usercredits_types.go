@@ -20,6 +20,18 @@ const (
 	ReasonAboveThreshold = "AboveThreshold"
 )
 
+// ConditionIntact is False while stored parts of the account (the annotations the API
+// writes) cannot be read; it is absent when they all read.
+const ConditionIntact = "Intact"
+
+// Reasons of the Intact condition (and its Events).
+const (
+	// ReasonDamagedParts: some stored parts cannot be read; the message names them.
+	ReasonDamagedParts = "DamagedParts"
+	// ReasonRepaired: every stored part reads again (an Event only).
+	ReasonRepaired = "Repaired"
+)
+
 // UserIDField is the field selector that finds a user's objects at the apiserver
 // (kubectl get uc --field-selector spec.userID=user_...).
 const UserIDField = "spec.userID"

@@ -21,8 +21,8 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/controllers"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -43,7 +43,7 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 	sum := Do(ctx, "seed", n, concurrency, func(ctx context.Context, i int) int {
 		annotations := map[string]string{}
 		if ledger := grantLedger(userID(prefix, i), spec.grantKeys, now); ledger != "" {
-			annotations[credits.AppliedGrantsAnnotation] = ledger
+			annotations[account.AppliedGrantsAnnotation] = ledger
 		}
 		if spec.history {
 			fullHistory(annotations, spec.balance, now)
@@ -62,14 +62,16 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 
 func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64, annotations map[string]string) error {
 	obj := &creditsv1alpha1.UserCredits{
-		ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: namespace, Annotations: annotations},
-		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance},
+		// As the API creates them: under the derived name, labelled so (account.NameLabel).
+		ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: namespace, Annotations: annotations,
+			Labels: map[string]string{account.NameLabel: account.NameDerived}},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance},
 	}
 	if err := c.Create(ctx, obj); err != nil {
 		return err
 	}
 	base := obj.DeepCopy()
-	obj.Status = controllers.Validate(obj, nil, metav1.Now(), 0).Status
+	obj.Status = controllers.Validate(obj, nil, metav1.Now(), 0, controllers.Record{}).Status
 	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
 }
 
@@ -111,9 +113,9 @@ func fullHistory(annotations map[string]string, balance int64, now time.Time) {
 		chunks[(i/10)%11] = append(chunks[(i/10)%11], fmt.Sprintf("%s,%d,%d,%d", kind, n, balance, now.Add(time.Duration(i-historyEntries)*time.Minute).Unix()))
 	}
 	for k, entries := range chunks {
-		annotations[credits.HistoryChunkAnnotation(k)] = strings.Join(entries, ";")
+		annotations[account.HistoryChunkAnnotation(k)] = strings.Join(entries, ";")
 	}
-	annotations[credits.HistorySeqAnnotation] = fmt.Sprint(historyEntries)
+	annotations[account.HistorySeqAnnotation] = fmt.Sprint(historyEntries)
 }
 
 // tokens signs session tokens for users prefix_0 … prefix_{n-1}.
@@ -163,7 +165,7 @@ func consumeRequests(toks []string) [][]byte {
 func rawPatches(ctx context.Context, c client.Client, namespace, prefix string, users, n, concurrency, offset int) Summary {
 	return Do(ctx, "client-go merge patch (raw)", n, concurrency, func(ctx context.Context, i int) int {
 		obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{
-			Name: credits.ObjectNameForUser(userID(prefix, i%users)), Namespace: namespace}}
+			Name: account.ObjectNameForUser(userID(prefix, i%users)), Namespace: namespace}}
 		patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, offset+i+1))
 		if err := c.Patch(ctx, obj, patch); err != nil {
 			return -1
@@ -250,7 +252,7 @@ func readsFullHistory(addr, token string) (bool, error) {
 		return false, fmt.Errorf("history: %d %s", status, body)
 	}
 	fmt.Printf("  history read back: %d entries\n", len(h.Transactions))
-	return status == 200 && len(h.Transactions) == credits.HistoryLength, nil
+	return status == 200 && len(h.Transactions) == account.HistoryLength, nil
 }
 
 func get(ctx context.Context, url, token string) (int, []byte) {
@@ -318,7 +320,7 @@ func twoReplicaRun(name string, addrs []string, reqs [][]byte, n, concurrency in
 
 // setBalance sets user's balance straight at the apiserver.
 func setBalance(ctx context.Context, c client.Client, namespace, user string, balance int64) error {
-	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: namespace}}
+	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: namespace}}
 	return c.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, balance)))
 }
 
@@ -326,7 +328,7 @@ func setBalance(ctx context.Context, c client.Client, namespace, user string, ba
 // succeeded and left exactly 0.
 func exactBurst(ctx context.Context, c client.Client, namespace, user string, s Summary) bool {
 	obj := &creditsv1alpha1.UserCredits{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: credits.ObjectNameForUser(user)}, obj); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: account.ObjectNameForUser(user)}, obj); err != nil {
 		return false
 	}
 	exact := s.Statuses[200] == s.Requests && obj.Spec.Credits == 0

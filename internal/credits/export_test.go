@@ -1,4 +1,4 @@
 package credits
 
-// PreconditionFailed lets the store's integration tests count writes refused as stale.
+// MayBeStale lets the store's integration tests count writes refused as stale.
 var MayBeStale = mayBeStale

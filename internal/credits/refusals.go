@@ -7,33 +7,50 @@ import (
 	"time"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
+	"github.com/gitread/usercredits-operator/internal/expiring"
 )
-
-// refusal reports whether err refuses an operation on what the cache showed, in a way a
-// newer state could change: not enough credits, or a hold the cache does not show yet.
-func refusal(err error) bool {
-	return errors.Is(err, ErrInsufficientCredits) || errors.Is(err, ErrReservationNotFound)
-}
 
 // refusalConfirmInterval is how often, at most, a refusal for insufficient credits that the
 // cache decided is confirmed against the apiserver for one user.
 const refusalConfirmInterval = time.Second
 
-// confirmRefusal says whether a refusal the cache decided must be confirmed by a read from
-// the apiserver: always while this replica has a write for the user that its cache has not
-// shown, else at most once per refusalConfirmInterval. A refusal changes nothing, and the
-// precondition still guards every write; the confirmation catches a grant made through
-// another replica or kubectl that the cache has not shown yet, without letting a user who
-// keeps consuming at zero drive one apiserver read per request.
-func (s *Store) confirmRefusal(userID string) bool {
-	if s.written.pending(userID) {
+// maxRememberedRefusals bounds the refusal memory; a user dropped from it only costs one
+// more confirmation.
+const maxRememberedRefusals = 100_000
+
+// refusalGate decides how a refusal the cache decided is confirmed: by a read from the
+// apiserver, or by waiting briefly for the cache to show a change.
+type refusalGate struct {
+	objects Objects
+	written *overlay
+	// confirmed remembers, per user, that a refusal was confirmed within refusalConfirmInterval.
+	confirmed *expiring.Cache[account.UserID, struct{}]
+	changes   *userChanges
+}
+
+func newRefusalGate(objects Objects, written *overlay) *refusalGate {
+	g := &refusalGate{objects: objects, written: written, confirmed: expiring.NewCache[account.UserID, struct{}](maxRememberedRefusals), changes: newUserChanges()}
+	objects.Observe(g.changes.observe)
+	return g
+}
+
+// mustConfirm says whether a refusal for insufficient credits that the cache decided must
+// be confirmed by a read from the apiserver: always while this replica has a write for the
+// user that its cache has not shown, else at most once per refusalConfirmInterval. A
+// refusal changes nothing, and the precondition still guards every write; the
+// confirmation catches a grant made through another replica or kubectl that the cache has
+// not shown yet, without letting a user who keeps consuming at zero drive one apiserver
+// read per request. (A hold the cache does not show is always confirmed: writer.)
+func (g *refusalGate) mustConfirm(user account.UserID) bool {
+	if g.written.pending(string(user)) {
 		return true
 	}
 	now := time.Now()
-	if _, recent := s.refusals.Get(userID, now); recent {
+	if _, recent := g.confirmed.Get(user, now); recent {
 		return false
 	}
-	s.refusals.Put(userID, struct{}{}, now.Add(refusalConfirmInterval), now)
+	g.confirmed.Put(user, struct{}{}, now.Add(refusalConfirmInterval), now)
 	return true
 }
 
@@ -54,10 +71,11 @@ var errCacheMoved = errors.New("the cache moved past the state a refusal was dec
 
 // cacheMovedPast reports whether the cache shows, now or before until, another state of
 // userID's object than decidedOn (nil: no object).
-func (s *Store) cacheMovedPast(ctx context.Context, userID string, decidedOn *creditsv1alpha1.UserCredits, until time.Time) bool {
-	changed := s.changes.next(userID)
-	defer s.changes.forget(userID, changed)
-	if now, _ := s.opts.Objects.One(userID); !sameVersion(s.written.newest(userID, now), decidedOn) {
+func (g *refusalGate) cacheMovedPast(ctx context.Context, user account.UserID, decidedOn *creditsv1alpha1.UserCredits, until time.Time) bool {
+	userID := string(user)
+	changed := g.changes.next(userID)
+	defer g.changes.forget(userID, changed)
+	if now, _ := g.objects.One(userID); !sameVersion(g.written.newest(userID, now), decidedOn) {
 		return true
 	}
 	wait := time.Until(until)
@@ -82,7 +100,7 @@ func sameVersion(a, b *creditsv1alpha1.UserCredits) bool {
 	return a.UID == b.UID && a.ResourceVersion == b.ResourceVersion
 }
 
-// userChanges wakes whoever waits for a change of a user's object (an Observer). A Store
+// userChanges wakes whoever waits for a change of a user's object (an Observer). A replica
 // has at most one waiter per user: one writer decides each user's batches.
 type userChanges struct {
 	mu      sync.Mutex

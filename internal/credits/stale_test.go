@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // Decisions on a cache that lags the apiserver, against the real apiserver: the writes that
@@ -27,7 +27,7 @@ func TestStoreRetriesConflictsFromAStaleCache(t *testing.T) {
 	}
 	store, writer := storeWith(t, showing(stale))
 
-	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
+	if res, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
 		t.Fatalf("Apply: %+v, %v", res, err)
 	}
 	if writer.conflicts.Load() < 1 {
@@ -47,11 +47,11 @@ func setThroughStore(t *testing.T, user string, balance int64) *creditsv1alpha1.
 	t.Helper()
 	ctx := context.Background()
 	store, _ := storeWith(t, following)
-	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: balance}); err != nil {
+	if _, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpSet, Amount: balance}); err != nil {
 		t.Fatal(err)
 	}
 	stored := &creditsv1alpha1.UserCredits{}
-	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	key := client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}
 	if err := k8sClient.Get(ctx, key, stored); err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +60,10 @@ func setThroughStore(t *testing.T, user string, balance int64) *creditsv1alpha1.
 
 // applyOnStale applies op for user through a store whose cache still shows decidedOn, and
 // checks that it answers want and that want is stored; it returns the store's client.
-func applyOnStale(t *testing.T, user string, decidedOn *creditsv1alpha1.UserCredits, op credits.Operation, want int64) *countingClient {
+func applyOnStale(t *testing.T, user string, decidedOn *creditsv1alpha1.UserCredits, op account.Operation, want int64) *countingClient {
 	t.Helper()
 	store, writer := storeWith(t, showing(decidedOn))
-	if res, err := store.Apply(context.Background(), user, op); err != nil || res.Credits != want {
+	if res, err := store.Apply(context.Background(), account.UserID(user), op); err != nil || res.Credits != want {
 		t.Fatalf("%s decided on a stale cache: %+v, %v; want %d", op.Kind, res, err, want)
 	}
 	if got := storedBalance(t, decidedOn.Name); got != want {
@@ -84,7 +84,7 @@ func TestStoreStatusWritesCostNoConflict(t *testing.T) {
 	if err := k8sClient.Status().Update(ctx, moved); err != nil {
 		t.Fatal(err)
 	}
-	writer := applyOnStale(t, user, decidedOn, credits.Operation{Kind: credits.OpConsume, Amount: 2}, 3) // a cache that has not seen the status write
+	writer := applyOnStale(t, user, decidedOn, account.Operation{Kind: account.OpConsume, Amount: 2}, 3) // a cache that has not seen the status write
 	if n := writer.conflicts.Load(); n != 0 {
 		t.Fatalf("a status write cost %d refused writes", n)
 	}
@@ -119,7 +119,7 @@ func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 		t.Fatalf("the recreated object is at generation %d, the old one was at %d: the case is not exercised", recreated.Generation, decidedOn.Generation)
 	}
 	// 99: decided on the object that is stored now, for a cache that has not seen the delete.
-	if writer := applyOnStale(t, user, decidedOn, credits.Operation{Kind: credits.OpConsume, Amount: 1}, 99); writer.conflicts.Load() < 1 {
+	if writer := applyOnStale(t, user, decidedOn, account.Operation{Kind: account.OpConsume, Amount: 1}, 99); writer.conflicts.Load() < 1 {
 		t.Fatal("no refused write: the write did not test the object's identity")
 	}
 }
@@ -130,7 +130,7 @@ func TestStoreWriteToARecreatedObjectIsStale(t *testing.T) {
 func TestStoreWriteToADeletedObjectIsDecidedAgain(t *testing.T) {
 	user := "user_Deleted1"
 	decidedOn := deletedBehindTheCache(t, user, 10)
-	applyOnStale(t, user, decidedOn, credits.Operation{Kind: credits.OpSet, Amount: 4, IdempotencyKey: "after-delete"}, 4) // created again
+	applyOnStale(t, user, decidedOn, account.Operation{Kind: account.OpSet, Amount: 4, IdempotencyKey: "after-delete"}, 4) // created again
 }
 
 // TestStoreWriteRefusedByValidation: a write the apiserver refuses for itself (here the
@@ -148,7 +148,7 @@ func TestStoreWriteRefusedByValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	store, writer := storeWith(t, showing(obj))
-	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 1}); err == nil {
+	if _, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpConsume, Amount: 1}); err == nil {
 		t.Fatal("a write over the annotation limit succeeded")
 	}
 	if n := writer.conflicts.Load(); n != 1 {
@@ -167,19 +167,19 @@ func TestRefusalSeesAGrantMadeBehindItsBack(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Behind1"
 	store, _ := storeWith(t, following)
-	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: testNamespace}}
-	consume := credits.Operation{Kind: credits.OpConsume, Amount: 1}
+	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: testNamespace}}
+	consume := account.Operation{Kind: account.OpConsume, Amount: 1}
 	for round := range 5 {
-		if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 0}); err != nil {
+		if _, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpSet, Amount: 0}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Apply(ctx, user, consume); !errors.Is(err, credits.ErrInsufficientCredits) {
+		if _, err := store.Apply(ctx, account.UserID(user), consume); !errors.Is(err, account.ErrInsufficientCredits) {
 			t.Fatalf("round %d: consume at 0: %v, want insufficient credits", round, err)
 		}
 		if err := k8sClient.Patch(ctx, obj.DeepCopy(), client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"credits":10}}`))); err != nil {
 			t.Fatal(err)
 		}
-		if res, err := store.Apply(ctx, user, consume); err != nil || res.Credits != 9 {
+		if res, err := store.Apply(ctx, account.UserID(user), consume); err != nil || res.Credits != 9 {
 			t.Fatalf("round %d: consume right after a grant behind the API's back: %+v, %v (want 9 left)", round, res, err)
 		}
 	}

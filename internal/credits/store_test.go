@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -112,11 +113,11 @@ func storedBalance(t *testing.T, name string) int64 {
 
 func TestStoreCreateRaceFallsBackToUpdate(t *testing.T) {
 	user := "user_Race1"
-	name := credits.ObjectNameForUser(user)
+	name := account.ObjectNameForUser(user)
 	createObject(t, name, user, 1) // another replica created it; this cache has not seen it
 	store, writer := storeWith(t, showing())
 
-	if res, err := store.Apply(context.Background(), user, credits.Operation{Kind: credits.OpSet, Amount: 9}); err != nil || res.Credits != 9 {
+	if res, err := store.Apply(context.Background(), account.UserID(user), account.Operation{Kind: account.OpSet, Amount: 9}); err != nil || res.Credits != 9 {
 		t.Fatalf("Apply: %+v, %v", res, err)
 	}
 	if writer.alreadyExists.Load() != 1 {
@@ -136,10 +137,10 @@ func TestStoreNeverServesOrChangesAnInvalidRecord(t *testing.T) {
 	negative.Spec.Credits = -3
 	store, _ := storeWith(t, showing(negative))
 
-	if n, err := store.Balance(ctx, user); !errors.Is(err, credits.ErrUntrustedRecord) {
+	if n, err := store.Balance(ctx, account.UserID(user)); !errors.Is(err, account.ErrUntrusted) {
 		t.Fatalf("Balance of an invalid record: %d, %v", n, err)
 	}
-	if _, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 10}); !errors.Is(err, credits.ErrUntrustedRecord) {
+	if _, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpSet, Amount: 10}); !errors.Is(err, account.ErrUntrusted) {
 		t.Fatalf("Apply on an invalid record: %v", err)
 	}
 	if got := storedBalance(t, "invalid-1"); got != 4 {
@@ -168,18 +169,18 @@ func laggingOn(name string) lagging {
 func TestWritesAreReadBackWhileTheCacheLags(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Lagging1"
-	name := credits.ObjectNameForUser(user)
+	name := account.ObjectNameForUser(user)
 	view := laggingOn(name)
 	store := newStore(t, credits.StoreOptions{
 		Objects: view, Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Namespace: testNamespace, Log: logr.Discard(),
 	})
-	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
+	if res, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpSet, Amount: 5}); err != nil || res.Credits != 5 {
 		t.Fatalf("Apply: %+v, %v", res, err)
 	}
-	if n, err := store.Balance(ctx, user); err != nil || n != 5 {
+	if n, err := store.Balance(ctx, account.UserID(user)); err != nil || n != 5 {
 		t.Fatalf("read-your-writes while the cache lags: %d, %v", n, err)
 	}
-	if res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 3 {
+	if res, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpConsume, Amount: 2}); err != nil || res.Credits != 3 {
 		t.Fatalf("the next write is decided on the write before it, not the lagging cache: %+v, %v", res, err)
 	}
 	view.shown.Store(true) // the watch catches up, and shows the deletion
@@ -188,7 +189,7 @@ func TestWritesAreReadBackWhileTheCacheLags(t *testing.T) {
 		t.Fatal(err)
 	}
 	framework.Eventually(t, 5*time.Second, func() error {
-		if n, err := store.Balance(ctx, user); err != nil || n != 0 {
+		if n, err := store.Balance(ctx, account.UserID(user)); err != nil || n != 0 {
 			return fmt.Errorf("after the deletion: %d, %v", n, err)
 		}
 		return nil
@@ -225,16 +226,16 @@ func TestKeyedWriteWithALostAnswerIsResolved(t *testing.T) {
 		t.Run(first, func(t *testing.T) {
 			user := "user_LostAnswer_" + first
 			if first == "patch" {
-				createObject(t, credits.ObjectNameForUser(user), user, 10)
+				createObject(t, account.ObjectNameForUser(user), user, 10)
 				framework.Eventually(t, 5*time.Second, func() error {
-					return mgr.GetCache().Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, &creditsv1alpha1.UserCredits{})
+					return mgr.GetCache().Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}, &creditsv1alpha1.UserCredits{})
 				})
 			}
 			writer := &lostResponseClient{Client: mgr.GetClient()}
 			store := newStore(t, credits.StoreOptions{Objects: users, Client: writer, APIReader: mgr.GetAPIReader(),
 				Namespace: testNamespace, Log: logr.Discard()})
 			base := map[string]int64{"create": 0, "patch": 10}[first]
-			res, err := store.Apply(ctx, user, credits.Operation{Kind: credits.OpGrant, Amount: 7, IdempotencyKey: "cs_lost_" + first})
+			res, err := store.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpGrant, Amount: 7, IdempotencyKey: "cs_lost_" + first})
 			if err != nil || res.Credits != base+7 {
 				t.Fatalf("grant whose answer was lost: %+v, %v; want the real result %d", res, err, base+7)
 			}

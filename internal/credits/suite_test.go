@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/internal/operator/options"
@@ -60,13 +62,13 @@ func runSuite(m *testing.M) int {
 // storedBalanceOf reads user's balance straight from the apiserver.
 func storedBalanceOf(t *testing.T, user string) int64 {
 	t.Helper()
-	return storedBalance(t, credits.ObjectNameForUser(user))
+	return storedBalance(t, account.ObjectNameForUser(user))
 }
 
 // newStore is credits.NewStore with the default settings, failing t on an error.
 func newStore(t testing.TB, opts credits.StoreOptions) *credits.Store {
 	t.Helper()
-	opts.Settings = credits.DefaultSettings()
+	opts.Settings, opts.WriteTimeout = account.DefaultSettings(), 5*time.Second
 	store, err := credits.NewStore(opts)
 	if err != nil {
 		t.Fatal(err)

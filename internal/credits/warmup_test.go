@@ -2,7 +2,9 @@ package credits_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // countingReader counts the reads it sends to the apiserver.
@@ -33,13 +37,13 @@ func (c *countingReader) List(ctx context.Context, list client.ObjectList, opts 
 }
 
 // TestReadThroughBeforeTheIndexHasSynced: until the informer's first list is in, a user
-// the index does not show is read at the apiserver once: by the API's name for it (a GET),
-// and only when there is no such object by the spec.userID field selector, which finds an
-// object a GitOps tool named; after the sync, the index alone answers.
+// the index does not show is read at the apiserver once, by the spec.userID field selector,
+// which finds an object under any name (a GitOps tool's too) and would find a second one;
+// after the sync, the index alone answers.
 func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 	ctx := context.Background()
 	createObject(t, "warm-from-git", "user_Warm1", 7) // a GitOps tool's name
-	createObject(t, credits.ObjectNameForUser("user_Warm2"), "user_Warm2", 3)
+	createObject(t, account.ObjectNameForUser("user_Warm2"), "user_Warm2", 3)
 	reader := &countingReader{Reader: mgr.GetAPIReader()}
 	synced := &atomic.Bool{}
 	store := newStore(t, credits.StoreOptions{
@@ -47,23 +51,23 @@ func TestReadThroughBeforeTheIndexHasSynced(t *testing.T) {
 		Client: mgr.GetClient(), APIReader: reader, Namespace: testNamespace, Log: logr.Discard(),
 	})
 	for user, want := range map[string]int64{"user_Warm1": 7, "user_Warm2": 3, "user_WarmNone": 0} {
-		if n, err := store.Balance(ctx, user); err != nil || n != want {
+		if n, err := store.Balance(ctx, account.UserID(user)); err != nil || n != want {
 			t.Fatalf("%s before the sync: %d %v, want %d", user, n, err, want)
 		}
 	}
-	if gets, lists := reader.gets.Load(), reader.lists.Load(); gets != 3 || lists != 2 {
-		t.Fatalf("3 users cost %d GETs and %d lists, want 3 and 2 (none for the API-named object)", gets, lists)
+	if gets, lists := reader.gets.Load(), reader.lists.Load(); gets != 0 || lists != 3 {
+		t.Fatalf("3 users cost %d GETs and %d lists, want one list each", gets, lists)
 	}
-	if n, _ := store.Balance(ctx, "user_Warm1"); n != 7 || reader.gets.Load()+reader.lists.Load() != 5 {
+	if n, _ := store.Balance(ctx, "user_Warm1"); n != 7 || reader.gets.Load()+reader.lists.Load() != 3 {
 		t.Fatalf("a second read of a found user: %d, %d reads in all (want no new one)", n, reader.gets.Load()+reader.lists.Load())
 	}
-	if res, err := store.Apply(ctx, "user_Warm1", credits.Operation{Kind: credits.OpConsume, Amount: 2}); err != nil || res.Credits != 5 {
+	if res, err := store.Apply(ctx, "user_Warm1", account.Operation{Kind: account.OpConsume, Amount: 2}); err != nil || res.Credits != 5 {
 		t.Fatalf("consume before the sync: %+v %v", res, err)
 	}
 	if got := storedBalance(t, "warm-from-git"); got != 5 {
 		t.Fatalf("the GitOps-named object holds %d, want 5", got)
 	}
-	err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser("user_Warm1")}, &creditsv1alpha1.UserCredits{})
+	err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser("user_Warm1")}, &creditsv1alpha1.UserCredits{})
 	if !apierrors.IsNotFound(err) {
 		t.Fatalf("a second object was created for a user the index did not show yet: %v", err)
 	}
@@ -91,7 +95,7 @@ func TestWarmUpListsAreBudgeted(t *testing.T) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if n, err := store.Balance(ctx, fmt.Sprintf("user_Budget%d", i)); err != nil || n != 0 {
+			if n, err := store.Balance(ctx, account.UserID(fmt.Sprintf("user_Budget%d", i))); err != nil || n != 0 {
 				t.Errorf("user %d: %d %v", i, n, err)
 			}
 		})
@@ -105,4 +109,54 @@ func TestWarmUpListsAreBudgeted(t *testing.T) {
 		t.Fatalf("%d users with no record cost %d lists in %.1fs; the budget allows 10 + 5/s", newUsers, lists, elapsed)
 	}
 	t.Logf("%d users with no record before the sync: %d GETs, %d lists in %.1fs", newUsers, reader.gets.Load(), reader.lists.Load(), elapsed)
+}
+
+// notDerived is a view of the index holding only the objects without account.NameLabel:
+// what the operator's cache of foreign names holds.
+func notDerived(objs []*creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits {
+	return slices.DeleteFunc(slices.Clone(objs), func(o *creditsv1alpha1.UserCredits) bool {
+		return o.Labels[account.NameLabel] == account.NameDerived
+	})
+}
+
+// TestWarmUpReadsByNameAndForeignNames: with the objects under foreign names known (a
+// GitOps tool's), a warming replica reads a user by the API's name alone (a GET, no list),
+// serves a GitOps-named record, and refuses a user two objects claim, each at one read.
+func TestWarmUpReadsByNameAndForeignNames(t *testing.T) {
+	ctx := context.Background()
+	createObject(t, "warmf-from-git", "user_WarmF1", 7)
+	createObject(t, account.ObjectNameForUser("user_WarmF2"), "user_WarmF2", 3)
+	createObject(t, account.ObjectNameForUser("user_WarmF3"), "user_WarmF3", 10)
+	createObject(t, "warmf-twice-from-git", "user_WarmF3", 5)
+	framework.Eventually(t, 5*time.Second, func() error {
+		if n := len(users.Lookup("user_WarmF3")); n != 2 {
+			return fmt.Errorf("the index shows %d objects for user_WarmF3", n)
+		}
+		return nil
+	})
+	reader := &countingReader{Reader: mgr.GetAPIReader()}
+	store := newStore(t, credits.StoreOptions{
+		Objects: viewObjects{Objects: users, view: showing()}, Synced: func() bool { return false },
+		Foreign: viewObjects{Objects: users, view: notDerived}, ForeignSynced: func() bool { return true },
+		Client: mgr.GetClient(), APIReader: reader, Namespace: testNamespace, Log: logr.Discard(),
+	})
+	for range 3 { // the second and third reads are answered from memory
+		for user, want := range map[account.UserID]int64{"user_WarmF1": 7, "user_WarmF2": 3, "user_WarmFNone": 0} {
+			if n, err := store.Balance(ctx, user); err != nil || n != want {
+				t.Fatalf("%s while warming up: %d %v, want %d", user, n, err, want)
+			}
+		}
+		if n, err := store.Balance(ctx, "user_WarmF3"); !errors.Is(err, account.ErrUntrusted) {
+			t.Fatalf("a user two objects claim while warming up: %d %v, want ErrUntrusted", n, err)
+		}
+		if _, err := store.Apply(ctx, "user_WarmF3", account.Operation{Kind: account.OpConsume, Amount: 1}); !errors.Is(err, account.ErrUntrusted) {
+			t.Fatalf("a consume of a user two objects claim while warming up: %v, want ErrUntrusted", err)
+		}
+	}
+	if gets, lists := reader.gets.Load(), reader.lists.Load(); gets != 4 || lists != 0 {
+		t.Fatalf("4 users read 3 times cost %d GETs and %d lists, want one GET each and no list", gets, lists)
+	}
+	if got := storedBalance(t, account.ObjectNameForUser("user_WarmF3")); got != 10 {
+		t.Fatalf("the contested object holds %d, want 10", got)
+	}
 }

@@ -9,15 +9,15 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // admit decides who a request acts for: it authenticates the caller, applies the caller's
 // rate limit, and authorizes the route. It returns the user ID acted on, or writes the
 // refusal and returns false.
-func (h *Handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route, principal *auth.Principal) (string, bool) {
+func (h *Handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Request, rt route, principal *auth.Principal) (account.UserID, bool) {
 	var err error
 	if *principal, err = h.authenticate(ctx, r); err != nil {
 		if errors.Is(err, auth.ErrUnauthenticated) {
@@ -35,7 +35,7 @@ func (h *Handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		writeJSON(w, http.StatusTooManyRequests, bodyTooManyRequests)
 		return "", false
 	}
-	userID, status, body := h.authorize(ctx, r, *principal, rt)
+	user, status, body := h.authorize(ctx, r, *principal, rt)
 	if status == http.StatusForbidden {
 		metrics.AuthFailures.WithLabelValues("forbidden").Inc()
 	}
@@ -43,7 +43,7 @@ func (h *Handler) admit(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		writeJSON(w, status, body)
 		return "", false
 	}
-	return userID, true
+	return user, true
 }
 
 // errNoBearerToken is the authentication failure of a request without usable credentials.
@@ -63,21 +63,22 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request) (auth.Princ
 }
 
 // authorize picks the user a request acts on and checks the caller may act so. It returns
-// the user ID, or the status and body to answer with.
-func (h *Handler) authorize(ctx context.Context, r *http.Request, p auth.Principal, rt route) (string, int, []byte) {
+// the user ID, parsed here once for the whole request, or the status and body to answer with.
+func (h *Handler) authorize(ctx context.Context, r *http.Request, p auth.Principal, rt route) (account.UserID, int, []byte) {
 	named, ok := namedUser(r.URL.RawQuery)
 	if !ok {
 		return "", http.StatusBadRequest, bodyInvalidUserID
 	}
 	switch p.Kind {
 	case auth.KindClerkUser:
-		if !credits.ValidUserID(p.UserID) {
+		user, err := account.ParseUserID(p.UserID)
+		if err != nil {
 			return "", http.StatusBadRequest, bodyInvalidUserID
 		}
-		if (named != "" && named != p.UserID) || !rt.clerkAllow(&h.opts) {
+		if (named != "" && named != user) || !rt.clerkAllow(&h.opts) {
 			return "", http.StatusForbidden, bodyForbidden
 		}
-		return p.UserID, 0, nil
+		return user, 0, nil
 	case auth.KindServiceAccount:
 		if named == "" {
 			return "", http.StatusBadRequest, bodyMissingUserID
@@ -109,7 +110,7 @@ func authFailureReason(err error) string {
 
 // namedUser reads the userId query parameter: "" when absent or empty, and !ok when the
 // query is malformed, names more than one user, or names an invalid user ID.
-func namedUser(rawQuery string) (string, bool) {
+func namedUser(rawQuery string) (account.UserID, bool) {
 	if rawQuery == "" {
 		return "", true
 	}
@@ -121,7 +122,8 @@ func namedUser(rawQuery string) (string, bool) {
 	case len(named) == 0 || named[0] == "":
 		return "", true
 	}
-	return named[0], credits.ValidUserID(named[0])
+	user, err := account.ParseUserID(named[0])
+	return user, err == nil
 }
 
 func caller(p auth.Principal) string {

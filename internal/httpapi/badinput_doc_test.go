@@ -21,8 +21,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -35,7 +35,7 @@ type badCase struct {
 	group, what, method, path, body string
 	header                          []string
 	storeErr                        error
-	storeResult                     credits.Result
+	storeResult                     account.Result
 	userWrites                      bool
 	// userRateLimit, with repeat, sends the request repeat times first under that limit.
 	userRateLimit float64
@@ -116,9 +116,9 @@ func badCases(t *testing.T, signer *auth.Signer, cluster *auth.Signer) []badCase
 		badCase{group: "operation", what: "consume 0", method: "POST", path: "/api/credits/consume?userId=u", body: `{"credits":0}`, header: bearer("svc-admin")},
 		badCase{group: "operation", what: "grant without Idempotency-Key", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":5}`, header: bearer("svc-admin")},
 		badCase{group: "operation", what: "Idempotency-Key with a space", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":5}`, header: append(bearer("svc-admin"), "Idempotency-Key", "a b")},
-		badCase{group: "operation", what: "Idempotency-Key reused with another body", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":6}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k"), storeErr: credits.ErrIdempotencyKeyReused},
-		badCase{group: "operation", what: "grant past 2^53-1", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":9007199254740991}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k2"), storeErr: credits.ErrBalanceOverflow},
-		badCase{group: "operation", what: "consume more than the balance", method: "POST", path: "/api/credits/consume?userId=u", body: `{"credits":5}`, header: bearer("svc-admin"), storeErr: credits.ErrInsufficientCredits, storeResult: credits.Result{Credits: 2}},
+		badCase{group: "operation", what: "Idempotency-Key reused with another body", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":6}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k"), storeErr: account.ErrIdempotencyKeyReused},
+		badCase{group: "operation", what: "grant past 2^53-1", method: "POST", path: "/api/credits/grant?userId=u", body: `{"credits":9007199254740991}`, header: append(bearer("svc-admin"), "Idempotency-Key", "k2"), storeErr: account.ErrBalanceOverflow},
+		badCase{group: "operation", what: "consume more than the balance", method: "POST", path: "/api/credits/consume?userId=u", body: `{"credits":5}`, header: bearer("svc-admin"), storeErr: account.ErrInsufficientCredits, storeResult: account.Result{Credits: 2}},
 		badCase{group: "operation", what: "release with a member (it reads none)", method: "POST", path: hold + "release", body: `{"credits":1}`, header: bearer(valid)},
 		badCase{group: "operation", what: "release with malformed JSON", method: "POST", path: hold + "release", body: `{`, header: bearer(valid)},
 		badCase{group: "operation", what: "release with trailing data", method: "POST", path: hold + "release", body: `{} {}`, header: bearer(valid)},

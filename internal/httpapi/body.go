@@ -9,11 +9,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
-// MaxCredits is the largest balance the API accepts (credits.MaxBalance, 2^53-1).
-const MaxCredits = credits.MaxBalance
+// MaxCredits is the largest balance the API accepts (account.MaxBalance, 2^53-1).
+const MaxCredits = account.MaxBalance
 
 // maxNumberLiteral bounds the text of a credits number; the largest valid value has 16 digits.
 const maxNumberLiteral = 64

@@ -7,21 +7,17 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // maxIdempotencyKeyLength bounds the Idempotency-Key header (a checkout session ID is ~70).
 const maxIdempotencyKeyLength = 255
 
-func (h *Handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
-	n, err := h.opts.Store.Balance(ctx, userID)
-	if errors.Is(err, credits.ErrInvalidUserID) {
-		writeJSON(w, http.StatusBadRequest, bodyInvalidUserID)
-		return
-	}
+func (h *Handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http.Request, user account.UserID) {
+	n, err := h.opts.Store.Balance(ctx, user)
 	if err != nil {
-		h.opts.Log.Error(err, "reading balance", "userID", userID)
+		h.opts.Log.Error(err, "reading balance", "userID", user)
 		writeJSON(w, http.StatusInternalServerError, bodyFetchError)
 		return
 	}
@@ -29,71 +25,71 @@ func (h *Handler) getCredits(ctx context.Context, w http.ResponseWriter, _ *http
 }
 
 // setCredits is POST /api/credits: set the balance (upsert).
-func (h *Handler) setCredits(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	h.amountOperation(ctx, w, r, userID, credits.OpSet, false)
+func (h *Handler) setCredits(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
+	h.amountOperation(ctx, w, r, user, account.OpSet, false)
 }
 
 // consume is POST /api/credits/consume: subtract n ≥ 1 (1 for an empty body) atomically.
-func (h *Handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	h.amountOperation(ctx, w, r, userID, credits.OpConsume, false)
+func (h *Handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
+	h.amountOperation(ctx, w, r, user, account.OpConsume, false)
 }
 
 // grant is POST /api/credits/grant: add n ≥ 1 atomically, exactly once per Idempotency-Key.
-func (h *Handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	h.amountOperation(ctx, w, r, userID, credits.OpGrant, true)
+func (h *Handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
+	h.amountOperation(ctx, w, r, user, account.OpGrant, true)
 }
 
 // amountOperation is set, consume or grant: {"credits":n} (consume: 1 when empty).
-func (h *Handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string, kind credits.OpKind, needKey bool) {
+func (h *Handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID, kind account.OpKind, needKey bool) {
 	op, body, ok := readRequest(w, r, kind, needKey)
 	if !ok {
 		return
 	}
 	op.Amount = 1
-	if kind != credits.OpConsume || len(body) > 0 {
-		n, err := parseFields(body, fieldCredits)
-		if op.Amount = n[fieldCredits]; err != nil || !hasField(n, fieldCredits) || (kind != credits.OpSet && op.Amount < 1) {
+	if kind != account.OpConsume || len(body) > 0 {
+		var err error
+		if op.Amount, err = ParseCredits(body); err != nil || (kind != account.OpSet && op.Amount < 1) {
 			writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
 			return
 		}
 	}
-	h.perform(ctx, w, userID, op)
+	h.perform(ctx, w, user, op)
 }
 
 // readRequest reads the Idempotency-Key (required with needKey) and the body, trimmed, or
 // answers 400 or 413 and returns false.
-func readRequest(w http.ResponseWriter, r *http.Request, kind credits.OpKind, needKey bool) (credits.Operation, []byte, bool) {
+func readRequest(w http.ResponseWriter, r *http.Request, kind account.OpKind, needKey bool) (account.Operation, []byte, bool) {
 	key := r.Header.Get("Idempotency-Key")
 	switch {
 	case key == "" && needKey:
 		writeJSON(w, http.StatusBadRequest, bodyMissingIdempotencyKey)
-		return credits.Operation{}, nil, false
+		return account.Operation{}, nil, false
 	case !validIdempotencyKey(key):
 		writeJSON(w, http.StatusBadRequest, bodyInvalidIdempotencyKey)
-		return credits.Operation{}, nil, false
+		return account.Operation{}, nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
-			return credits.Operation{}, nil, false
+			return account.Operation{}, nil, false
 		}
 		writeJSON(w, http.StatusBadRequest, bodyInvalidCredits)
-		return credits.Operation{}, nil, false
+		return account.Operation{}, nil, false
 	}
-	return credits.Operation{Kind: kind, IdempotencyKey: key}, bytes.TrimSpace(body), true
+	return account.Operation{Kind: kind, IdempotencyKey: key}, bytes.TrimSpace(body), true
 }
 
 // perform applies op and answers with its outcome. A capture or release of a malformed
 // hold ID is not sent to the store: no hold has that ID, so it is refused as any unknown
 // hold is, without a read.
-func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, userID string, op credits.Operation) {
-	var res credits.Result
+func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, user account.UserID, op account.Operation) {
+	var res account.Result
 	var err error
-	if (op.Kind == credits.OpCapture || op.Kind == credits.OpRelease) && !validReservationID(op.ReservationID) {
-		err = credits.ErrReservationNotFound
+	if (op.Kind == account.OpCapture || op.Kind == account.OpRelease) && !validReservationID(op.ReservationID) {
+		err = account.ErrReservationNotFound
 	} else {
-		res, err = h.opts.Store.Apply(ctx, userID, op)
+		res, err = h.opts.Store.Apply(ctx, user, op)
 	}
 	o := outcomeOf(res, err)
 	metrics.CreditOperations.WithLabelValues(string(op.Kind), o.label).Inc()
@@ -102,7 +98,7 @@ func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, userID str
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		if op.Kind == credits.OpReserve {
+		if op.Kind == account.OpReserve {
 			writeJSON(w, http.StatusOK, reservedBody(res.ReservationID, res.Credits))
 			return
 		}
@@ -111,17 +107,17 @@ func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, userID str
 		writeJSON(w, o.status, insufficientBody(res.Credits))
 	default:
 		if o.status == http.StatusInternalServerError {
-			h.opts.Log.Error(err, "changing balance", "userID", userID, "op", op.Kind)
+			h.opts.Log.Error(err, "changing balance", "userID", user, "op", op.Kind)
 		}
 		writeJSON(w, o.status, o.body)
 	}
 }
 
 // transactions is GET /api/credits/transactions: the user's history, newest first.
-func (h *Handler) transactions(ctx context.Context, w http.ResponseWriter, _ *http.Request, userID string) {
-	list, err := h.opts.Store.Transactions(ctx, userID)
+func (h *Handler) transactions(ctx context.Context, w http.ResponseWriter, _ *http.Request, user account.UserID) {
+	list, err := h.opts.Store.Transactions(ctx, user)
 	if err != nil {
-		h.opts.Log.Error(err, "reading transactions", "userID", userID)
+		h.opts.Log.Error(err, "reading transactions", "userID", user)
 		writeJSON(w, http.StatusInternalServerError, bodyFetchError)
 		return
 	}

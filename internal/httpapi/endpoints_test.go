@@ -9,8 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
 // serviceVerifier accepts "svc-<name>" as the ServiceAccount <name> and defers the rest.
@@ -110,7 +110,7 @@ func TestClerkUsersActOnlyOnThemselves(t *testing.T) {
 	expect(t, "other user", f.do("GET", "/api/credits?userId=user_B", "", "Authorization", "Bearer "+f.token), 403, `{"error":"Forbidden"}`)
 	expect(t, "consume other", f.do("POST", "/api/credits/consume?userId=user_B", "", "Authorization", "Bearer "+f.token), 403, `{"error":"Forbidden"}`)
 	expect(t, "grant", f.do("POST", "/api/credits/grant", `{"credits":5}`, "Authorization", "Bearer "+f.token, "Idempotency-Key", "k"), 403, `{"error":"Forbidden"}`)
-	if len(f.store.ops) != 1 || f.store.ops[0].Kind != credits.OpConsume {
+	if len(f.store.ops) != 1 || f.store.ops[0].Kind != account.OpConsume {
 		t.Fatalf("operations reaching the store: %+v", f.store.ops)
 	}
 }
@@ -151,7 +151,7 @@ func TestConsumeAndGrantBodies(t *testing.T) {
 	if s, b := consume("  "); s != 200 || f.store.ops[0].Amount != 1 {
 		t.Fatalf("empty consume body: %d %s %+v", s, b, f.store.ops)
 	}
-	if s, _ := consume(`{"credits":3}`, "Idempotency-Key", "job-1"); s != 200 || f.store.ops[1] != (credits.Operation{Kind: credits.OpConsume, Amount: 3, IdempotencyKey: "job-1"}) {
+	if s, _ := consume(`{"credits":3}`, "Idempotency-Key", "job-1"); s != 200 || f.store.ops[1] != (account.Operation{Kind: account.OpConsume, Amount: 3, IdempotencyKey: "job-1"}) {
 		t.Fatalf("consume with key: %+v", f.store.ops)
 	}
 }
@@ -168,14 +168,14 @@ func TestStoreOutcomesMapToResponses(t *testing.T) {
 	f := newServiceFixture(t, verbAuthorizer{verbs: map[string][]string{"admin": {"consume", "grant"}}})
 	cases := []struct {
 		err    error
-		result credits.Result
+		result account.Result
 		status int
 		body   string
 	}{
-		{credits.ErrInsufficientCredits, credits.Result{Credits: 2}, 402, `{"error":"Insufficient credits","credits":2}`},
-		{credits.ErrIdempotencyKeyReused, credits.Result{}, 409, `{"error":"Idempotency-Key reused with a different request"}`},
-		{credits.ErrBalanceOverflow, credits.Result{}, 400, `{"error":"Invalid credits value"}`},
-		{fmt.Errorf("wrapped: %w", errors.New("etcd down")), credits.Result{}, 500, `{"error":"Error updating credits"}`},
+		{account.ErrInsufficientCredits, account.Result{Credits: 2}, 402, `{"error":"Insufficient credits","credits":2}`},
+		{account.ErrIdempotencyKeyReused, account.Result{}, 409, `{"error":"Idempotency-Key reused with a different request"}`},
+		{account.ErrBalanceOverflow, account.Result{}, 400, `{"error":"Invalid credits value"}`},
+		{fmt.Errorf("wrapped: %w", errors.New("etcd down")), account.Result{}, 500, `{"error":"Error updating credits"}`},
 	}
 	for _, c := range cases {
 		f.store.err, f.store.applyResult = c.err, c.result
@@ -184,7 +184,7 @@ func TestStoreOutcomesMapToResponses(t *testing.T) {
 			t.Errorf("%v: got %d %s, want %d %s", c.err, status, body, c.status, c.body)
 		}
 	}
-	f.store.err, f.store.applyResult = nil, credits.Result{Credits: 4, Replayed: true}
+	f.store.err, f.store.applyResult = nil, account.Result{Credits: 4, Replayed: true}
 	rec := f.do("POST", "/api/credits/grant?userId=u", `{"credits":3}`, "Authorization", "Bearer svc-admin", "Idempotency-Key", "k")
 	if rec.Code != 200 || rec.Body.String() != `{"success":true,"credits":4}` || rec.Header().Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay: %d %s %v", rec.Code, rec.Body.String(), rec.Header())

@@ -10,8 +10,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 )
 
 // StripeWebhookPath is where Stripe delivers Checkout events.
@@ -22,9 +22,9 @@ const MaxBodyBytes = 1 << 20
 
 // Store is the balance storage the API serves (internal/credits.Store).
 type Store interface {
-	Balance(ctx context.Context, userID string) (int64, error)
-	Apply(ctx context.Context, userID string, op credits.Operation) (credits.Result, error)
-	Transactions(ctx context.Context, userID string) ([]credits.Transaction, error)
+	Balance(ctx context.Context, user account.UserID) (int64, error)
+	Apply(ctx context.Context, user account.UserID, op account.Operation) (account.Result, error)
+	Transactions(ctx context.Context, user account.UserID) ([]account.Transaction, error)
 }
 
 // Authorizer decides whether an in-cluster service may use a verb on UserCredits.
@@ -93,14 +93,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		rt.serve(h, ctx, rec, r, "")
 		return
 	}
-	userID, ok := h.admit(ctx, rec, r, rt, &principal)
+	user, ok := h.admit(ctx, rec, r, rt, &principal)
 	if !ok {
 		return
 	}
-	rt.serve(h, ctx, rec, r, userID)
+	rt.serve(h, ctx, rec, r, user)
 }
 
 // stripeWebhook hands a delivery to the webhook, with the request timeout bounding its grant.
-func (h *Handler) stripeWebhook(ctx context.Context, w http.ResponseWriter, r *http.Request, _ string) {
+func (h *Handler) stripeWebhook(ctx context.Context, w http.ResponseWriter, r *http.Request, _ account.UserID) {
 	h.opts.StripeWebhook.ServeHTTP(w, r.WithContext(ctx))
 }

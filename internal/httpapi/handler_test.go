@@ -12,8 +12,8 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -26,23 +26,23 @@ type memoryStore struct {
 	panics   bool
 	writes   int
 
-	ops         []credits.Operation
-	applyResult credits.Result
-	history     []credits.Transaction
+	ops         []account.Operation
+	applyResult account.Result
+	history     []account.Transaction
 }
 
-func (m *memoryStore) Balance(_ context.Context, user string) (int64, error) {
+func (m *memoryStore) Balance(_ context.Context, user account.UserID) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.panics {
 		panic("boom")
 	}
-	return m.balances[user], m.err
+	return m.balances[string(user)], m.err
 }
 
 // Apply records the operation; a set changes the balance, other kinds answer applyResult
 // and applyErr, so the tests can pin how each outcome maps to HTTP.
-func (m *memoryStore) Apply(_ context.Context, user string, op credits.Operation) (credits.Result, error) {
+func (m *memoryStore) Apply(_ context.Context, user account.UserID, op account.Operation) (account.Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.panics {
@@ -52,16 +52,16 @@ func (m *memoryStore) Apply(_ context.Context, user string, op credits.Operation
 	if m.err != nil {
 		return m.applyResult, m.err
 	}
-	if op.Kind != credits.OpSet {
+	if op.Kind != account.OpSet {
 		return m.applyResult, nil
 	}
 	m.writes++
-	m.balances[user] = op.Amount
-	return credits.Result{Credits: op.Amount}, nil
+	m.balances[string(user)] = op.Amount
+	return account.Result{Credits: op.Amount}, nil
 }
 
 // Transactions answers history, or the store's error.
-func (m *memoryStore) Transactions(context.Context, string) ([]credits.Transaction, error) {
+func (m *memoryStore) Transactions(context.Context, account.UserID) ([]account.Transaction, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.history, m.err

@@ -16,8 +16,8 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/payments"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -27,7 +27,7 @@ type openAPICase struct {
 	op, method, path, body string
 	header                 []string
 	storeErr               error
-	result                 credits.Result
+	result                 account.Result
 	userWrites             bool
 	rateLimit              float64 // with repeat: sent repeat more times first
 	repeat                 int
@@ -202,39 +202,39 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":7}`, status: 403},
 		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":"7"}`, userWrites: true, status: 400},
 		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, userWrites: true, status: 413},
-		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: append(clerk, "Idempotency-Key", "k"), body: `{"credits":7}`, userWrites: true, storeErr: credits.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: append(clerk, "Idempotency-Key", "k"), body: `{"credits":7}`, userWrites: true, storeErr: account.ErrIdempotencyKeyReused, status: 409},
 		openAPICase{op: "setCredits", method: "POST", path: "/api/credits", header: clerk, body: `{"credits":7}`, userWrites: true, storeErr: store500, status: 500},
-		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, result: credits.Result{Credits: 4}, status: 200},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, result: account.Result{Credits: 4}, status: 200},
 		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, body: `{"credits":0}`, status: 400},
-		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, storeErr: credits.ErrInsufficientCredits, status: 402},
-		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: append(clerk, "Idempotency-Key", "k"), storeErr: credits.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, storeErr: account.ErrInsufficientCredits, status: 402},
+		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: append(clerk, "Idempotency-Key", "k"), storeErr: account.ErrIdempotencyKeyReused, status: 409},
 		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, body: `{"credits":1,"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, status: 413},
 		openAPICase{op: "consume", method: "POST", path: "/api/credits/consume", header: clerk, storeErr: store500, status: 500},
-		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, result: credits.Result{Credits: 10}, status: 200},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, result: account.Result{Credits: 10}, status: 200},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin"), body: `{"credits":5}`, status: 400},
-		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: credits.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: account.ErrIdempotencyKeyReused, status: 409},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: store500, status: 500},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: tooLarge, status: 413},
-		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, result: credits.Result{Credits: 4, ReservationID: "rsv_0123456789abcdef"}, status: 200},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, result: account.Result{Credits: 4, ReservationID: "rsv_0123456789abcdef"}, status: 200},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, body: `{"ttlSeconds":0}`, status: 400},
-		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: credits.ErrInsufficientCredits, status: 402},
-		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: credits.ErrTooManyReservations, status: 409},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: account.ErrInsufficientCredits, status: 402},
+		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: account.ErrTooManyReservations, status: 409},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: store500, status: 500},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, body: tooLarge, status: 413},
-		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":1}`, result: credits.Result{Credits: 6}, status: 200},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":1}`, result: account.Result{Credits: 6}, status: 200},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: `{"credits":-1}`, status: 400},
-		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationNotFound, status: 404},
-		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationReleased, status: 409},
-		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: credits.ErrReservationExpired, status: 410},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: account.ErrReservationNotFound, status: 404},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: account.ErrReservationReleased, status: 409},
+		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: account.ErrReservationExpired, status: 410},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, storeErr: store500, status: 500},
 		openAPICase{op: "capture", method: "POST", path: hold + "capture", header: clerk, body: tooLarge, status: 413},
 		openAPICase{op: "capture", method: "POST", path: "/api/credits/reservations/bad$id/capture", header: clerk, status: 404, wantBody: `{"error":"Reservation not found"}`},
-		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, result: credits.Result{Credits: 6}, status: 200},
-		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationNotFound, status: 404},
-		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationCaptured, status: 409},
-		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: credits.ErrReservationExpired, status: 410},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, result: account.Result{Credits: 6}, status: 200},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: account.ErrReservationNotFound, status: 404},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: account.ErrReservationCaptured, status: 409},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: account.ErrReservationExpired, status: 410},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, storeErr: store500, status: 500},
-		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: "{}", result: credits.Result{Credits: 6}, status: 200},
+		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: "{}", result: account.Result{Credits: 6}, status: 200},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: `{"credits":1}`, status: 400, wantBody: `{"error":"Invalid credits value"}`},
 		openAPICase{op: "release", method: "POST", path: hold + "release", header: clerk, body: tooLarge, status: 413},
 		openAPICase{op: "release", method: "POST", path: "/api/credits/reservations/" + strings.Repeat("a", 65) + "/release", header: clerk, status: 404, wantBody: `{"error":"Reservation not found"}`},
@@ -277,8 +277,8 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 	reached := map[string]bool{}
 	for _, c := range openAPICases(t, signer) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
-			history: []credits.Transaction{{Kind: credits.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
-				{Kind: credits.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
+			history: []account.Transaction{{Kind: account.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
+				{Kind: account.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
 		settings := testSettings(func(s *Settings) { s.AllowUserWrites, s.UserRateLimit = c.userWrites, c.rateLimit })
 		opts := Options{Settings: settings, Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, Log: logr.Discard()}
 		if c.stripe {

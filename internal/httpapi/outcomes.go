@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // outcome is what a balance operation came to: the HTTP answer, and the result label of
@@ -19,17 +19,17 @@ type outcome struct {
 // outcomes is the one table from the store's errors to answers and metric labels; an
 // error not listed is a storage failure.
 var outcomes = []outcome{
-	{credits.ErrInsufficientCredits, http.StatusPaymentRequired, nil, "insufficient"},
-	{credits.ErrIdempotencyKeyReused, http.StatusConflict, bodyIdempotencyKeyReused, "key_reused"},
-	{credits.ErrInvalidUserID, http.StatusBadRequest, bodyInvalidUserID, "invalid"},
-	{credits.ErrBalanceOverflow, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
-	{credits.ErrInvalidOperation, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
-	{credits.ErrUntrustedRecord, http.StatusInternalServerError, bodyUpdateError, "untrusted_record"},
-	{credits.ErrTooManyReservations, http.StatusConflict, bodyTooManyReservations, "too_many_reservations"},
-	{credits.ErrReservationNotFound, http.StatusNotFound, bodyReservationNotFound, "reservation_not_found"},
-	{credits.ErrReservationCaptured, http.StatusConflict, bodyReservationCaptured, "reservation_captured"},
-	{credits.ErrReservationReleased, http.StatusConflict, bodyReservationReleased, "reservation_released"},
-	{credits.ErrReservationExpired, http.StatusGone, bodyReservationExpired, "reservation_expired"},
+	{account.ErrInsufficientCredits, http.StatusPaymentRequired, nil, "insufficient"},
+	{account.ErrIdempotencyKeyReused, http.StatusConflict, bodyIdempotencyKeyReused, "key_reused"},
+	{account.ErrInvalidUserID, http.StatusBadRequest, bodyInvalidUserID, "invalid"},
+	{account.ErrBalanceOverflow, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
+	{account.ErrInvalidOperation, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
+	{account.ErrUntrusted, http.StatusInternalServerError, bodyUpdateError, "untrusted_record"},
+	{account.ErrTooManyReservations, http.StatusConflict, bodyTooManyReservations, "too_many_reservations"},
+	{account.ErrReservationNotFound, http.StatusNotFound, bodyReservationNotFound, "reservation_not_found"},
+	{account.ErrReservationCaptured, http.StatusConflict, bodyReservationCaptured, "reservation_captured"},
+	{account.ErrReservationReleased, http.StatusConflict, bodyReservationReleased, "reservation_released"},
+	{account.ErrReservationExpired, http.StatusGone, bodyReservationExpired, "reservation_expired"},
 }
 
 var (
@@ -39,7 +39,7 @@ var (
 )
 
 // outcomeOf looks up what an operation's result and error come to.
-func outcomeOf(res credits.Result, err error) outcome {
+func outcomeOf(res account.Result, err error) outcome {
 	switch {
 	case err == nil && res.Replayed:
 		return replayed

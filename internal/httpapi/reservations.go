@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // reservationsPrefix starts the paths of one hold: /api/credits/reservations/<id>/capture
@@ -14,12 +14,12 @@ import (
 const reservationsPrefix = "/api/credits/reservations/"
 
 // maxReservationTTLSeconds bounds ttlSeconds (a day).
-const maxReservationTTLSeconds = int64(credits.MaxReservationTTL / time.Second)
+const maxReservationTTLSeconds = int64(account.MaxReservationTTL / time.Second)
 
 // reserve is POST /api/credits/reserve: hold {"credits":n} (1 when absent) for
 // {"ttlSeconds":s} (the operator's default when absent).
-func (h *Handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	op, body, ok := readRequest(w, r, credits.OpReserve, false)
+func (h *Handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
+	op, body, ok := readRequest(w, r, account.OpReserve, false)
 	if !ok {
 		return
 	}
@@ -46,13 +46,13 @@ func (h *Handler) reserve(ctx context.Context, w http.ResponseWriter, r *http.Re
 			op.TTL = time.Duration(ttl) * time.Second
 		}
 	}
-	h.perform(ctx, w, userID, op)
+	h.perform(ctx, w, user, op)
 }
 
 // capture is POST /api/credits/reservations/<id>/capture: spend {"credits":m} of the hold
 // (all of it when absent) and return the rest.
-func (h *Handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	op, body, ok := readRequest(w, r, credits.OpCapture, false)
+func (h *Handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
+	op, body, ok := readRequest(w, r, account.OpCapture, false)
 	if !ok {
 		return
 	}
@@ -65,14 +65,14 @@ func (h *Handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 		op.CaptureAll = !hasField(fields, fieldCredits)
 	}
-	h.perform(ctx, w, userID, op)
+	h.perform(ctx, w, user, op)
 }
 
 // release is POST /api/credits/reservations/<id>/release: return the whole hold. It reads
 // no member, so only an empty body or {} is accepted: anything else is refused as capture
 // refuses it, rather than released on a request that may have meant something else.
-func (h *Handler) release(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) {
-	op, body, ok := readRequest(w, r, credits.OpRelease, false)
+func (h *Handler) release(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
+	op, body, ok := readRequest(w, r, account.OpRelease, false)
 	if !ok {
 		return
 	}
@@ -83,7 +83,7 @@ func (h *Handler) release(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 	}
 	op.ReservationID = reservationID(r.URL.Path)
-	h.perform(ctx, w, userID, op)
+	h.perform(ctx, w, user, op)
 }
 
 // reservationRoute maps a hold's path to its route pattern, and reports whether it is one:

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // TestMalformedReservationIDsAreUnknownReservations: a hold ID the store can never have
@@ -36,7 +36,7 @@ func TestMalformedReservationIDsAreUnknownReservations(t *testing.T) {
 	}
 
 	// The longest well-formed ID is looked up, and an unknown one answers the same body.
-	f.store.err = credits.ErrReservationNotFound
+	f.store.err = account.ErrReservationNotFound
 	expect(t, "unknown 64-character ID", f.do("POST", reservationsPrefix+strings.Repeat("a", 64)+"/capture", "", clerk...), 404, `{"error":"Reservation not found"}`)
 	if len(f.store.ops) != 1 || f.store.ops[0].ReservationID != strings.Repeat("a", 64) {
 		t.Fatalf("a well-formed ID was not looked up: %+v", f.store.ops)
@@ -51,13 +51,13 @@ func TestMalformedReservationIDsAreUnknownReservations(t *testing.T) {
 // {}; anything else is refused as capture refuses it, and nothing is released.
 func TestReleaseBodyIsValidated(t *testing.T) {
 	f := newFixture(t, false)
-	f.store.applyResult = credits.Result{Credits: 6}
+	f.store.applyResult = account.Result{Credits: 6}
 	path := reservationsPrefix + "rsv_0123456789abcdef/release"
 	clerk := []string{"Authorization", "Bearer " + f.token}
 	for _, body := range []string{"", "{}", " { }\n", "\n"} {
 		expect(t, "release with body "+body, f.do("POST", path, body, clerk...), 200, `{"success":true,"credits":6}`)
 	}
-	if len(f.store.ops) != 4 || f.store.ops[0].Kind != credits.OpRelease || f.store.ops[0].ReservationID != "rsv_0123456789abcdef" {
+	if len(f.store.ops) != 4 || f.store.ops[0].Kind != account.OpRelease || f.store.ops[0].ReservationID != "rsv_0123456789abcdef" {
 		t.Fatalf("releases sent %+v", f.store.ops)
 	}
 	f.store.ops = nil
@@ -78,9 +78,9 @@ func TestReleaseBodyIsValidated(t *testing.T) {
 func TestTransactionsBody(t *testing.T) {
 	f := newFixture(t, false)
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	f.store.history = []credits.Transaction{
-		{Kind: credits.KindPurchase, Credits: 10, Balance: 27, At: at, Reference: "cs_test_a1"},
-		{Kind: credits.OpSet, Credits: 17, Balance: 17, At: at.Add(-time.Minute)},
+	f.store.history = []account.Transaction{
+		{Kind: account.KindPurchase, Credits: 10, Balance: 27, At: at, Reference: "cs_test_a1"},
+		{Kind: account.OpSet, Credits: 17, Balance: 17, At: at.Add(-time.Minute)},
 	}
 	expect(t, "history", f.do("GET", "/api/credits/transactions", "", "Authorization", "Bearer "+f.token), 200,
 		`{"transactions":[{"type":"purchase","credits":10,"balance":27,"at":"2026-11-25T10:00:00Z","reference":"cs_test_a1"},`+

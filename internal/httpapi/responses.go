@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/httpapi/respond"
 )
 
@@ -73,7 +73,7 @@ type transaction struct {
 }
 
 // transactionsBody is {"transactions":[...]}, newest first.
-func transactionsBody(list []credits.Transaction) []byte {
+func transactionsBody(list []account.Transaction) []byte {
 	out := struct {
 		Transactions []transaction `json:"transactions"`
 	}{Transactions: make([]transaction, len(list))}

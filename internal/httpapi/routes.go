@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // route is one endpoint: the RBAC verb a service needs, the 500 body, the handler, and
@@ -12,7 +14,7 @@ import (
 type route struct {
 	verb       string
 	errorBody  []byte
-	serve      func(h *Handler, ctx context.Context, w http.ResponseWriter, r *http.Request, userID string)
+	serve      func(h *Handler, ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID)
 	clerkAllow func(o *Options) bool
 	// public routes skip admission (authentication, rate limit, authorization): the
 	// endpoint authenticates the request itself, as the Stripe webhook checks Stripe's

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/settings"
 )
 
@@ -64,8 +64,8 @@ func (s Settings) Validate() error {
 	if s.UserRateLimit < 0 || s.ServiceAccountRateLimit < 0 {
 		errs = append(errs, errors.New("--user-rate-limit and --service-account-rate-limit must be 0 (off) or positive"))
 	}
-	if s.DefaultReservationTTL < time.Second || s.DefaultReservationTTL > credits.MaxReservationTTL {
-		errs = append(errs, fmt.Errorf("--reservation-ttl must be between 1s and %v, not %v", credits.MaxReservationTTL, s.DefaultReservationTTL))
+	if s.DefaultReservationTTL < time.Second || s.DefaultReservationTTL > account.MaxReservationTTL {
+		errs = append(errs, fmt.Errorf("--reservation-ttl must be between 1s and %v, not %v", account.MaxReservationTTL, s.DefaultReservationTTL))
 	}
 	return errors.Join(errs...)
 }

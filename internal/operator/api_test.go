@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -121,7 +122,7 @@ func TestPostCreatesThenUpdatesAndReadsBack(t *testing.T) {
 	expectCall(t, "read back", "GET", tok, "", 200, `{"credits":10}`)
 
 	obj := &creditsv1alpha1.UserCredits{}
-	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	key := client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}
 	if err := k8sClient.Get(ctx, key, obj); err != nil {
 		t.Fatalf("the upsert did not create %s: %v", key.Name, err)
 	}
@@ -195,7 +196,7 @@ func TestPostUpdatesAGitOpsNamedObject(t *testing.T) {
 	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(gitops), gitops); err != nil || gitops.Spec.Credits != 8 {
 		t.Fatalf("GitOps object not updated: %v %+v", err, gitops.Spec)
 	}
-	err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, &creditsv1alpha1.UserCredits{})
+	err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}, &creditsv1alpha1.UserCredits{})
 	if !apierrors.IsNotFound(err) {
 		t.Fatalf("a second object was created for a user who had one: %v", err)
 	}

@@ -14,7 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // quickAnswer bounds how long an answer to a hand-edited object may take.
@@ -92,7 +92,7 @@ func warningsAbout(t *testing.T, name string) []string {
 // would last until a person repaired the annotation; and a 500 is what the panic answered.
 func TestAttackHandEditedHistorySeq(t *testing.T) {
 	user := "user_AttackHistory1"
-	name := credits.ObjectNameForUser(user)
+	name := account.ObjectNameForUser(user)
 	tok := tokenFor(t, user)
 	url := apiBase + "/api/credits/transactions"
 	expectCall(t, "set", "POST", tok, `{"credits":10}`, 200, `{"success":true,"credits":10}`)
@@ -106,7 +106,7 @@ func TestAttackHandEditedHistorySeq(t *testing.T) {
 	checkBoundedHistory(t, "before the edit", stored, status, body, took)
 
 	// A negative sequence number, the chunks left in place.
-	kubectl(t, "annotate", "uc", name, "-n", testNamespace, "--overwrite", credits.HistorySeqAnnotation+"=-7")
+	kubectl(t, "annotate", "uc", name, "-n", testNamespace, "--overwrite", account.HistorySeqAnnotation+"=-7")
 	status, body, took = timedGet(t, url, tok, 3*time.Second)
 	checkBoundedHistory(t, "history-seq=-7", stored, status, body, took)
 	// The damage is reported on the object (by whichever part of the operator finds it).
@@ -136,9 +136,9 @@ func TestAttackHandEditedHistorySeq(t *testing.T) {
 	// A moderate one first (before the fix: a loop of a few seconds, which then ends), so
 	// that the test never leaves a loop of 9e16 iterations running in the suite's process.
 	for _, seq := range []string{"500000000", "900000000000000000"} {
-		args := []string{"annotate", "uc", name, "-n", testNamespace, "--overwrite", credits.HistorySeqAnnotation + "=" + seq}
+		args := []string{"annotate", "uc", name, "-n", testNamespace, "--overwrite", account.HistorySeqAnnotation + "=" + seq}
 		for k := range 11 {
-			args = append(args, credits.HistoryChunkAnnotation(k)+"-")
+			args = append(args, account.HistoryChunkAnnotation(k)+"-")
 		}
 		kubectl(t, args...)
 		status, body, took = timedGet(t, url, tok, 3*time.Second)
@@ -178,7 +178,7 @@ func checkBoundedHistory(t *testing.T, what string, stored map[string]bool, stat
 		return status != 0 && took <= quickAnswer
 	}
 	var h history
-	if err := json.Unmarshal([]byte(body), &h); err != nil || h.Transactions == nil || len(h.Transactions) > credits.HistoryLength {
+	if err := json.Unmarshal([]byte(body), &h); err != nil || h.Transactions == nil || len(h.Transactions) > account.HistoryLength {
 		t.Errorf("%s: %s is not a bounded history: %v", what, body, err)
 		return true
 	}

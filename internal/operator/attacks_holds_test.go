@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -21,7 +21,7 @@ import (
 // expires, as any other.
 func TestAttackHoldThatCanNeverBeReturned(t *testing.T) {
 	admin := serviceAccountToken(t, "attack-max-admin", "credits-admin")
-	const max = credits.MaxBalance
+	const max = account.MaxBalance
 	type step struct {
 		name, path, body, key string
 		status                int
@@ -49,7 +49,7 @@ func TestAttackHoldThatCanNeverBeReturned(t *testing.T) {
 	// must not stay behind for the rest of the suite.
 	t.Cleanup(func() {
 		for _, user := range []string{"user_AttackMaxHold1", "user_AttackMaxHold2"} {
-			obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: testNamespace}}
+			obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: testNamespace}}
 			_ = k8sClient.Delete(context.Background(), obj)
 		}
 	})

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // TestAttackKeyWindowOfKeyedConsumes (issue 19 §2, attack 7) documents the server's real
@@ -28,7 +28,7 @@ func TestAttackKeyWindowOfKeyedConsumes(t *testing.T) {
 		}
 	}
 	expect("keyed consume", consume("window-0"), `{"success":true,"credits":999}`, false)
-	for i := 1; i < credits.RequestKeysMaxEntries; i++ {
+	for i := 1; i < account.RequestKeysMaxEntries; i++ {
 		expect("another keyed consume", consume(fmt.Sprintf("window-%d", i)), fmt.Sprintf(`{"success":true,"credits":%d}`, 999-i), false)
 	}
 	// 100 keys: the first is still known.
@@ -45,7 +45,7 @@ func TestAttackKeyWindowOfKeyedConsumes(t *testing.T) {
 	if status != 200 || first.Credits != 897 {
 		t.Fatalf("keyed reserve: %d %s", status, body)
 	}
-	for i := range credits.RequestKeysMaxEntries {
+	for i := range account.RequestKeysMaxEntries {
 		expect("keyed consume after the reserve", consume(fmt.Sprintf("window-after-reserve-%d", i)), fmt.Sprintf(`{"success":true,"credits":%d}`, 896-i), false)
 	}
 	status, again, body := reserveAs(t, apiBase, tok, "", `{"credits":1}`, "Idempotency-Key", "window-reserve")

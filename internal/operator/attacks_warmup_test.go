@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // A replica warms up when it serves before its informer has listed every UserCredits
@@ -45,7 +45,7 @@ func warmingReplica(t *testing.T) (string, *apiserverProxy) {
 func TestAttackWarmUpServesDuplicatedUser(t *testing.T) {
 	ctx := context.Background()
 	user := "user_AttackWarmTwice1"
-	for name, balance := range map[string]int64{credits.ObjectNameForUser(user): 10, "attack-warm-twice-gitops": 5} {
+	for name, balance := range map[string]int64{account.ObjectNameForUser(user): 10, "attack-warm-twice-gitops": 5} {
 		obj := &creditsv1alpha1.UserCredits{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace},
 			Spec:       creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance},
@@ -90,7 +90,7 @@ func TestAttackWarmUpReadsPerUser(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	gets, lists := proxy.reads(credits.ObjectNameForUser(user), user)
+	gets, lists := proxy.reads(account.ObjectNameForUser(user), user)
 	t.Logf("10 balance reads of a user with no record in %v cost %d GETs and %d lists", elapsed.Round(time.Millisecond), gets, lists)
 	if budget := readBudget(elapsed); gets > budget || lists > budget {
 		t.Errorf("10 balance reads in %v cost %d GETs and %d lists naming the user; at most %d of each (one a second)", elapsed.Round(time.Millisecond), gets, lists, budget)
@@ -117,7 +117,7 @@ func TestAttackTransactionsReadsPerUser(t *testing.T) {
 		t.Fatal("the replica never synced")
 	}
 	user := "user_AttackHistoryReads1"
-	name := credits.ObjectNameForUser(user)
+	name := account.ObjectNameForUser(user)
 	tok := tokenFor(t, user)
 	if status, body := request(t, "POST", base+"/api/credits", tok, `{"credits":50}`); status != 200 {
 		t.Fatalf("set: %d %s", status, body)

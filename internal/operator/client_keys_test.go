@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
-	"github.com/gitread/usercredits-operator/pkg/client"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
+	"github.com/gitread/usercredits-operator/pkg/client"
 )
 
 // droppingProxy stands between the client and the operator. The operator applies every
@@ -58,7 +59,7 @@ func newDroppingProxy(t *testing.T, target string) *droppingProxy {
 func storedUser(t *testing.T, user string) *creditsv1alpha1.UserCredits {
 	t.Helper()
 	obj := &creditsv1alpha1.UserCredits{}
-	key := ctrlclient.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	key := ctrlclient.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}
 	if err := k8sClient.Get(context.Background(), key, obj); err != nil {
 		t.Fatalf("reading %s: %v", user, err)
 	}

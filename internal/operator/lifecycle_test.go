@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
@@ -184,7 +184,7 @@ func TestExpiredHoldsReturnByThemselves(t *testing.T) {
 			return err
 		}
 		for _, e := range list.Items {
-			if e.Regarding.Name == credits.ObjectNameForUser(user) && e.Reason == "ReservationExpired" && e.Type == "Normal" {
+			if e.Regarding.Name == account.ObjectNameForUser(user) && e.Reason == "ReservationExpired" && e.Type == "Normal" {
 				return nil
 			}
 		}
@@ -195,7 +195,7 @@ func TestExpiredHoldsReturnByThemselves(t *testing.T) {
 func statusOf(t *testing.T, user string) *creditsv1alpha1.UserCredits {
 	t.Helper()
 	obj := &creditsv1alpha1.UserCredits{}
-	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, obj); err != nil {
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}, obj); err != nil {
 		t.Fatal(err)
 	}
 	return obj
@@ -238,7 +238,11 @@ func TestConcurrentReservesAcrossTwoReplicas(t *testing.T) {
 		t.Fatalf("statuses %v, want exactly 7×200 and 43×402", counts)
 	}
 	obj := statusOf(t, user)
-	if obj.Spec.Credits != 0 || len(obj.Spec.Reservations) != 7 || credits.Reserved(obj.Spec.Reservations) != 7 {
+	held := int64(0)
+	for _, h := range obj.Spec.Reservations {
+		held += h.Credits
+	}
+	if obj.Spec.Credits != 0 || len(obj.Spec.Reservations) != 7 || held != 7 {
 		t.Fatalf("stored: %d available, %d holds", obj.Spec.Credits, len(obj.Spec.Reservations))
 	}
 }
@@ -251,7 +255,7 @@ func TestLowBalanceCrossings(t *testing.T) {
 	user := "user_Low1"
 	tok := tokenFor(t, user)
 	expectCall(t, "seed", "POST", tok, `{"credits":10}`, 200, `{"success":true,"credits":10}`)
-	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: credits.ObjectNameForUser(user), Namespace: testNamespace}}
+	obj := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: testNamespace}}
 	if err := k8sClient.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"lowBalanceThreshold":3}}`))); err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +312,7 @@ func events(t *testing.T, user, reason string) int {
 	}
 	n := 0
 	for _, e := range list.Items {
-		if e.Regarding.Name == credits.ObjectNameForUser(user) && e.Reason == reason {
+		if e.Regarding.Name == account.ObjectNameForUser(user) && e.Reason == reason {
 			n++
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // rawAdd adds delta to user's balance straight at the apiserver with a read-modify-write
@@ -23,7 +23,7 @@ import (
 func rawAdd(ctx context.Context, user string, delta int64) error {
 	for {
 		obj := &creditsv1alpha1.UserCredits{}
-		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}, obj); err != nil {
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}, obj); err != nil {
 			return err
 		}
 		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})

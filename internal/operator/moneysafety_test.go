@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // rawSet writes user's balance straight to the apiserver, as kubectl, GitOps or another
@@ -19,7 +19,7 @@ import (
 func rawSet(t *testing.T, user string, balance int64) {
 	t.Helper()
 	obj := &creditsv1alpha1.UserCredits{}
-	obj.Namespace, obj.Name = testNamespace, credits.ObjectNameForUser(user)
+	obj.Namespace, obj.Name = testNamespace, account.ObjectNameForUser(user)
 	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, balance))
 	if err := k8sClient.Patch(context.Background(), obj, patch); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -25,6 +26,7 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/controllers"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/httpapi"
@@ -107,6 +109,10 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 	if err := users.Register(ctx, op.Manager.GetCache()); err != nil {
 		return nil, err
 	}
+	foreign, err := foreignNames(ctx, op.Manager, o.Namespace)
+	if err != nil {
+		return nil, err
+	}
 	log := ctrl.Log.WithName("api")
 	clientset, err := kubernetes.NewForConfig(op.Manager.GetConfig())
 	if err != nil {
@@ -119,14 +125,18 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 	authorizer := auth.NewResourceAuthorizer(clientset.AuthorizationV1().SubjectAccessReviews(), o.Namespace,
 		creditsv1alpha1.GroupVersion.Group, "usercredits", limits)
 	op.store, err = credits.NewStore(credits.StoreOptions{
-		Settings:  o.Credits,
-		Objects:   users,
-		Synced:    users.HasSynced,
-		Client:    op.Manager.GetClient(),
-		APIReader: op.Manager.GetAPIReader(),
-		Namespace: o.Namespace,
-		Recorder:  op.Manager.GetEventRecorder("usercredits-api"),
-		Log:       log.WithName("store"),
+		Settings:      o.Accounts,
+		Objects:       users,
+		Synced:        users.HasSynced,
+		Foreign:       foreign,
+		ForeignSynced: foreign.HasSynced,
+		Client:        op.Manager.GetClient(),
+		APIReader:     op.Manager.GetAPIReader(),
+		Namespace:     o.Namespace,
+		// A batch carries its requests' deadlines; the controller's expiries carry none.
+		WriteTimeout: o.API.RequestTimeout,
+		Recorder:     op.Manager.GetEventRecorder("usercredits-api"),
+		Log:          log.WithName("store"),
 	})
 	if err != nil {
 		return nil, err
@@ -176,7 +186,35 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 	if err := op.Manager.AddReadyzCheck("api-listening", op.server.Listening); err != nil {
 		return nil, err
 	}
+	if err := op.Manager.AddReadyzCheck("foreign-names-listed", op.store.Ready); err != nil {
+		return nil, err
+	}
 	return op, nil
+}
+
+// foreignNames is an index of the objects whose name is not the one the API gives their
+// user (without account.NameLabel: a GitOps tool's names), fed by a cache of only those: its
+// first list is one selection at the apiserver and holds few objects, so a replica knows
+// them within moments of starting, long before its cache of every object is filled.
+func foreignNames(ctx context.Context, mgr ctrl.Manager, namespace string) (*credits.Index, error) {
+	notDerived, err := labels.Parse(account.NameLabel + " notin (" + account.NameDerived + ")")
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultNamespaces: map[string]cache.Config{namespace: {}},
+		DefaultTransform:  cache.TransformStripManagedFields(),
+		ByObject:          map[client.Object]cache.ByObject{&creditsv1alpha1.UserCredits{}: {Label: notDerived, Transform: credits.CacheTransform}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	foreign := credits.NewIndex()
+	if err := foreign.Register(ctx, c); err != nil {
+		return nil, err
+	}
+	return foreign, mgr.Add(c)
 }
 
 // Start runs the operator until ctx ends.

@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -207,7 +207,7 @@ func checkStored(t *testing.T, w *loadWorker) {
 	// not applied again.
 	client := &http.Client{Timeout: 2 * requestTimeout}
 	replayed := 0
-	for i := len(w.results) - 1; i >= 0 && replayed < credits.RequestKeysMaxEntries/2; i-- {
+	for i := len(w.results) - 1; i >= 0 && replayed < account.RequestKeysMaxEntries/2; i-- {
 		o := w.results[i]
 		if !o.write || o.status != 200 {
 			continue
@@ -225,7 +225,7 @@ func checkStored(t *testing.T, w *loadWorker) {
 func storedBalanceOf(t *testing.T, user string) int64 {
 	t.Helper()
 	obj := &creditsv1alpha1.UserCredits{}
-	key := client.ObjectKey{Namespace: testNamespace, Name: credits.ObjectNameForUser(user)}
+	key := client.ObjectKey{Namespace: testNamespace, Name: account.ObjectNameForUser(user)}
 	if err := k8sClient.Get(context.Background(), key, obj); err != nil {
 		t.Fatalf("reading %s: %v", user, err)
 	}

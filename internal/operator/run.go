@@ -26,7 +26,7 @@ func Run(ctx context.Context, o *options.Options) error {
 	e := op.Effective()
 	ctrl.Log.WithName("setup").Info("starting the operator", "namespace", e.Namespace, "api", op.APIAddress(), "https", e.API.CertDir != "",
 		"leaderElection", e.Manager.LeaderElect, "stripeWebhook", e.Stripe.Enabled(), "lowBalanceThreshold", e.Controller.LowBalanceThreshold,
-		"reservationTTL", e.API.DefaultReservationTTL.String(), "grantKeyRetention", e.Credits.GrantKeyRetention.String())
+		"reservationTTL", e.API.DefaultReservationTTL.String(), "grantKeyRetention", e.Accounts.GrantKeyRetention.String())
 	return explainBindError(op.Start(ctx), o)
 }
 
@@ -43,7 +43,7 @@ func (op *Operator) Effective() options.Options {
 	e.Auth = op.authenticator.Settings()
 	e.API = op.handler.Settings()
 	e.API.BindAddress, e.API.CertDir = op.server.BindAddress, op.server.CertDir
-	e.Credits = op.store.Settings()
+	e.Accounts = op.store.Settings()
 	e.Controller = op.reconciler.Settings
 	e.Stripe = op.webhook.Settings
 	return e

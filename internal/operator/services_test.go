@@ -18,8 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
@@ -126,7 +126,7 @@ func TestServiceAccountAuthorization(t *testing.T) {
 		}
 		reasons := map[string]int{}
 		for _, e := range list.Items {
-			if e.Regarding.Name == credits.ObjectNameForUser(user) && e.Type == "Normal" {
+			if e.Regarding.Name == account.ObjectNameForUser(user) && e.Type == "Normal" {
 				reasons[e.Reason]++
 			}
 		}

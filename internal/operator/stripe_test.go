@@ -14,7 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/test/framework"
@@ -180,7 +180,7 @@ func expectPurchases(t *testing.T, user string, want []purchase) {
 		}
 		notes := map[string]int{}
 		for _, e := range list.Items {
-			if e.Regarding.Name == credits.ObjectNameForUser(user) && (e.Reason == "CreditsPurchased" || e.Reason == "CreditsGranted") {
+			if e.Regarding.Name == account.ObjectNameForUser(user) && (e.Reason == "CreditsPurchased" || e.Reason == "CreditsGranted") {
 				notes[e.Type+" "+e.Reason+": "+e.Note]++
 			}
 		}

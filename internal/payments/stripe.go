@@ -14,7 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/stripe/stripe-go/v82/webhook"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/httpapi/respond"
 	"github.com/gitread/usercredits-operator/internal/metrics"
 )
@@ -24,7 +24,7 @@ const maxPayloadBytes = 1 << 20
 
 // Granter grants credits exactly once per Idempotency-Key (credits.Store).
 type Granter interface {
-	Apply(ctx context.Context, userID string, op credits.Operation) (credits.Result, error)
+	Apply(ctx context.Context, user account.UserID, op account.Operation) (account.Result, error)
 }
 
 // Webhook serves POST /api/webhooks/stripe. The request's context bounds the grant's
@@ -41,6 +41,15 @@ var (
 	bodyInvalidSignature = []byte(`{"error":"Invalid signature"}`)
 	bodyGrantFailed      = []byte(`{"error":"Error updating credits"}`)
 )
+
+// delivery is a Stripe event's envelope; its object is decoded once, as its type says.
+type delivery struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Data struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
 
 // checkoutSession holds the fields of a Checkout Session the webhook reads, whatever the
 // event's API version: nothing else of the payload is relied on.
@@ -69,9 +78,13 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte)
 		return http.StatusBadRequest, bodyInvalidSignature
 	}
 	// Verified against the secret, within stripe-go's default 5-minute tolerance; events
-	// of any API version are accepted, as only the fields above are read.
-	event, err := webhook.ConstructEventWithOptions(payload, r.Header.Get("Stripe-Signature"), wh.WebhookSecret,
-		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
+	// of any API version are accepted, as only the fields read here are relied on. The
+	// payload is then decoded once: the envelope, and the object as what its type names.
+	err = webhook.ValidatePayloadWithTolerance(payload, r.Header.Get("Stripe-Signature"), wh.WebhookSecret, webhook.DefaultTolerance)
+	var event delivery
+	if err == nil {
+		err = json.Unmarshal(payload, &event)
+	}
 	if err != nil {
 		count("invalid_signature")
 		wh.Log.V(1).Info("refused a Stripe webhook", "reason", err.Error(), "remote", r.RemoteAddr)
@@ -81,7 +94,7 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte)
 	paid := false
 	switch event.Type {
 	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
-		if event.Data == nil || json.Unmarshal(event.Data.Raw, &session) != nil {
+		if len(event.Data.Object) == 0 || json.Unmarshal(event.Data.Object, &session) != nil {
 			wh.unassignable(event.ID, session, "the event holds no Checkout Session")
 			return http.StatusOK, bodyReceived
 		}
@@ -98,10 +111,10 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte)
 		return http.StatusOK, bodyReceived
 	}
 	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
-	op := credits.Operation{Kind: credits.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
-	res, err := wh.Store.Apply(r.Context(), session.ClientReferenceID, op)
+	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
+	res, err := wh.Store.Apply(r.Context(), account.UserID(session.ClientReferenceID), op) // checked by credits()
 	switch {
-	case errors.Is(err, credits.ErrInvalidUserID), errors.Is(err, credits.ErrIdempotencyKeyReused), errors.Is(err, credits.ErrBalanceOverflow):
+	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow):
 		wh.unassignable(event.ID, session, err.Error())
 	case err != nil:
 		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
@@ -127,16 +140,16 @@ func (wh *Webhook) credits(s checkoutSession) (int64, string) {
 	switch {
 	case s.ID == "":
 		return 0, "the session has no id"
-	case !credits.ValidReference(s.ID):
+	case !account.ValidReference(s.ID):
 		return 0, "the session id is not a Stripe ID (letters, digits, '_', '-')"
 	case s.ClientReferenceID == "":
 		return 0, "the session has no client_reference_id (the Clerk user ID)"
-	case !credits.ValidUserID(s.ClientReferenceID):
+	case !account.ValidUserID(s.ClientReferenceID):
 		return 0, "client_reference_id is not a valid user ID"
 	}
 	if text, ok := s.Metadata["credits"]; ok {
 		n, err := strconv.ParseInt(text, 10, 64)
-		if err != nil || n < 1 || n > credits.MaxBalance {
+		if err != nil || n < 1 || n > account.MaxBalance {
 			return 0, "metadata.credits is not a whole number of credits"
 		}
 		return n, ""

@@ -10,15 +10,15 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/stripe/stripe-go/v82/webhook"
 
-	"github.com/gitread/usercredits-operator/internal/credits"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 // recordingGranter records grants instead of storing them.
-type recordingGranter struct{ ops []credits.Operation }
+type recordingGranter struct{ ops []account.Operation }
 
-func (r *recordingGranter) Apply(_ context.Context, _ string, op credits.Operation) (credits.Result, error) {
+func (r *recordingGranter) Apply(_ context.Context, _ account.UserID, op account.Operation) (account.Result, error) {
 	r.ops = append(r.ops, op)
-	return credits.Result{Credits: op.Amount}, nil
+	return account.Result{Credits: op.Amount}, nil
 }
 
 func TestCreditsOfASession(t *testing.T) {
@@ -81,7 +81,7 @@ func TestPaidSessionIsAGrantRecordedAsItsPurchase(t *testing.T) {
 			t.Fatalf("%s: %d %s", id, rec.Code, rec.Body)
 		}
 	}
-	want := credits.Operation{Kind: credits.OpGrant, Amount: 10, IdempotencyKey: "stripe-checkout:cs_test_a1B2", Purchase: "cs_test_a1B2"}
+	want := account.Operation{Kind: account.OpGrant, Amount: 10, IdempotencyKey: "stripe-checkout:cs_test_a1B2", Purchase: "cs_test_a1B2"}
 	if len(store.ops) != 1 || store.ops[0] != want {
 		t.Fatalf("operations %+v, want only %+v (a session ID that is no Stripe ID is unassignable)", store.ops, want)
 	}

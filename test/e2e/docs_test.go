@@ -176,12 +176,16 @@ func rewrite(command string, rewrites map[string]string) string {
 func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 
 // goBlockPrelude declares what the docs' Go snippets leave to their reader: the caller's
-// context and user ID are the wrapping function's parameters, and these.
+// context and user ID are the wrapping function's parameters, and these (c: a client the
+// page made in an earlier block).
 const goBlockPrelude = `package docsnippets
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"time"
 
 	"github.com/gitread/usercredits-operator/pkg/client"
@@ -190,8 +194,11 @@ import (
 var (
 	errBuyMore   = errors.New("the user must buy more credits")
 	errNoCredits = errors.New("the user has no credits")
+	c            *client.Client
 	_            = time.Second
-	_            = client.New
+	_            = fmt.Sprint
+	_            = os.Getenv
+	_            = exec.Command
 )
 
 func generateREADME(context.Context) error { return nil }

@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/gitread/usercredits-operator/controllers"
+	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/credits"
 	"github.com/gitread/usercredits-operator/internal/httpapi"
 	"github.com/gitread/usercredits-operator/internal/payments"
 	"github.com/gitread/usercredits-operator/internal/settings"
@@ -38,7 +38,7 @@ type Options struct {
 
 	Auth       auth.Settings
 	API        httpapi.Settings
-	Credits    credits.Settings
+	Accounts   account.Settings
 	Controller controllers.Settings
 	Stripe     payments.Settings
 }
@@ -68,7 +68,7 @@ func (o *Options) AddFlags(b *settings.Binder) {
 	b.Library(&o.Log, "Log", o.Log.BindFlags)
 	o.Auth.AddFlags(b)
 	o.API.AddFlags(b)
-	o.Credits.AddFlags(b)
+	o.Accounts.AddFlags(b)
 	o.Controller.AddFlags(b)
 	o.Stripe.AddFlags(b)
 }
@@ -99,7 +99,7 @@ func (o *Options) Validate() error {
 	if o.Namespace == "" {
 		errs = append(errs, errors.New("--namespace is empty"))
 	}
-	for _, err := range []error{o.Auth.Validate(), o.API.Validate(), o.Credits.Validate(), o.Controller.Validate(), o.Stripe.Validate()} {
+	for _, err := range []error{o.Auth.Validate(), o.API.Validate(), o.Accounts.Validate(), o.Controller.Validate(), o.Stripe.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}

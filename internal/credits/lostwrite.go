@@ -8,12 +8,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-// unknownOutcomeError is a write that was sent but whose answer never came: it may or may
+// lostWriteError is a write that was sent but whose answer never came (lost): it may or may
 // not have been applied.
-type unknownOutcomeError struct{ err error }
+type lostWriteError struct{ err error }
 
-func (e *unknownOutcomeError) Error() string { return "outcome unknown: " + e.err.Error() }
-func (e *unknownOutcomeError) Unwrap() error { return e.err }
+func (e *lostWriteError) Error() string { return "the write's answer was lost: " + e.err.Error() }
+func (e *lostWriteError) Unwrap() error { return e.err }
 
 // classifyWriteError marks errors after which the write may have been applied: anything
 // but a refusal the apiserver answered (4xx other than 408) or a connection that was
@@ -28,5 +28,5 @@ func classifyWriteError(err error) error {
 			return err
 		}
 	}
-	return &unknownOutcomeError{err: err}
+	return &lostWriteError{err: err}
 }

@@ -1,4 +1,4 @@
-package credits
+package account
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,19 @@ import (
 
 // MaxUserIDBytes is the CRD's limit on spec.userID.
 const MaxUserIDBytes = 255
+
+// UserID is a user ID that passed ValidUserID. It is parsed once, where it enters (a
+// request's token or query, a Checkout Session), and trusted from then on: the store takes
+// only UserIDs, so nothing below the edge checks it again.
+type UserID string
+
+// ParseUserID returns id as a UserID, or ErrInvalidUserID.
+func ParseUserID(id string) (UserID, error) {
+	if !ValidUserID(id) {
+		return "", ErrInvalidUserID
+	}
+	return UserID(id), nil
+}
 
 // ValidUserID reports whether id can name a user: 1–255 bytes of valid UTF-8 without
 // control characters, whitespace, invisible format characters (zero-width spaces,

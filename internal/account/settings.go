@@ -1,4 +1,4 @@
-package credits
+package account
 
 import (
 	"fmt"
@@ -7,14 +7,14 @@ import (
 	"github.com/gitread/usercredits-operator/internal/settings"
 )
 
-// Settings are the store's settings that people set (flags, AddFlags).
+// Settings are the account rules that people set (flags, AddFlags).
 type Settings struct {
 	// GrantKeyRetention is how long a grant's Idempotency-Key is honoured: a retried grant
 	// within it is never applied twice.
 	GrantKeyRetention time.Duration
 }
 
-// AddFlags binds the store's settings.
+// AddFlags binds the account rules.
 func (s *Settings) AddFlags(b *settings.Binder) {
 	b.Section("Balances")
 	b.Duration(&s.GrantKeyRetention, "grant-key-retention", 30*24*time.Hour,
@@ -29,7 +29,7 @@ func DefaultSettings() Settings {
 	return s
 }
 
-// Validate reports settings the store cannot run with.
+// Validate reports rules accounts cannot be kept by.
 func (s Settings) Validate() error {
 	if s.GrantKeyRetention <= 0 {
 		return fmt.Errorf("--grant-key-retention must be positive, not %v", s.GrantKeyRetention)

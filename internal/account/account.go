@@ -1,0 +1,144 @@
+// Package account is one user's credits as one type: the available balance, the open
+// holds, the recently closed holds, the applied Idempotency-Keys, the history and the write
+// sequence, decoded once from the user's UserCredits object and encoded back into it. Every
+// decision is a pure method on Account: given an operation and the time, the account after
+// it and the answer. Every invariant is checked in one place (Account.check), on decode and
+// before every encode. Nothing here reads or writes the apiserver; internal/credits does
+// that around it.
+//
+// Files, top to bottom (a file uses only those below it):
+//
+//   - cacheform.go, codec.go: the account to and from its object (spec, annotations), the
+//     preconditions of a write, the informer cache's lighter form;
+//   - apply.go, holds.go: the decisions (set, consume, grant, reserve, capture, release,
+//     expire), one operation or a batch;
+//   - settings.go: the rules people set (--grant-key-retention);
+//   - account.go: the Account type and its invariants;
+//   - keys.go, closed.go, history.go, userid.go: the parts (key ledgers, closed holds, the
+//     history ring) and user IDs;
+//   - operation.go, ids.go: operations, answers, errors, limits.
+//
+// Credit lots (grants with their own expiry and priority, spent in order) are a part of
+// their own beside the ledgers, decided in apply.go and holds.go and stored by the codec.
+package account
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// MaxOpenHolds bounds the holds one user may have open at a time (the CRD's maxItems).
+const MaxOpenHolds = 100
+
+// Account is one user's state. The zero Account is a user without a record. Decisions
+// never change an Account in place: they return a new one that shares what did not change.
+type Account struct {
+	// UserID is whose account this is.
+	UserID UserID
+	// Available is the balance the user can spend now; held credits are not part of it.
+	Available int64
+	// Holds are the open holds, oldest first.
+	Holds []Hold
+
+	closed   closedHolds
+	requests keyLedger // keys of every operation but grants
+	grants   keyLedger // keys of grants
+	history  history
+	// writeSeq counts this operator's writes of the record (writes.go in internal/credits
+	// tests it); it moves with every write, independently of the history.
+	writeSeq int64
+	// holdsChanged: Holds differ from the stored ones.
+	holdsChanged bool
+	// damage lists stored parts that could not be read (hand edits): each was read as
+	// empty, and is rewritten whole when a decision next changes it.
+	damage []string
+}
+
+// Hold is one open hold.
+type Hold struct {
+	ID        string
+	Credits   int64
+	ExpiresAt time.Time
+}
+
+// ErrUntrusted means the stored record cannot be served or changed: its balance or holds
+// break an invariant, or a part that guards against repeats is damaged. A person must fix it.
+var ErrUntrusted = errors.New("untrusted UserCredits record")
+
+// Held is the sum of the open holds.
+func (a Account) Held() int64 {
+	var n int64
+	for _, h := range a.Holds {
+		n += h.Credits
+	}
+	return n
+}
+
+// NextExpiry is when the first open hold expires; zero when none is open.
+func (a Account) NextExpiry() time.Time {
+	var next time.Time
+	for _, h := range a.Holds {
+		if next.IsZero() || h.ExpiresAt.Before(next) {
+			next = h.ExpiresAt
+		}
+	}
+	return next
+}
+
+// Due lists the holds whose time is up at now.
+func (a Account) Due(now time.Time) []Hold {
+	var due []Hold
+	for _, h := range a.Holds {
+		if !now.Before(h.ExpiresAt) {
+			due = append(due, h)
+		}
+	}
+	return due
+}
+
+// Damage lists the stored parts that could not be read: they were read as empty.
+func (a Account) Damage() []string { return slices.Clone(a.damage) }
+
+// Exists reports whether the account has a stored record, or one of its decisions made one.
+func (a Account) Exists() bool { return a.UserID != "" }
+
+// check is every invariant of an account, in one place: on decode (a stored record that
+// breaks one is untrusted) and before every encode (a decision that would break one is a
+// bug, and is refused rather than stored).
+func (a *Account) check() error {
+	var errs []error
+	if a.Available < 0 {
+		errs = append(errs, fmt.Errorf("%d credits available, below zero", a.Available))
+	}
+	if len(a.Holds) > MaxOpenHolds {
+		errs = append(errs, fmt.Errorf("%d open holds, over %d", len(a.Holds), MaxOpenHolds))
+	}
+	seen := make(map[string]bool, len(a.Holds))
+	held := int64(0)
+	for _, h := range a.Holds {
+		if h.Credits < 1 || h.Credits > MaxBalance || !ValidHoldID(h.ID) || seen[h.ID] {
+			errs = append(errs, fmt.Errorf("hold %q of %d credits is invalid or repeated", h.ID, h.Credits))
+			continue
+		}
+		seen[h.ID] = true
+		held += h.Credits
+	}
+	if a.Available > MaxBalance-held || held > MaxBalance {
+		errs = append(errs, fmt.Errorf("%d available and %d held exceed the largest balance %d", a.Available, held, int64(MaxBalance)))
+	}
+	for _, part := range []error{a.requests.check(), a.grants.check()} {
+		if part != nil {
+			errs = append(errs, part)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %v", ErrUntrusted, err)
+	}
+	return nil
+}
+
+// History is the account's last HistoryLength changes, newest first. Only an account read
+// whole from the apiserver holds them all.
+func (a Account) History() []Transaction { return a.history.entries() }

@@ -1,0 +1,189 @@
+package account
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNeedWholeRecord means a decision needs a part of the record that this account, read
+// from the informer cache's lighter form of it, does not hold (the grant keys): decide
+// again on the record read whole from the apiserver.
+var ErrNeedWholeRecord = errors.New("the decision needs the whole record")
+
+// Apply decides op on a at now: the account after it, and the answer. It is pure; a is not
+// changed. A refused operation returns a itself, the answer carrying the balance it was
+// judged against. A decision that changes nothing returns changed false: a replay, or an
+// expiry that is not due. Every other decision is to be written, even a set to the balance
+// it already has: its write tests the state it was decided on, so the apiserver confirms
+// that state instead of a possibly stale cache.
+func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Account, res Result, changed bool, err error) {
+	refuse := func(err error) (Account, Result, bool, error) {
+		return a, Result{Credits: a.Available}, false, err
+	}
+	if !op.valid() {
+		return refuse(ErrInvalidOperation)
+	}
+	if op.IdempotencyKey != "" {
+		res, found, err := a.findKey(op, now, rules)
+		switch {
+		case errors.Is(err, ErrNeedWholeRecord):
+			return refuse(err)
+		case found && err != nil:
+			return refuse(err)
+		case found:
+			return a, res, false, nil
+		}
+	}
+	next = a.clone()
+	entry := historyEntry{kind: op.Kind, credits: op.Amount}
+	switch op.Kind {
+	case OpSet:
+		if op.Amount > MaxBalance-a.Held() {
+			return refuse(ErrBalanceOverflow)
+		}
+		next.Available = op.Amount
+	case OpConsume:
+		if a.Available < op.Amount {
+			return refuse(ErrInsufficientCredits)
+		}
+		next.Available -= op.Amount
+	case OpGrant:
+		if a.Available > MaxBalance-a.Held()-op.Amount {
+			return refuse(ErrBalanceOverflow)
+		}
+		next.Available += op.Amount
+		if op.Purchase != "" {
+			entry.kind, entry.reference = KindPurchase, op.Purchase
+		}
+	case OpReserve:
+		if err := next.reserve(op, now); err != nil {
+			return refuse(err)
+		}
+	default:
+		closed, due, err := next.close(op, now)
+		switch {
+		case err != nil:
+			return refuse(err)
+		case closed.replay != nil:
+			return a, *closed.replay, false, nil
+		case !due:
+			return a, Result{Credits: a.Available}, false, nil
+		}
+		entry = closed.entry
+	}
+	res = Result{Credits: next.Available}
+	if op.Kind == OpReserve {
+		res.ReservationID = op.ReservationID
+	}
+	next.UserID = a.UserID
+	next.history = next.history.with(entry, next.Available, now)
+	if op.IdempotencyKey != "" {
+		next.recordKey(op, res, now, rules)
+	}
+	if err := next.check(); err != nil {
+		return refuse(err) // a rule above let through what the invariants forbid: a bug, never stored
+	}
+	return next, res, true, nil
+}
+
+// Decision is what a batch of operations comes to on one account.
+type Decision struct {
+	// Account is the account after every operation that applied.
+	Account Account
+	// Answers are each operation's result and error, in order.
+	Answers []Answer
+	// Applied are the operations that change the record, in order; the batch is written
+	// when there is at least one.
+	Applied []Operation
+	// Refused: some operation was refused on what this account showed in a way a newer
+	// state of the record could change (not enough credits, a hold it does not show).
+	Refused bool
+}
+
+// Answer is one operation's result.
+type Answer struct {
+	Result Result
+	Err    error
+}
+
+// ApplyAll decides ops in order, each on the account the ones before it left: a group of
+// operations written in one write, each answered on its own. userID names the account when
+// it has no record yet.
+func (a Account) ApplyAll(userID UserID, ops []Operation, now time.Time, rules Settings) Decision {
+	d := Decision{Account: a, Answers: make([]Answer, len(ops))}
+	if !d.Account.Exists() {
+		d.Account.UserID = userID
+	}
+	for i, op := range ops {
+		next, res, changed, err := d.Account.Apply(op, now, rules)
+		d.Answers[i] = Answer{Result: res, Err: err}
+		if errors.Is(err, ErrInsufficientCredits) || errors.Is(err, ErrReservationNotFound) {
+			d.Refused = true
+		}
+		if changed {
+			d.Account = next
+			d.Applied = append(d.Applied, op)
+		}
+	}
+	if len(d.Applied) == 0 {
+		d.Account = a
+	}
+	return d
+}
+
+// NeedsWholeRecord reports whether some answer asks for the record read whole.
+func (d Decision) NeedsWholeRecord() bool {
+	for _, ans := range d.Answers {
+		if errors.Is(ans.Err, ErrNeedWholeRecord) {
+			return true
+		}
+	}
+	return false
+}
+
+// clone copies a so that a decision can change the copy: the slices a decision replaces
+// (holds, closed holds, ledgers, history chunks) are replaced, never written through.
+func (a Account) clone() Account {
+	return a
+}
+
+// ledgerOf is where op's key is recorded, with its bounds.
+func (a *Account) ledgerOf(kind OpKind, rules Settings) (*keyLedger, int, time.Duration) {
+	if kind == OpGrant {
+		return &a.grants, GrantKeysMaxEntries, rules.GrantKeyRetention
+	}
+	return &a.requests, RequestKeysMaxEntries, RequestKeysMaxAge
+}
+
+// findKey looks op's key up in both ledgers: found with its answer (a replay, or
+// ErrIdempotencyKeyReused), or ErrNeedWholeRecord when the answer may be in a part of the
+// record this account does not hold.
+func (a *Account) findKey(op Operation, now time.Time, rules Settings) (Result, bool, error) {
+	hash := hashKey(op.IdempotencyKey)
+	for _, kind := range []OpKind{OpGrant, OpConsume} {
+		ledger, _, maxAge := a.ledgerOf(kind, rules)
+		e, found, mightHold := ledger.find(hash, now.Add(-maxAge))
+		if mightHold {
+			return Result{}, false, ErrNeedWholeRecord
+		}
+		if found {
+			res, err := replay(e, op)
+			return res, true, err
+		}
+	}
+	if op.Kind == OpGrant && a.grants.partial {
+		return Result{}, false, ErrNeedWholeRecord // its record joins the whole grant ledger
+	}
+	return Result{}, false, nil
+}
+
+// recordKey adds op's key, with its answer, to the ledger it belongs in.
+func (a *Account) recordKey(op Operation, res Result, now time.Time, rules Settings) {
+	ledger, maxEntries, maxAge := a.ledgerOf(op.Kind, rules)
+	id := op.ReservationID // the hold a capture or release named
+	if op.Kind == OpReserve {
+		id = res.ReservationID // the hold it created
+	}
+	*ledger = ledger.with(appliedKey{Key: hashKey(op.IdempotencyKey), Op: op.Kind, Amount: requested(op), Result: res.Credits, At: now.Unix(), ID: id},
+		maxEntries, now.Add(-maxAge))
+}

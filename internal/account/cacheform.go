@@ -1,0 +1,51 @@
+package account
+
+import (
+	"encoding/json"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+)
+
+// CacheForm reduces obj, in place, to what decisions read: the informer cache's form of
+// the record. Kept: the request keys, the closed holds, the write sequence, the history's
+// count and the chunk being filled (enough to append). The grant keys become their digest
+// (GrantKeyDigestAnnotation): reads never need them, and keeping them whole for 100,000
+// users cost 127 MiB of the operator's memory (make bench); a decision that needs them
+// gets ErrNeedWholeRecord and is decided again on the record read from the apiserver.
+// Other annotations (the rest of the history, a GitOps tool's, kubectl's copy of the whole
+// object) are for other readers. The kept ones go into a map of their own size: a map
+// emptied in place keeps the room it had. It is idempotent, as client-go requires of a
+// transform (an object may pass through it again): a digest is kept as it is.
+func CacheForm(obj *creditsv1alpha1.UserCredits) {
+	if obj.Annotations == nil {
+		return // nothing stored: no keys, no history, whole as it is
+	}
+	ann := obj.Annotations
+	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
+	// object has, and an empty cached map must not be taken for an object without any.
+	kept := make(map[string]string, 6)
+	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation, GrantKeyDigestAnnotation}
+	if h := decodeHistory(ann); !h.damaged && h.filling() >= 0 {
+		names = append(names, HistoryChunkAnnotation(h.filling()))
+	}
+	for _, name := range names {
+		if v, ok := ann[name]; ok {
+			kept[name] = v
+		}
+	}
+	// The digest is always there, empty without grants: it marks the form, so that an
+	// account decoded from it never takes "no grant keys held" for "no grant keys".
+	if _, ok := kept[GrantKeyDigestAnnotation]; !ok {
+		kept[GrantKeyDigestAnnotation] = ""
+	}
+	if grants, ok := ann[AppliedGrantsAnnotation]; ok {
+		var entries []appliedKey
+		if len(grants) <= partBounds[AppliedGrantsAnnotation] && json.Unmarshal([]byte(grants), &entries) == nil {
+			kept[GrantKeyDigestAnnotation] = digestOf(entries)
+		} else {
+			delete(kept, GrantKeyDigestAnnotation)
+			kept[AppliedGrantsAnnotation] = grants // damaged: kept as is, so that decoding it says so
+		}
+	}
+	obj.Annotations = kept
+}

@@ -1,0 +1,129 @@
+package account
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Applied Idempotency-Keys are kept in two ledgers, each written in the same update as the
+// balance it accounts for, so the two cannot disagree:
+//   - grants: grant keys, for the grant-key retention (30 days by default) and up to
+//     GrantKeysMaxEntries of them. Only callers allowed to grant can add to it, so no
+//     end-user request can push a checkout's key out;
+//   - requests: the keys of every other operation, the most recent RequestKeysMaxEntries and
+//     none older than RequestKeysMaxAge.
+//
+// A retry after its key is forgotten is applied again.
+const (
+	RequestKeysMaxEntries = 100
+	RequestKeysMaxAge     = 24 * time.Hour
+	GrantKeysMaxEntries   = 1000
+)
+
+// appliedKey is one entry of a key ledger; short JSON names keep it small.
+type appliedKey struct {
+	Key    string `json:"k"` // hash of the Idempotency-Key: bounded size, no caller data stored
+	Op     OpKind `json:"op"`
+	Amount int64  `json:"n"`
+	Result int64  `json:"r"`
+	At     int64  `json:"t"`            // unix seconds
+	ID     string `json:"id,omitempty"` // the hold a reserve created, or a capture or release named
+}
+
+// keyLedger is one ledger of applied keys, oldest first.
+type keyLedger struct {
+	entries []appliedKey
+	// digest, in the informer cache's form of the grant ledger, holds only the first
+	// digestHex characters of each key hash (codec.go): enough to tell that a key is
+	// certainly not a grant's; a possible match needs the whole record.
+	digest  string
+	partial bool
+	damaged bool
+	changed bool
+}
+
+// captureAllAmount is the amount a ledger records for a capture of the whole hold, so that
+// it and a capture of an explicit amount are different requests.
+const captureAllAmount = -1
+
+// requested is the amount op asked for, as a ledger records it.
+func requested(op Operation) int64 {
+	if op.Kind == OpCapture && op.CaptureAll {
+		return captureAllAmount
+	}
+	return op.Amount
+}
+
+// hashKey is what a ledger stores of an Idempotency-Key.
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// find looks a key hash up among the entries not older than notBefore. mightHold reports,
+// for a partial ledger, that the key may be in the part not held.
+func (l *keyLedger) find(hash string, notBefore time.Time) (e appliedKey, found, mightHold bool) {
+	if l.partial {
+		return appliedKey{}, false, strings.Contains(l.digest, hash[:digestHex]+",")
+	}
+	cutoff := notBefore.Unix()
+	for _, e := range l.entries {
+		if e.Key == hash && e.At >= cutoff {
+			return e, true, false
+		}
+	}
+	return appliedKey{}, false, false
+}
+
+// with returns the ledger with e added, keeping at most maxEntries none older than
+// notBefore. The entries are copied: ledgers are shared between accounts.
+func (l keyLedger) with(e appliedKey, maxEntries int, notBefore time.Time) keyLedger {
+	cutoff := notBefore.Unix()
+	kept := make([]appliedKey, 0, len(l.entries)+1)
+	for _, old := range l.entries {
+		if old.At >= cutoff {
+			kept = append(kept, old)
+		}
+	}
+	kept = append(kept, e)
+	if len(kept) > maxEntries {
+		kept = kept[len(kept)-maxEntries:]
+	}
+	return keyLedger{entries: kept, changed: true}
+}
+
+// check reports a ledger that cannot guard against repeats.
+func (l *keyLedger) check() error {
+	if l.damaged {
+		return fmt.Errorf("an applied-keys ledger is damaged: a retried request could be applied twice")
+	}
+	return nil
+}
+
+// replay answers op from the ledger entry e of its key: the original result when e is the
+// same request, else ErrIdempotencyKeyReused.
+func replay(e appliedKey, op Operation) (Result, error) {
+	if e.Op != op.Kind || e.Amount != requested(op) || (op.Kind != OpReserve && e.ID != op.ReservationID) {
+		return Result{}, ErrIdempotencyKeyReused
+	}
+	return Result{Credits: e.Result, Replayed: true, ReservationID: e.ID}, nil
+}
+
+// digestOf lists the hash prefixes of a ledger's keys: the cache's form of it.
+func digestOf(entries []appliedKey) string {
+	var b strings.Builder
+	b.Grow(len(entries) * (digestHex + 1))
+	for _, e := range entries {
+		if len(e.Key) >= digestHex {
+			b.WriteString(e.Key[:digestHex])
+			b.WriteByte(',')
+		}
+	}
+	return b.String()
+}
+
+// digestHex is 64 bits of a key hash: a false match only costs one apiserver read.
+const digestHex = 16

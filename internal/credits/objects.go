@@ -1,0 +1,34 @@
+package credits
+
+import (
+	"context"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+)
+
+// Objects finds the objects claiming a user in the informer cache; *Index implements it.
+type Objects interface {
+	// One returns the object claiming userID when exactly one does, and how many do.
+	One(userID string) (*creditsv1alpha1.UserCredits, int)
+	// Lookup returns every object claiming userID.
+	Lookup(userID string) []*creditsv1alpha1.UserCredits
+	// Observe calls f with every object the informer shows or deletes from now on.
+	Observe(f Observer)
+}
+
+// fetch gets the object at key from the apiserver, without its managedFields; nil when it
+// does not exist.
+func fetch(ctx context.Context, api client.Reader, key client.ObjectKey) (*creditsv1alpha1.UserCredits, error) {
+	obj := &creditsv1alpha1.UserCredits{}
+	if err := api.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	obj.ManagedFields = nil
+	return obj, nil
+}
