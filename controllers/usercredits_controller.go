@@ -45,6 +45,8 @@ type UserCreditsReconciler struct {
 // through the credits store.
 type HoldExpirer interface {
 	Expire(ctx context.Context, user account.UserID, holdID string) error
+	// ExpireLots removes what is left of the lots whose time is up.
+	ExpireLots(ctx context.Context, user account.UserID) error
 }
 
 // +kubebuilder:rbac:groups=credits.gitread.dev,namespace=system,resources=usercredits,verbs=get;list;watch;patch
@@ -77,7 +79,7 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	peers = slices.DeleteFunc(peers, func(name string) bool { return name == obj.Name })
 
-	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold, Record{Held: acct.Held(), Damage: acct.Damage()})
+	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold, recordOf(acct))
 	if verdict.StatusChanged {
 		// The optimistic lock turns a decision made on a stale cache into a conflict;
 		// the newer object's watch event brings it back here.
@@ -97,11 +99,21 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		r.Recorder.Eventf(obj, nil, e.Type, e.Reason, "Validate", "%s", e.Message)
 		log.FromContext(ctx).Info("balance validation", "userID", obj.Spec.UserID, "reason", e.Reason, "type", e.Type)
 	}
-	// Come back when the next hold is due, not by polling every object.
-	if next := acct.NextExpiry(); !next.IsZero() {
+	// Come back when the next hold or lot is due, not by polling every object.
+	next := acct.NextExpiry()
+	if lot, _ := acct.NextLotExpiry(); !lot.IsZero() && (next.IsZero() || lot.Before(next)) {
+		next = lot
+	}
+	if !next.IsZero() {
 		return ctrl.Result{RequeueAfter: time.Until(next) + expiryGrace}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// recordOf is what Validate reads of an account besides its balance.
+func recordOf(a account.Account) Record {
+	next, credits := a.NextLotExpiry()
+	return Record{Held: a.Held(), Damage: a.Damage(), NextLotExpiry: next, ExpiringCredits: credits}
 }
 
 // nameLabel puts account.NameLabel on obj when its name is the one the API gives its user,
@@ -135,8 +147,14 @@ const expiryGrace = 100 * time.Millisecond
 // whether it changed anything. A user whose records cannot be trusted is left as is: the
 // Valid condition says why.
 func (r *UserCreditsReconciler) expireHolds(ctx context.Context, acct account.Account) (bool, error) {
-	expired := false
-	for _, h := range acct.Due(time.Now()) {
+	now, expired := time.Now(), false
+	if lot, _ := acct.NextLotExpiry(); !lot.IsZero() && !now.Before(lot) {
+		if err := r.Holds.ExpireLots(ctx, acct.UserID); err != nil && !errors.Is(err, account.ErrUntrusted) {
+			return false, fmt.Errorf("expiring lots: %w", err)
+		}
+		expired = true
+	}
+	for _, h := range acct.Due(now) {
 		err := r.Holds.Expire(ctx, acct.UserID, h.ID)
 		if errors.Is(err, account.ErrUntrusted) {
 			return false, nil
@@ -202,5 +220,7 @@ func (r *UserCreditsReconciler) skipSettledOnStart() predicate.Funcs {
 func (r *UserCreditsReconciler) settled(obj *creditsv1alpha1.UserCredits) bool {
 	summary, _ := account.Summary(obj)
 	want, has := account.NameLabelWanted(obj)
-	return want == has && len(summary.Holds) == 0 && !Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold, Record{Held: summary.Held()}).StatusChanged
+	next, _ := summary.NextLotExpiry()
+	return want == has && len(summary.Holds) == 0 && next.IsZero() &&
+		!Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold, recordOf(summary)).StatusChanged
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -37,6 +38,10 @@ type Record struct {
 	Held int64
 	// Damage lists the stored parts that could not be read (edited by hand).
 	Damage []string
+	// NextLotExpiry is when the next lot with credits left expires, and ExpiringCredits how
+	// many of its credits remain to expire then; zero when none expires.
+	NextLotExpiry   time.Time
+	ExpiringCredits int64
 }
 
 // Validate decides the status of obj. peers are the names of other objects in the same
@@ -49,6 +54,10 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time,
 	status := *obj.Status.DeepCopy()
 	status.ObservedGeneration = obj.Generation
 	status.Reserved = record.Held
+	status.NextExpiry, status.ExpiringCredits = nil, record.ExpiringCredits
+	if !record.NextLotExpiry.IsZero() {
+		status.NextExpiry = &metav1.Time{Time: record.NextLotExpiry}
+	}
 
 	cond := metav1.Condition{Type: creditsv1alpha1.ConditionValid, ObservedGeneration: obj.Generation, LastTransitionTime: now}
 	switch {

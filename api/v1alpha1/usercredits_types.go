@@ -50,6 +50,7 @@ const (
 )
 
 // UserCreditsSpec is the desired state: whose balance this is and how many credits it holds.
+// +kubebuilder:validation:XValidation:rule="!has(self.lots) || self.lots.map(l, l.remaining).sum() == self.credits",message="spec.credits must equal the sum of spec.lots[*].remaining: change a balance with POST /api/credits (or /grant, or a CreditGrant), edit a lot's remaining and spec.credits together, or remove spec.lots to make the whole balance one lot"
 type UserCreditsSpec struct {
 	// UserID is the exact, case-sensitive Clerk user ID, e.g. user_2NNEqL2nrIRdJ194ndJqAHwEfxC.
 	// +required
@@ -59,7 +60,8 @@ type UserCreditsSpec struct {
 	UserID string `json:"userID"`
 
 	// Credits is the available balance: how many credits the user can spend now. Credits
-	// held by open reservations are not part of it.
+	// held by open reservations are not part of it. With lots, it is the sum of their
+	// remaining credits.
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Credits int64 `json:"credits"`
@@ -78,6 +80,91 @@ type UserCreditsSpec struct {
 	// +listMapKey=id
 	// +kubebuilder:validation:MaxItems=100
 	Reservations []Reservation `json:"reservations,omitempty"`
+
+	// Lots are the user's grants with credits left, each spent in its turn: the lowest
+	// priority value first, then the soonest expiry (never-expiring last), then the oldest.
+	// Absent, the whole balance is one lot (source set) that never expires. Written by the
+	// credits API; grant credits from Git with a CreditGrant, not here.
+	// +optional
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=120
+	Lots []Lot `json:"lots,omitempty"`
+}
+
+// Lot is one grant of credits, spent in its turn (UserCreditsSpec.Lots).
+type Lot struct {
+	// ID names the lot in GET /api/credits/grants and its void.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	ID string `json:"id"`
+
+	// Credits is how many credits the lot was granted.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Credits int64 `json:"credits"`
+
+	// Remaining is how many of them are neither spent nor held.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Remaining int64 `json:"remaining"`
+
+	// ExpiresAt, when set, is when what is left of the lot is removed.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// Priority orders spending: lower values are spent first (Stripe's convention).
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Priority int32 `json:"priority"`
+
+	// Source says where the credits came from: api (POST /api/credits/grant), stripe (a
+	// Checkout Session), gitops (a CreditGrant) or set (POST /api/credits, or an edit of
+	// spec.credits).
+	// +required
+	// +kubebuilder:validation:Enum=api;stripe;gitops;set
+	Source string `json:"source"`
+
+	// Reference names what granted it: the Checkout Session, or the CreditGrant.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	Reference string `json:"reference,omitempty"`
+
+	// Reason says why, in people's words.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Reason string `json:"reason,omitempty"`
+
+	// GrantedAt is when the lot was granted.
+	// +required
+	GrantedAt metav1.Time `json:"grantedAt"`
+
+	// Closed, when set, says the lot was voided or has expired: the credits it still has
+	// held are removed when their hold returns them.
+	// +optional
+	// +kubebuilder:validation:Enum=voided;expired
+	Closed string `json:"closed,omitempty"`
+
+	// ClosedAt is when the lot was voided or expired.
+	// +optional
+	ClosedAt *metav1.Time `json:"closedAt,omitempty"`
+}
+
+// LotCredits is what a hold took from one lot.
+type LotCredits struct {
+	// Lot is the lot's ID.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Lot string `json:"lot"`
+
+	// Credits is how many credits the hold took from it.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Credits int64 `json:"credits"`
 }
 
 // Reservation is one open hold on a user's credits.
@@ -96,6 +183,12 @@ type Reservation struct {
 	// ExpiresAt is when the hold returns to the balance unless captured or released.
 	// +required
 	ExpiresAt metav1.Time `json:"expiresAt"`
+
+	// From says which lots the hold took its credits from, so that a release returns them
+	// there. Absent: the lot that is the whole balance.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	From []LotCredits `json:"from,omitempty"`
 }
 
 // UserCreditsStatus is written by the controller only.
@@ -108,6 +201,13 @@ type UserCreditsStatus struct {
 	// Reserved is the sum of the open holds' credits, as the controller last saw them.
 	// +optional
 	Reserved int64 `json:"reserved"`
+
+	// NextExpiry is when the next lot with credits left expires; ExpiringCredits how many
+	// of its credits remain to expire then. Absent when no lot expires.
+	// +optional
+	NextExpiry *metav1.Time `json:"nextExpiry,omitempty"`
+	// +optional
+	ExpiringCredits int64 `json:"expiringCredits,omitempty"`
 
 	// UpdatedAt is when the validated balance last changed.
 	// +optional
@@ -133,6 +233,8 @@ type UserCreditsStatus struct {
 // +kubebuilder:printcolumn:name="Credits",type=integer,JSONPath=`.spec.credits`
 // +kubebuilder:printcolumn:name="Reserved",type=integer,JSONPath=`.status.reserved`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Expiring",type=integer,JSONPath=`.status.expiringCredits`,priority=1
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.nextExpiry`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UserCredits struct {

@@ -41,6 +41,9 @@ type Account struct {
 	Available int64
 	// Holds are the open holds, oldest first.
 	Holds []Hold
+	// Lots are the grants the available credits are part of (lot.go); the sum of their
+	// remaining credits is Available.
+	Lots []Lot
 
 	closed   closedHolds
 	requests keyLedger // keys of every operation but grants
@@ -49,8 +52,11 @@ type Account struct {
 	// writeSeq counts this operator's writes of the record (writes.go in internal/credits
 	// tests it); it moves with every write, independently of the history.
 	writeSeq int64
-	// holdsChanged: Holds differ from the stored ones.
-	holdsChanged bool
+	// holdsChanged, lotsChanged: Holds, Lots differ from the stored ones.
+	holdsChanged, lotsChanged bool
+	// removed lists the credits this account's decisions removed from lots (expired,
+	// voided), for their history entries, Events and metrics.
+	removed []Removal
 	// damage lists stored parts that could not be read (hand edits): each was read as
 	// empty, and is rewritten whole when a decision next changes it.
 	damage []string
@@ -61,6 +67,16 @@ type Hold struct {
 	ID        string
 	Credits   int64
 	ExpiresAt time.Time
+	// From says which lots the credits came from; empty: the balance lot.
+	From []LotCredits
+}
+
+// from is what h took from which lots.
+func (h Hold) from() []LotCredits {
+	if len(h.From) == 0 {
+		return []LotCredits{{Lot: BalanceLotID, Credits: h.Credits}}
+	}
+	return h.From
 }
 
 // ErrUntrusted means the stored record cannot be served or changed: its balance or holds
@@ -116,15 +132,20 @@ func (a *Account) check() error {
 		errs = append(errs, fmt.Errorf("%d open holds, over %d", len(a.Holds), MaxOpenHolds))
 	}
 	seen := make(map[string]bool, len(a.Holds))
-	held := int64(0)
+	held, parts := int64(0), 0
 	for _, h := range a.Holds {
-		if h.Credits < 1 || h.Credits > MaxBalance || !ValidHoldID(h.ID) || seen[h.ID] {
+		if h.Credits < 1 || h.Credits > MaxBalance || !ValidHoldID(h.ID) || seen[h.ID] || (len(h.From) > 0 && sumCredits(h.From) != h.Credits) {
 			errs = append(errs, fmt.Errorf("hold %q of %d credits is invalid or repeated", h.ID, h.Credits))
 			continue
 		}
 		seen[h.ID] = true
 		held += h.Credits
+		parts += len(h.From)
 	}
+	if parts > MaxHoldLots {
+		errs = append(errs, fmt.Errorf("the open holds took from %d lots, over %d", parts, MaxHoldLots))
+	}
+	errs = append(errs, checkLots(a.Lots, a.Available)...)
 	if a.Available > MaxBalance-held || held > MaxBalance {
 		errs = append(errs, fmt.Errorf("%d available and %d held exceed the largest balance %d", a.Available, held, int64(MaxBalance)))
 	}
@@ -142,3 +163,33 @@ func (a *Account) check() error {
 // History is the account's last HistoryLength changes, newest first. Only an account read
 // whole from the apiserver holds them all.
 func (a Account) History() []Transaction { return a.history.entries() }
+
+// checkLots is the invariants of lots: valid and distinct, their remaining credits adding
+// up to the available ones, at most MaxLots open and MaxClosedLots closed.
+func checkLots(lots []Lot, available int64) []error {
+	var errs []error
+	seen := make(map[string]bool, len(lots))
+	var remaining int64
+	open, closed := 0, 0
+	for _, l := range lots {
+		if !ValidLotID(l.ID) || seen[l.ID] || l.Remaining < 0 || l.Remaining > MaxBalance || l.Priority < 0 || l.Priority > MaxPriority ||
+			(l.ID != BalanceLotID && l.Remaining > l.Credits) || (l.Closed != "" && l.Remaining != 0) {
+			errs = append(errs, fmt.Errorf("lot %q (%d of %d left) is invalid or repeated", l.ID, l.Remaining, l.Credits))
+			continue
+		}
+		seen[l.ID] = true
+		remaining += l.Remaining
+		if l.Closed != "" {
+			closed++
+		} else {
+			open++
+		}
+	}
+	if remaining != available {
+		errs = append(errs, fmt.Errorf("the lots hold %d credits, the balance is %d", remaining, available))
+	}
+	if open > MaxLots || closed > MaxClosedLots {
+		errs = append(errs, fmt.Errorf("%d open and %d closed lots, over %d and %d", open, closed, MaxLots, MaxClosedLots))
+	}
+	return errs
+}

@@ -11,14 +11,15 @@ import (
 var ErrNeedWholeRecord = errors.New("the decision needs the whole record")
 
 // Apply decides op on a at now: the account after it, and the answer. It is pure; a is not
-// changed. A refused operation returns a itself, the answer carrying the balance it was
+// changed. A refused operation returns a itself, the answer carrying the credits it was
 // judged against. A decision that changes nothing returns changed false: a replay, or an
 // expiry that is not due. Every other decision is to be written, even a set to the balance
 // it already has: its write tests the state it was decided on, so the apiserver confirms
-// that state instead of a possibly stale cache.
+// that state instead of a possibly stale cache. Lots whose time is up are expired first,
+// in the same write.
 func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Account, res Result, changed bool, err error) {
 	refuse := func(err error) (Account, Result, bool, error) {
-		return a, Result{Credits: a.Available}, false, err
+		return a, Result{Credits: a.Spendable(now)}, false, err
 	}
 	if !op.valid() {
 		return refuse(ErrInvalidOperation)
@@ -34,49 +35,71 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 			return a, res, false, nil
 		}
 	}
-	next = a.clone()
+	next = a
+	var lotID string
+	before := len(next.removed)
+	expired := next.expireLots(now)
+	after := len(next.removed)
 	entry := historyEntry{kind: op.Kind, credits: op.Amount}
 	switch op.Kind {
 	case OpSet:
-		if op.Amount > MaxBalance-a.Held() {
-			return refuse(ErrBalanceOverflow)
-		}
-		next.Available = op.Amount
+		err = next.set(op.Amount, now)
 	case OpConsume:
-		if a.Available < op.Amount {
-			return refuse(ErrInsufficientCredits)
+		if next.Spendable(now) < op.Amount {
+			err = ErrInsufficientCredits
+			break
 		}
-		next.Available -= op.Amount
+		next.take(op.Amount, now)
 	case OpGrant:
-		if a.Available > MaxBalance-a.Held()-op.Amount {
-			return refuse(ErrBalanceOverflow)
-		}
-		next.Available += op.Amount
-		if op.Purchase != "" {
-			entry.kind, entry.reference = KindPurchase, op.Purchase
-		}
+		entry, lotID, err = next.grant(op, now)
 	case OpReserve:
-		if err := next.reserve(op, now); err != nil {
-			return refuse(err)
+		err = next.reserve(op, now)
+	case OpVoid:
+		entry, err = next.void(op.Terms.ID, now)
+	case OpExpire:
+		if op.ReservationID == "" { // the lots whose time is up: done above
+			if !expired {
+				return a, Result{Credits: a.Spendable(now)}, false, nil
+			}
+			entry = historyEntry{} // the removals are the entries
+			break
 		}
+		fallthrough
 	default:
-		closed, due, err := next.close(op, now)
+		var closed closing
+		var due bool
+		closed, due, err = next.close(op, now)
 		switch {
 		case err != nil:
-			return refuse(err)
 		case closed.replay != nil:
 			return a, *closed.replay, false, nil
+		case !due && !expired:
+			return a, Result{Credits: a.Spendable(now)}, false, nil
 		case !due:
-			return a, Result{Credits: a.Available}, false, nil
+			entry = historyEntry{}
+		default:
+			entry = closed.entry
 		}
-		entry = closed.entry
+	}
+	if err != nil {
+		return refuse(err)
 	}
 	res = Result{Credits: next.Available}
-	if op.Kind == OpReserve {
+	switch op.Kind {
+	case OpReserve:
 		res.ReservationID = op.ReservationID
+	case OpGrant:
+		res.LotID = lotID
 	}
-	next.UserID = a.UserID
-	next.history = next.history.with(entry, next.Available, now)
+	entries := removalEntries(next.removed[before:after]) // the lots that expired first
+	if entry.kind != "" {
+		entries = append(entries, entry)
+	}
+	entries = append(entries, removalEntries(next.removed[after:])...) // credits returned to closed lots
+	next.compactLots()
+	for _, e := range entries {
+		next.history = next.history.with(e, next.Available, now)
+	}
 	if op.IdempotencyKey != "" {
 		next.recordKey(op, res, now, rules)
 	}
@@ -180,10 +203,25 @@ func (a *Account) findKey(op Operation, now time.Time, rules Settings) (Result, 
 // recordKey adds op's key, with its answer, to the ledger it belongs in.
 func (a *Account) recordKey(op Operation, res Result, now time.Time, rules Settings) {
 	ledger, maxEntries, maxAge := a.ledgerOf(op.Kind, rules)
-	id := op.ReservationID // the hold a capture or release named
-	if op.Kind == OpReserve {
-		id = res.ReservationID // the hold it created
+	id := named(op) // the hold or lot it named
+	switch op.Kind {
+	case OpReserve:
+		id = res.ReservationID // the hold it made
+	case OpGrant:
+		id = res.LotID // the lot it made
 	}
-	*ledger = ledger.with(appliedKey{Key: hashKey(op.IdempotencyKey), Op: op.Kind, Amount: requested(op), Result: res.Credits, At: now.Unix(), ID: id},
-		maxEntries, now.Add(-maxAge))
+	*ledger = ledger.with(appliedKey{Key: hashKey(op.IdempotencyKey), Op: op.Kind, Amount: requested(op), Result: res.Credits, At: now.Unix(), ID: id,
+		Terms: termsDigest(op)}, maxEntries, now.Add(-maxAge))
+}
+
+// removalEntries are the history entries of removals: expire or void, naming the lot.
+func removalEntries(removed []Removal) []historyEntry {
+	out := make([]historyEntry, len(removed))
+	for i, r := range removed {
+		out[i] = historyEntry{kind: OpExpire, credits: r.Credits, reference: r.Lot}
+		if r.Why == lotVoided {
+			out[i].kind = OpVoid
+		}
+	}
+	return out
 }

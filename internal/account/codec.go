@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -70,7 +71,7 @@ var partBounds = map[string]int{
 // empty (the key ledgers excepted: a damaged ledger cannot guard against repeats, which
 // makes the record untrusted).
 func Decode(obj *creditsv1alpha1.UserCredits) (Account, error) {
-	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj)}
+	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj), Lots: lotsOf(obj)}
 	ann := obj.Annotations
 	var damaged bool
 	a.requests.entries, a.requests.damaged = decodePart[appliedKey](ann, AppliedRequestsAnnotation)
@@ -173,6 +174,14 @@ func Patch(current *creditsv1alpha1.UserCredits, a Account) ([]PatchOp, error) {
 		ops = append(ops, PatchOp{Op: "add", Path: annotationPath(name), Value: set[name]})
 	}
 	ops = append(ops, PatchOp{Op: "add", Path: "/spec/credits", Value: a.Available})
+	if a.lotsChanged {
+		switch lots := a.storedLots(); {
+		case lots != nil:
+			ops = append(ops, PatchOp{Op: "add", Path: "/spec/lots", Value: lots})
+		case len(current.Spec.Lots) > 0:
+			ops = append(ops, PatchOp{Op: "remove", Path: "/spec/lots"})
+		}
+	}
 	if a.holdsChanged {
 		switch {
 		case len(a.Holds) > 0:
@@ -192,7 +201,8 @@ func NewObject(name, namespace string, a Account) (*creditsv1alpha1.UserCredits,
 	}
 	obj := &creditsv1alpha1.UserCredits{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Annotations: set},
-		Spec:       creditsv1alpha1.UserCreditsSpec{UserID: string(a.UserID), Credits: a.Available, Reservations: a.reservations()},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: string(a.UserID), Credits: a.Available, Reservations: a.reservations(),
+			Lots: a.storedLots()},
 	}
 	if want, _ := NameLabelWanted(obj); want {
 		obj.Labels = map[string]string{NameLabel: NameDerived}
@@ -249,8 +259,59 @@ func (a *Account) reservations() []creditsv1alpha1.Reservation {
 	out := make([]creditsv1alpha1.Reservation, len(a.Holds))
 	for i, h := range a.Holds {
 		out[i] = creditsv1alpha1.Reservation{ID: h.ID, Credits: h.Credits, ExpiresAt: metav1.NewTime(h.ExpiresAt)}
+		for _, p := range h.From {
+			out[i].From = append(out[i].From, creditsv1alpha1.LotCredits{Lot: p.Lot, Credits: p.Credits})
+		}
 	}
 	return out
+}
+
+// storedLots is how the lots are stored: nil when the only one is a plain balance lot,
+// which spec.credits alone says (so that a balance never granted in lots keeps the shape
+// it always had, and an edit of spec.credits keeps working for it).
+func (a *Account) storedLots() []creditsv1alpha1.Lot {
+	if len(a.Lots) == 0 || len(a.Lots) == 1 && a.Lots[0].plainBalance() {
+		return nil
+	}
+	out := make([]creditsv1alpha1.Lot, len(a.Lots))
+	for i, l := range a.Lots {
+		credits := l.Credits
+		if l.ID == BalanceLotID {
+			credits = max(1, l.Remaining+a.held(l.ID)) // not a grant: what it holds
+		}
+		out[i] = creditsv1alpha1.Lot{ID: l.ID, Credits: credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source,
+			Reference: l.Reference, Reason: l.Reason, GrantedAt: metav1.NewTime(l.GrantedAt), Closed: l.Closed}
+		if !l.ExpiresAt.IsZero() {
+			out[i].ExpiresAt = &metav1.Time{Time: l.ExpiresAt}
+		}
+		if !l.ClosedAt.IsZero() {
+			out[i].ClosedAt = &metav1.Time{Time: l.ClosedAt}
+		}
+	}
+	return out
+}
+
+// lotsOf reads obj's lots; without any, the whole balance is the balance lot.
+func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
+	if len(obj.Spec.Lots) == 0 {
+		if obj.Spec.Credits == 0 {
+			return nil
+		}
+		return []Lot{{ID: BalanceLotID, Credits: obj.Spec.Credits, Remaining: obj.Spec.Credits, Priority: DefaultPriority, Source: SourceSet,
+			GrantedAt: obj.CreationTimestamp.Time}}
+	}
+	lots := make([]Lot, len(obj.Spec.Lots))
+	for i, l := range obj.Spec.Lots {
+		lots[i] = Lot{ID: l.ID, Credits: l.Credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source, Reference: l.Reference,
+			Reason: l.Reason, GrantedAt: l.GrantedAt.Time, Closed: l.Closed}
+		if l.ExpiresAt != nil {
+			lots[i].ExpiresAt = l.ExpiresAt.Time
+		}
+		if l.ClosedAt != nil {
+			lots[i].ClosedAt = l.ClosedAt.Time
+		}
+	}
+	return lots
 }
 
 // Tests are the preconditions of every write to current, as JSON patch tests: the
@@ -302,11 +363,25 @@ func pointerEscape(name string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
 }
 
+// Balance is what a read answers: the credits obj's user can spend at now, the record
+// checked against the invariants. A record without lots or holds (most) is read without
+// building anything: a GET is on the API's hottest path.
+func Balance(obj *creditsv1alpha1.UserCredits, now time.Time) (int64, error) {
+	if len(obj.Spec.Lots) == 0 && len(obj.Spec.Reservations) == 0 {
+		if n := obj.Spec.Credits; n < 0 || n > MaxBalance {
+			return 0, fmt.Errorf("%w: %d credits available, outside 0 to %d", ErrUntrusted, n, int64(MaxBalance))
+		}
+		return obj.Spec.Credits, nil
+	}
+	a, err := Summary(obj)
+	return a.Spendable(now), err
+}
+
 // Summary is the account obj holds without its ledgers and history: the balance and the
 // open holds, checked against the invariants. It is what a read needs, and what the
 // controller judges; a decision decodes the whole account.
 func Summary(obj *creditsv1alpha1.UserCredits) (Account, error) {
-	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj)}
+	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj), Lots: lotsOf(obj)}
 	return a, a.check()
 }
 
@@ -317,6 +392,9 @@ func holdsOf(obj *creditsv1alpha1.UserCredits) []Hold {
 	holds := make([]Hold, len(obj.Spec.Reservations))
 	for i, r := range obj.Spec.Reservations {
 		holds[i] = Hold{ID: r.ID, Credits: r.Credits, ExpiresAt: r.ExpiresAt.Time}
+		for _, p := range r.From {
+			holds[i].From = append(holds[i].From, LotCredits{Lot: p.Lot, Credits: p.Credits})
+		}
 	}
 	return holds
 }

@@ -166,10 +166,10 @@ func slicesEqual(a, b []string) bool { return strings.Join(a, ",") == strings.Jo
 // a write of an object under its user's derived name adds it; an object under another name
 // never gets it (a warming replica lists those by its absence).
 func TestAccountObjectsUnderTheDerivedNameAreLabelled(t *testing.T) {
-	a := Account{UserID: "user_A", Available: 3}
+	a, _ := Decode(&creditsv1alpha1.UserCredits{Spec: creditsv1alpha1.UserCreditsSpec{UserID: "user_A", Credits: 3}})
 	created, err := NewObject(ObjectNameForUser("user_A"), "ns", a)
 	if err != nil || created.Labels[NameLabel] != NameDerived {
-		t.Fatalf("created: labels %v, %v", created.Labels, err)
+		t.Fatalf("created: %+v, %v", created, err)
 	}
 	for name, want := range map[string]bool{ObjectNameForUser("user_A"): true, "alice": false} {
 		current := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: creditsv1alpha1.UserCreditsSpec{UserID: "user_A", Credits: 3}}

@@ -52,7 +52,7 @@ type history struct {
 }
 
 // kind codes in the stored entries: one letter each.
-var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b"}
+var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v"}
 
 var codeKinds = func() map[string]OpKind {
 	m := map[string]OpKind{}

@@ -8,20 +8,26 @@ import (
 // reserve takes op.Amount out of the available balance into a new hold.
 func (a *Account) reserve(op Operation, now time.Time) error {
 	switch {
-	case a.Available < op.Amount:
+	case a.Spendable(now) < op.Amount:
 		return ErrInsufficientCredits
 	case len(a.Holds) >= MaxOpenHolds:
 		return ErrTooManyReservations
 	case slices.ContainsFunc(a.Holds, func(h Hold) bool { return h.ID == op.ReservationID }):
 		return ErrInvalidOperation // hold IDs are random: a repeat is a bug, never a second hold
 	}
-	a.Available -= op.Amount
+	from := a.take(op.Amount, now)
+	if holdLots(a.Holds)+len(from) > MaxHoldLots {
+		return ErrTooManyReservations // the holds would record too many lots: refused, as more holds are
+	}
+	if len(from) == 1 && from[0].Lot == BalanceLotID {
+		from = nil // the balance lot: what a hold without lots means
+	}
 	// Stored to the second (RFC 3339): rounded up, so that no hold ends before its TTL.
 	expires := now.Add(op.TTL)
 	if rounded := expires.Truncate(time.Second); rounded.Before(expires) {
 		expires = rounded.Add(time.Second)
 	}
-	a.Holds = append(slices.Clone(a.Holds), Hold{ID: op.ReservationID, Credits: op.Amount, ExpiresAt: expires})
+	a.Holds = append(slices.Clone(a.Holds), Hold{ID: op.ReservationID, Credits: op.Amount, ExpiresAt: expires, From: from})
 	a.holdsChanged = true
 	return nil
 }
@@ -51,7 +57,7 @@ func (a *Account) close(op Operation, now time.Time) (closing, bool, error) {
 		return closing{}, false, ErrReservationExpired // the controller returns it within seconds
 	}
 	closed := closedHold{ID: hold.ID, Held: hold.Credits, At: now.Unix()}
-	returned := hold.Credits
+	returned := hold.from()
 	var c closing
 	switch op.Kind {
 	case OpCapture:
@@ -62,7 +68,7 @@ func (a *Account) close(op Operation, now time.Time) (closing, bool, error) {
 		if captured > hold.Credits {
 			return closing{}, false, ErrInvalidOperation
 		}
-		closed.State, closed.Captured, returned = closedCaptured, captured, hold.Credits-captured
+		closed.State, closed.Captured, returned = closedCaptured, captured, a.spendFrom(hold.from(), captured)
 		c.entry = historyEntry{kind: OpCapture, credits: captured}
 	case OpRelease:
 		closed.State = closedReleased
@@ -71,8 +77,8 @@ func (a *Account) close(op Operation, now time.Time) (closing, bool, error) {
 		closed.State = closedExpired
 		c.entry = historyEntry{kind: OpExpire, credits: hold.Credits}
 	}
-	a.Available += returned // within MaxBalance: available and held never exceed it together
 	a.Holds, a.holdsChanged = slices.Delete(slices.Clone(a.Holds), i, i+1), true
+	a.give(returned, now) // within MaxBalance: available and held never exceed it together
 	closed.Result = a.Available
 	a.closed = a.closed.with(closed, now)
 	return c, true, nil
@@ -105,4 +111,35 @@ func (a *Account) closedBefore(op Operation, now time.Time) (closing, bool, erro
 	default:
 		return closing{}, false, ErrReservationReleased
 	}
+}
+
+// spendFrom spends n of a hold's credits, from its lots in spending order, and returns
+// what is left of each, to give back.
+func (a *Account) spendFrom(from []LotCredits, n int64) []LotCredits {
+	parts := slices.Clone(from)
+	order := func(p LotCredits) *Lot {
+		if i := a.lot(p.Lot); i >= 0 {
+			return &a.Lots[i]
+		}
+		return &Lot{ID: p.Lot, Priority: MaxPriority + 1} // gone by hand: spent last
+	}
+	slices.SortStableFunc(parts, func(x, y LotCredits) int { return before(order(x), order(y)) })
+	var left []LotCredits
+	for _, p := range parts {
+		spent := min(n, p.Credits)
+		n -= spent
+		if p.Credits > spent {
+			left = append(left, LotCredits{Lot: p.Lot, Credits: p.Credits - spent})
+		}
+	}
+	return left
+}
+
+// holdLots counts the lots the holds took credits from, together.
+func holdLots(holds []Hold) int {
+	n := 0
+	for _, h := range holds {
+		n += len(h.From)
+	}
+	return n
 }

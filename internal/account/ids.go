@@ -12,8 +12,8 @@ func ValidHoldID(id string) bool {
 	return id != "" && len(id) <= 64 && idChars(id)
 }
 
-// maxReferenceLength bounds a history reference; Stripe's IDs are at most 255 characters.
-const maxReferenceLength = 255
+// ValidLotID accepts what ValidHoldID does.
+func ValidLotID(id string) bool { return ValidHoldID(id) }
 
 // ValidReference accepts 1–255 letters, digits, '_' and '-' (every Stripe object ID): it
 // never holds the history's separators, ',' and ';'.

@@ -30,7 +30,8 @@ type appliedKey struct {
 	Amount int64  `json:"n"`
 	Result int64  `json:"r"`
 	At     int64  `json:"t"`            // unix seconds
-	ID     string `json:"id,omitempty"` // the hold a reserve created, or a capture or release named
+	ID     string `json:"id,omitempty"` // the hold or lot the operation made or named
+	Terms  string `json:"h,omitempty"`  // a grant's lot terms, hashed; empty: the defaults
 }
 
 // keyLedger is one ledger of applied keys, oldest first.
@@ -106,10 +107,42 @@ func (l *keyLedger) check() error {
 // replay answers op from the ledger entry e of its key: the original result when e is the
 // same request, else ErrIdempotencyKeyReused.
 func replay(e appliedKey, op Operation) (Result, error) {
-	if e.Op != op.Kind || e.Amount != requested(op) || (op.Kind != OpReserve && e.ID != op.ReservationID) {
+	made := op.Kind == OpReserve || op.Kind == OpGrant // the store names what these make, anew for each request
+	if e.Op != op.Kind || e.Amount != requested(op) || e.Terms != termsDigest(op) || (!made && e.ID != named(op)) {
 		return Result{}, ErrIdempotencyKeyReused
 	}
-	return Result{Credits: e.Result, Replayed: true, ReservationID: e.ID}, nil
+	res := Result{Credits: e.Result, Replayed: true}
+	switch op.Kind {
+	case OpReserve:
+		res.ReservationID = e.ID
+	case OpGrant:
+		res.LotID = e.ID
+	}
+	return res, nil
+}
+
+// named is the hold or lot op names.
+func named(op Operation) string {
+	if op.Kind == OpVoid {
+		return op.Terms.ID
+	}
+	return op.ReservationID
+}
+
+// termsDigest is what a ledger records of a grant's lot terms (its ID aside, which the store
+// picks anew for each request), so that a key reused with other terms is refused: "" for
+// the default terms, which grants recorded before lots existed had.
+func termsDigest(op Operation) string {
+	t := op.Terms
+	source := t.Source
+	if source == "" {
+		source = SourceAPI
+	}
+	if op.Kind != OpGrant || t.ExpiresAt.IsZero() && t.priority() == DefaultPriority && source == SourceAPI && t.Reference == "" && t.Reason == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%d|%d|%s|%s|%s", t.ExpiresAt.Unix(), t.priority(), source, t.Reference, t.Reason)))
+	return hex.EncodeToString(sum[:6])
 }
 
 // digestOf lists the hash prefixes of a ledger's keys: the cache's form of it.

@@ -20,8 +20,11 @@ const (
 	OpCapture OpKind = "capture"
 	// OpRelease returns a whole hold.
 	OpRelease OpKind = "release"
-	// OpExpire returns a hold whose time is up (the controller sends it).
+	// OpExpire returns a hold whose time is up, or (without a ReservationID) removes what
+	// is left of the lots whose time is up (the controller sends both).
 	OpExpire OpKind = "expire"
+	// OpVoid removes what is left of one lot (a grant undone; spent credits stay spent).
+	OpVoid OpKind = "void"
 	// KindPurchase is not an operation: it is how the history records a grant paid for
 	// through Stripe Checkout (an OpGrant with Operation.Purchase).
 	KindPurchase OpKind = "purchase"
@@ -43,10 +46,53 @@ type Operation struct {
 	// TTL is how long a new hold lasts before it expires.
 	TTL time.Duration
 	// Purchase, on a grant, names the Stripe Checkout Session that paid for it: the grant
-	// is recorded as a purchase of that session (history, Event). It is still a grant for
-	// its key (the grant ledger) and for who may make it.
+	// is recorded as a purchase of that session (history, Event) and its lot's source is
+	// stripe. It is still a grant for its key (the grant ledger) and for who may make it.
 	Purchase string
+	// Terms, on a grant, are those of the lot it makes; on a void, Terms.ID names the lot.
+	Terms LotTerms
 }
+
+// LotTerms are what a grant says of the lot it makes.
+type LotTerms struct {
+	// ID names the lot; for a grant, the store picks it (before any attempt, so that a
+	// retry keeps it).
+	ID string
+	// ExpiresAt, when not zero, is when what is left of the lot is removed.
+	ExpiresAt time.Time
+	// Priority orders spending (lower first); nil: DefaultPriority.
+	Priority *int32
+	// Source is where the credits came from (SourceAPI when empty); Reference names what
+	// granted them (a Checkout Session, a CreditGrant).
+	Source, Reference string
+	// Reason says why, in people's words.
+	Reason string
+}
+
+// priority is the terms' priority, DefaultPriority unless said.
+func (t LotTerms) priority() int32 {
+	if t.Priority == nil {
+		return DefaultPriority
+	}
+	return *t.Priority
+}
+
+// Sources of lots.
+const (
+	SourceAPI    = "api"
+	SourceStripe = "stripe"
+	SourceGitOps = "gitops"
+	SourceSet    = "set"
+)
+
+// Bounds of lot terms.
+const (
+	DefaultPriority    = 50
+	MaxPriority        = 100
+	MaxReasonLength    = 256
+	maxLotIDLength     = 64
+	maxReferenceLength = 255
+)
 
 // Result is the outcome of an Operation.
 type Result struct {
@@ -57,6 +103,8 @@ type Result struct {
 	Replayed bool
 	// ReservationID is the hold a reserve created.
 	ReservationID string
+	// LotID is the lot a grant made.
+	LotID string
 }
 
 // Errors an Operation can be refused with; nothing changes when they are returned.
@@ -71,6 +119,12 @@ var (
 	ErrReservationCaptured  = errors.New("reservation already captured")
 	ErrReservationReleased  = errors.New("reservation already released")
 	ErrReservationExpired   = errors.New("reservation expired")
+	// ErrTooManyLots: the user already has MaxLots lots with credits left.
+	ErrTooManyLots = errors.New("too many lots with credits left")
+	// ErrLotNotFound: no lot has that ID (or it was spent, voided or expired long ago).
+	ErrLotNotFound = errors.New("lot not found")
+	// ErrLotClosed: the lot has nothing left to void: spent, voided or expired.
+	ErrLotClosed = errors.New("lot has nothing left")
 )
 
 // MaxReservationTTL is the longest a hold may last.
@@ -82,6 +136,9 @@ func (op Operation) valid() bool {
 	if op.Purchase != "" && (op.Kind != OpGrant || !ValidReference(op.Purchase)) {
 		return false
 	}
+	if op.Terms != (LotTerms{}) && !op.Terms.valid(op.Kind) {
+		return false
+	}
 	switch op.Kind {
 	case OpSet:
 		return inRange
@@ -91,8 +148,23 @@ func (op Operation) valid() bool {
 		return inRange && op.Amount > 0 && op.TTL >= time.Second && op.TTL <= MaxReservationTTL && op.ReservationID != ""
 	case OpCapture:
 		return (op.CaptureAll || inRange) && op.ReservationID != ""
-	case OpRelease, OpExpire:
+	case OpRelease:
 		return op.ReservationID != ""
+	case OpExpire:
+		return true // a hold, or the lots whose time is up
+	case OpVoid:
+		return op.Terms.ID != ""
 	}
 	return false
+}
+
+// valid checks a grant's terms (and a void's lot).
+func (t LotTerms) valid(kind OpKind) bool {
+	okID := t.ID == "" || (len(t.ID) <= maxLotIDLength && idChars(t.ID))
+	if kind == OpVoid {
+		return okID && t == LotTerms{ID: t.ID}
+	}
+	okSource := t.Source == "" || t.Source == SourceAPI || t.Source == SourceStripe || t.Source == SourceGitOps
+	return kind == OpGrant && okID && okSource && (t.Priority == nil || *t.Priority >= 0 && *t.Priority <= MaxPriority) &&
+		len(t.Reason) <= MaxReasonLength && (t.Reference == "" || ValidReference(t.Reference))
 }

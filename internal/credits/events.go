@@ -12,6 +12,7 @@ import (
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/expiring"
+	"github.com/gitread/usercredits-operator/internal/metrics"
 )
 
 // operationEvents are the operations that leave a Normal Event on the user's object;
@@ -90,9 +91,23 @@ func (r *reporter) damaged(obj *creditsv1alpha1.UserCredits, parts []string) {
 	}
 }
 
-// wrote logs and records the Events of the operations a write applied.
-func (r *reporter) wrote(written *creditsv1alpha1.UserCredits, applied []account.Operation) {
+// wrote logs and records the Events of the operations a write applied, and of the credits
+// it removed from lots (expired, voided), which it also counts.
+func (r *reporter) wrote(written *creditsv1alpha1.UserCredits, applied []account.Operation, removed []account.Removal) {
+	for _, rm := range removed {
+		r.log.Info("credits removed from a lot", "userID", written.Spec.UserID, "lot", rm.Lot, "credits", rm.Credits, "why", rm.Why)
+		if rm.Why == account.RemovedExpired {
+			metrics.CreditsExpired.Add(float64(rm.Credits))
+		}
+		if r.recorder != nil && rm.Credits > 0 {
+			reason := map[string]string{account.RemovedExpired: "CreditsExpired", account.RemovedVoided: "CreditsVoided"}[rm.Why]
+			r.recorder.Eventf(eventSubject(written), nil, "Normal", reason, "UpdateBalance", "%s of lot %s %s", account.CountCredits(rm.Credits), rm.Lot, rm.Why)
+		}
+	}
 	for i, op := range applied {
+		if op.Kind == account.OpExpire && op.ReservationID == "" {
+			continue // the lots' expiry: its removals above
+		}
 		if op.Purchase != "" {
 			r.log.Info("balance changed", "userID", written.Spec.UserID, "op", account.KindPurchase, "amount", op.Amount, "checkoutSession", op.Purchase, "batch", len(applied), "index", i)
 		} else {

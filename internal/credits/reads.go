@@ -3,6 +3,7 @@ package credits
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -80,10 +81,9 @@ func (r *reader) decode(obj *creditsv1alpha1.UserCredits, user account.UserID) (
 	return a, nil
 }
 
-// balance is the available balance obj holds for user, or why it cannot be trusted.
+// balance is what user can spend now as obj holds it, or why it cannot be trusted.
 func (r *reader) balance(obj *creditsv1alpha1.UserCredits, user account.UserID) (int64, error) {
-	a, err := account.Summary(obj)
-	n := a.Available
+	n, err := account.Balance(obj, time.Now())
 	if err == nil && obj.Spec.UserID != string(user) {
 		err = fmt.Errorf("%w: object %s claims user %q, not %q", account.ErrUntrusted, obj.Name, obj.Spec.UserID, user)
 	}
@@ -91,4 +91,17 @@ func (r *reader) balance(obj *creditsv1alpha1.UserCredits, user account.UserID) 
 		r.report.untrusted(obj, user, err)
 	}
 	return n, err
+}
+
+// summary is obj's account for user without its ledgers and history (all a read needs), or
+// why it cannot be trusted.
+func (r *reader) summary(obj *creditsv1alpha1.UserCredits, user account.UserID) (account.Account, error) {
+	a, err := account.Summary(obj)
+	if err == nil && obj.Spec.UserID != string(user) {
+		err = fmt.Errorf("%w: object %s claims user %q, not %q", account.ErrUntrusted, obj.Name, obj.Spec.UserID, user)
+	}
+	if err != nil {
+		r.report.untrusted(obj, user, err)
+	}
+	return a, err
 }

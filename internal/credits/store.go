@@ -119,8 +119,11 @@ func (s *Store) Balance(ctx context.Context, user account.UserID) (int64, error)
 // are written by one writer per replica, together when they arrive during a write (group
 // commit, batch.go), and use optimistic concurrency across replicas (writes.go).
 func (s *Store) Apply(ctx context.Context, user account.UserID, op account.Operation) (account.Result, error) {
-	if op.Kind == account.OpReserve && op.ReservationID == "" {
-		op.ReservationID = newHoldID() // before any attempt, so a retry keeps it
+	switch { // named before any attempt, so that a retry keeps the name
+	case op.Kind == account.OpReserve && op.ReservationID == "":
+		op.ReservationID = newID("rsv_")
+	case op.Kind == account.OpGrant && op.Terms.ID == "":
+		op.Terms.ID = newID("lot_")
 	}
 	return s.batches.enqueue(ctx, user, op)
 }
@@ -159,9 +162,30 @@ func (s *Store) Expire(ctx context.Context, user account.UserID, holdID string) 
 	return err
 }
 
-// newHoldID is a fresh hold ID: "rsv_" and 16 random hex digits.
-func newHoldID() string {
+// ExpireLots removes what is left of user's lots whose time is up, and does nothing when
+// none is. The controller calls it when a lot is due.
+func (s *Store) ExpireLots(ctx context.Context, user account.UserID) error {
+	_, err := s.Apply(ctx, user, account.Operation{Kind: account.OpExpire})
+	return err
+}
+
+// Grants returns user's lots with credits left, in spending order (from the cache: a
+// read, like the balance).
+func (s *Store) Grants(ctx context.Context, user account.UserID) ([]account.GrantView, error) {
+	obj, _, err := s.reads.current(ctx, user)
+	if err != nil || obj == nil {
+		return nil, err
+	}
+	a, err := s.reads.summary(obj, user)
+	if err != nil {
+		return nil, err
+	}
+	return a.Grants(time.Now()), nil
+}
+
+// newID is a fresh hold or lot ID: prefix and 16 random hex digits.
+func newID(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
-	return "rsv_" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }

@@ -64,6 +64,25 @@ func parseOnlyFields(body []byte, fields ...string) (map[string]int64, error) {
 }
 
 func parseMembers(body []byte, onlyNamed bool, fields ...string) (map[string]int64, error) {
+	found, err := members(body, onlyNamed, fields...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(found))
+	for key, raw := range found {
+		n, err := parseCreditsNumber(string(raw))
+		if err != nil {
+			return nil, fieldError{key}
+		}
+		out[key] = n
+	}
+	return out, nil
+}
+
+// members reads exactly one JSON object and returns the raw values of its members named in
+// fields; with onlyNamed, any other member is invalid. A named member given twice is
+// ambiguous and invalid (fieldError); a body that is not one object is errInvalidCredits.
+func members(body []byte, onlyNamed bool, fields ...string) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -98,15 +117,7 @@ func parseMembers(body []byte, onlyNamed bool, fields ...string) (map[string]int
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errInvalidCredits // trailing data after the object
 	}
-	out := make(map[string]int64, len(found))
-	for key, raw := range found {
-		n, err := parseCreditsNumber(string(raw))
-		if err != nil {
-			return nil, fieldError{key}
-		}
-		out[key] = n
-	}
-	return out, nil
+	return found, nil
 }
 
 // hasField reports whether a parsed body has field.

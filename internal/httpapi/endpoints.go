@@ -34,10 +34,6 @@ func (h *Handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Re
 	h.amountOperation(ctx, w, r, user, account.OpConsume, false)
 }
 
-// grant is POST /api/credits/grant: add n ≥ 1 atomically, exactly once per Idempotency-Key.
-func (h *Handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID) {
-	h.amountOperation(ctx, w, r, user, account.OpGrant, true)
-}
 
 // amountOperation is set, consume or grant: {"credits":n} (consume: 1 when empty).
 func (h *Handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID, kind account.OpKind, needKey bool) {
@@ -81,14 +77,17 @@ func readRequest(w http.ResponseWriter, r *http.Request, kind account.OpKind, ne
 }
 
 // perform applies op and answers with its outcome. A capture or release of a malformed
-// hold ID is not sent to the store: no hold has that ID, so it is refused as any unknown
-// hold is, without a read.
+// hold ID (a void of a malformed lot ID) is not sent to the store: no hold (lot) has that
+// ID, so it is refused as any unknown one is, without a read.
 func (h *Handler) perform(ctx context.Context, w http.ResponseWriter, user account.UserID, op account.Operation) {
 	var res account.Result
 	var err error
-	if (op.Kind == account.OpCapture || op.Kind == account.OpRelease) && !validReservationID(op.ReservationID) {
+	switch {
+	case (op.Kind == account.OpCapture || op.Kind == account.OpRelease) && !account.ValidHoldID(op.ReservationID):
 		err = account.ErrReservationNotFound
-	} else {
+	case op.Kind == account.OpVoid && !account.ValidLotID(op.Terms.ID):
+		err = account.ErrLotNotFound
+	default:
 		res, err = h.opts.Store.Apply(ctx, user, op)
 	}
 	o := outcomeOf(res, err)

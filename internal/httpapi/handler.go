@@ -25,6 +25,7 @@ type Store interface {
 	Balance(ctx context.Context, user account.UserID) (int64, error)
 	Apply(ctx context.Context, user account.UserID, op account.Operation) (account.Result, error)
 	Transactions(ctx context.Context, user account.UserID) ([]account.Transaction, error)
+	Grants(ctx context.Context, user account.UserID) ([]account.GrantView, error)
 }
 
 // Authorizer decides whether an in-cluster service may use a verb on UserCredits.

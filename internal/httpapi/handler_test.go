@@ -29,6 +29,7 @@ type memoryStore struct {
 	ops         []account.Operation
 	applyResult account.Result
 	history     []account.Transaction
+	grants      []account.GrantView
 }
 
 func (m *memoryStore) Balance(_ context.Context, user account.UserID) (int64, error) {
@@ -58,6 +59,13 @@ func (m *memoryStore) Apply(_ context.Context, user account.UserID, op account.O
 	m.writes++
 	m.balances[string(user)] = op.Amount
 	return account.Result{Credits: op.Amount}, nil
+}
+
+// Grants answers grants, or the store's error.
+func (m *memoryStore) Grants(context.Context, account.UserID) ([]account.GrantView, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.grants, m.err
 }
 
 // Transactions answers history, or the store's error.

@@ -30,6 +30,9 @@ var outcomes = []outcome{
 	{account.ErrReservationCaptured, http.StatusConflict, bodyReservationCaptured, "reservation_captured"},
 	{account.ErrReservationReleased, http.StatusConflict, bodyReservationReleased, "reservation_released"},
 	{account.ErrReservationExpired, http.StatusGone, bodyReservationExpired, "reservation_expired"},
+	{account.ErrTooManyLots, http.StatusConflict, bodyTooManyGrants, "too_many_grants"},
+	{account.ErrLotNotFound, http.StatusNotFound, bodyGrantNotFound, "grant_not_found"},
+	{account.ErrLotClosed, http.StatusConflict, bodyGrantClosed, "grant_closed"},
 }
 
 var (

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gitread/usercredits-operator/internal/account"
@@ -56,7 +55,7 @@ func (h *Handler) capture(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if !ok {
 		return
 	}
-	op.ReservationID, op.CaptureAll = reservationID(r.URL.Path), len(body) == 0
+	op.ReservationID, op.CaptureAll = idOf(r.URL.Path, reservationsPrefix), len(body) == 0
 	if len(body) > 0 {
 		fields, err := parseOnlyFields(body, fieldCredits)
 		if op.Amount = fields[fieldCredits]; err != nil {
@@ -82,42 +81,6 @@ func (h *Handler) release(ctx context.Context, w http.ResponseWriter, r *http.Re
 			return
 		}
 	}
-	op.ReservationID = reservationID(r.URL.Path)
+	op.ReservationID = idOf(r.URL.Path, reservationsPrefix)
 	h.perform(ctx, w, user, op)
-}
-
-// reservationRoute maps a hold's path to its route pattern, and reports whether it is one:
-// /api/credits/reservations/<one path segment>/capture or …/release. The segment need not
-// be a well-formed ID: a malformed one is a hold that cannot exist, answered as unknown
-// (perform) once the caller has been admitted like on any route.
-func reservationRoute(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, reservationsPrefix)
-	if !ok {
-		return "", false
-	}
-	_, action, ok := strings.Cut(rest, "/") // the ID is one segment: "a/b/capture" is no hold's route
-	if !ok || (action != "capture" && action != "release") {
-		return "", false
-	}
-	return reservationsPrefix + "{id}/" + action, true
-}
-
-// reservationID is the hold a reservation route names.
-func reservationID(path string) string {
-	id, _, _ := strings.Cut(strings.TrimPrefix(path, reservationsPrefix), "/")
-	return id
-}
-
-// validReservationID accepts 1–64 letters, digits, '_' and '-'.
-func validReservationID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

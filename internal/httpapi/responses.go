@@ -34,6 +34,12 @@ var (
 	bodyReservationCaptured   = []byte(`{"error":"Reservation already captured"}`)
 	bodyReservationReleased   = []byte(`{"error":"Reservation already released"}`)
 	bodyReservationExpired    = []byte(`{"error":"Reservation expired"}`)
+	bodyInvalidExpiresAt      = []byte(`{"error":"Invalid expiresAt"}`)
+	bodyInvalidPriority       = []byte(`{"error":"Invalid priority"}`)
+	bodyInvalidReason         = []byte(`{"error":"Invalid reason"}`)
+	bodyTooManyGrants         = []byte(`{"error":"Too many open grants"}`)
+	bodyGrantNotFound         = []byte(`{"error":"Grant not found"}`)
+	bodyGrantClosed           = []byte(`{"error":"Grant has nothing left"}`)
 )
 
 // writeJSON answers status with body (respond.JSON, which the Stripe webhook writes with too).

@@ -51,6 +51,12 @@ var routes = map[string]map[string]route{
 	"/api/credits/transactions": {
 		http.MethodGet: {verb: "get", errorBody: bodyFetchError, serve: (*Handler).transactions, clerkAllow: always},
 	},
+	"/api/credits/grants": {
+		http.MethodGet: {verb: "get", errorBody: bodyFetchError, serve: (*Handler).grants, clerkAllow: always},
+	},
+	grantsPrefix + "{id}/void": {
+		http.MethodPost: {verb: "grant", errorBody: bodyUpdateError, serve: (*Handler).voidGrant, clerkAllow: func(*Options) bool { return false }},
+	},
 	StripeWebhookPath: {
 		http.MethodPost: {serve: (*Handler).stripeWebhook, public: true, servedIf: func(o *Options) bool { return o.StripeWebhook != nil }},
 	},
@@ -75,7 +81,10 @@ func servedRoutes(opts *Options) map[string]map[string]route {
 
 // pattern is the routes key of path: the path itself, or a hold's route pattern.
 func pattern(path string) string {
-	if p, ok := reservationRoute(path); ok {
+	if p, ok := idRoute(path, reservationsPrefix, "capture", "release"); ok {
+		return p
+	}
+	if p, ok := idRoute(path, grantsPrefix, "void"); ok {
 		return p
 	}
 	return path

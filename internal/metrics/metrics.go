@@ -60,6 +60,12 @@ var (
 	}, []string{"reason"})
 )
 
+// CreditsExpired counts the credits removed from lots whose time was up.
+var CreditsExpired = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "usercredits_credits_expired_total",
+	Help: "Credits removed from lots whose expiresAt had passed (what was left of them, and what holds returned to them later).",
+})
+
 // lowBalanceUsers counts the users whose LowBalance condition is True; set by SetLowBalanceUsers.
 var lowBalanceUsers atomic.Pointer[func() float64]
 
@@ -79,5 +85,5 @@ var LowBalanceUsers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 func SetLowBalanceUsers(count func() float64) { lowBalanceUsers.Store(&count) }
 
 func init() {
-	crmetrics.Registry.MustRegister(LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, StripeEvents, CreditOperations, ConflictRetries, ValidationFailures)
+	crmetrics.Registry.MustRegister(CreditsExpired, LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, StripeEvents, CreditOperations, ConflictRetries, ValidationFailures)
 }

@@ -1,0 +1,298 @@
+package account
+
+import (
+	"slices"
+	"strconv"
+	"time"
+)
+
+// spendingOrder is the indices of a's lots in the order they are spent.
+func (a *Account) spendingOrder() []int {
+	order := make([]int, len(a.Lots))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return before(&a.Lots[i], &a.Lots[j]) })
+	return order
+}
+
+// Spendable is how many credits can be spent or held at now: the available credits but
+// those of lots whose time is up and that the controller (or the next write) has not yet
+// removed.
+func (a Account) Spendable(now time.Time) int64 {
+	n := a.Available
+	for i := range a.Lots {
+		if l := &a.Lots[i]; !l.spendable(now) {
+			n -= l.Remaining
+		}
+	}
+	return n
+}
+
+// lot is the index of the lot id, or -1.
+func (a *Account) lot(id string) int {
+	return slices.IndexFunc(a.Lots, func(l Lot) bool { return l.ID == id })
+}
+
+// take takes n spendable credits out of the lots, in spending order, and says from which.
+// The caller has checked that n are spendable.
+func (a *Account) take(n int64, now time.Time) []LotCredits {
+	a.Lots = slices.Clone(a.Lots)
+	var from []LotCredits
+	for _, i := range a.spendingOrder() {
+		l := &a.Lots[i]
+		if n == 0 {
+			break
+		}
+		if !l.spendable(now) || l.Remaining == 0 {
+			continue
+		}
+		part := min(n, l.Remaining)
+		l.Remaining, n = l.Remaining-part, n-part
+		from = append(from, LotCredits{Lot: l.ID, Credits: part})
+	}
+	a.Available -= sumCredits(from)
+	a.lotsChanged = true
+	return from
+}
+
+// give returns credits a hold took to their lots: available again, or removed when their
+// lot has since been voided or has expired (recorded as a removal). A lot no longer there
+// (removed by hand) gets them back as the balance lot.
+func (a *Account) give(from []LotCredits, now time.Time) {
+	a.Lots = slices.Clone(a.Lots)
+	for _, part := range from {
+		i := a.lot(part.Lot)
+		if i < 0 {
+			i = a.balanceLot(now)
+		}
+		l := &a.Lots[i]
+		switch {
+		case l.Closed != "":
+			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: l.Closed})
+		case l.expired(now):
+			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: lotExpired})
+		default:
+			l.Remaining += part.Credits
+			a.Available += part.Credits
+		}
+	}
+	a.lotsChanged = true
+}
+
+// balanceLot is the index of the balance lot, added empty when there is none.
+func (a *Account) balanceLot(now time.Time) int {
+	if i := a.lot(BalanceLotID); i >= 0 {
+		return i
+	}
+	a.Lots = append(a.Lots, Lot{ID: BalanceLotID, Priority: DefaultPriority, Source: SourceSet, GrantedAt: now.Truncate(time.Second)})
+	return len(a.Lots) - 1
+}
+
+// expireLots removes what is left of the lots whose time is up, and reports whether it
+// removed anything.
+func (a *Account) expireLots(now time.Time) bool {
+	due := false
+	for i := range a.Lots {
+		if l := &a.Lots[i]; l.Closed == "" && l.expired(now) {
+			due = true
+		}
+	}
+	if !due {
+		return false
+	}
+	a.Lots = slices.Clone(a.Lots)
+	for i := range a.Lots {
+		l := &a.Lots[i]
+		if l.Closed != "" || !l.expired(now) {
+			continue
+		}
+		a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
+		a.Available -= l.Remaining
+		l.Remaining, l.Closed, l.ClosedAt = 0, lotExpired, now.Truncate(time.Second)
+	}
+	a.lotsChanged = true
+	return true
+}
+
+// held is how many credits the open holds took from lot id.
+func (a *Account) held(id string) int64 {
+	var n int64
+	for _, h := range a.Holds {
+		for _, part := range h.from() {
+			if part.Lot == id {
+				n += part.Credits
+			}
+		}
+	}
+	return n
+}
+
+// compactLots drops the lots with nothing left, spent or held, but the last MaxClosedLots
+// closed ones, which a void is told about (409, not 404).
+func (a *Account) compactLots() {
+	gone := func(l Lot) bool { return l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 }
+	var closed []Lot
+	for _, l := range a.Lots {
+		if l.Closed != "" && a.held(l.ID) == 0 {
+			closed = append(closed, l)
+		}
+	}
+	if len(closed) > MaxClosedLots {
+		slices.SortFunc(closed, func(x, y Lot) int { return x.ClosedAt.Compare(y.ClosedAt) })
+		old := map[string]bool{}
+		for _, l := range closed[:len(closed)-MaxClosedLots] {
+			old[l.ID] = true
+		}
+		gone = func(l Lot) bool { return old[l.ID] || l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 }
+	}
+	if !slices.ContainsFunc(a.Lots, gone) {
+		return
+	}
+	a.Lots = slices.DeleteFunc(slices.Clone(a.Lots), gone)
+	a.lotsChanged = true
+}
+
+// set makes the available balance n: more goes to the balance lot, less is taken from the
+// lots in spending order (a set is a correction of the balance, so lots that expire keep
+// their terms).
+func (a *Account) set(n int64, now time.Time) error {
+	switch {
+	case n > MaxBalance-a.Held():
+		return ErrBalanceOverflow
+	case n < a.Available:
+		a.take(a.Available-n, now)
+	case n > a.Available:
+		a.Lots = slices.Clone(a.Lots)
+		i := a.balanceLot(now)
+		a.Lots[i].Remaining += n - a.Available
+		a.Available = n
+		a.lotsChanged = true
+	}
+	return nil
+}
+
+// grant adds op's credits as a lot of its own, with op's terms, and says which. With
+// MaxLots lots open already, it joins the newest open lot of the very same terms that names
+// nothing (no Checkout Session, no CreditGrant: those stay lots of their own, to be refunded
+// or voided alone), or is refused.
+func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, error) {
+	t := op.Terms
+	switch {
+	case a.Available > MaxBalance-a.Held()-op.Amount:
+		return historyEntry{}, "", ErrBalanceOverflow
+	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
+		return historyEntry{}, "", ErrInvalidOperation // already expired
+	}
+	lot := Lot{ID: t.ID, Credits: op.Amount, Remaining: op.Amount, ExpiresAt: t.ExpiresAt, Priority: t.priority(),
+		Source: t.Source, Reference: t.Reference, Reason: t.Reason, GrantedAt: now.Truncate(time.Second)}
+	entry := historyEntry{kind: OpGrant, credits: op.Amount}
+	switch {
+	case op.Purchase != "":
+		lot.Source, lot.Reference = SourceStripe, op.Purchase
+		entry.kind, entry.reference = KindPurchase, op.Purchase
+	case lot.Source == "":
+		lot.Source = SourceAPI
+	}
+	a.Lots = slices.Clone(a.Lots)
+	a.Available += op.Amount
+	a.lotsChanged = true
+	if a.openLots() >= MaxLots {
+		for j := len(a.Lots) - 1; j >= 0; j-- {
+			if l := &a.Lots[j]; l.Closed == "" && l.Reference == "" && lot.Reference == "" && l.Source == lot.Source &&
+				l.Priority == lot.Priority && l.ExpiresAt.Equal(lot.ExpiresAt) && l.Reason == lot.Reason && l.ID != BalanceLotID {
+				l.Credits, l.Remaining = l.Credits+op.Amount, l.Remaining+op.Amount
+				return entry, l.ID, nil
+			}
+		}
+		return historyEntry{}, "", ErrTooManyLots
+	}
+	if lot.ID == "" || a.lot(lot.ID) >= 0 {
+		lot.ID = a.freeLotID()
+	}
+	a.Lots = append(a.Lots, lot)
+	return entry, lot.ID, nil
+}
+
+// freeLotID is an ID no lot of a has: the store names lots itself (before any attempt, so
+// that a retry keeps it); this is for callers that do not.
+func (a *Account) freeLotID() string {
+	for n := a.history.seq + 1; ; n++ {
+		if id := "lot-" + strconv.FormatInt(n, 10); a.lot(id) < 0 {
+			return id
+		}
+	}
+}
+
+// void removes what is left of lot id (credits it has held are removed when their hold
+// returns them); spent credits stay spent.
+func (a *Account) void(id string, now time.Time) (historyEntry, error) {
+	i := a.lot(id)
+	switch {
+	case i < 0:
+		return historyEntry{}, ErrLotNotFound
+	case a.Lots[i].Closed != "" || a.Lots[i].Remaining == 0 && a.held(id) == 0:
+		return historyEntry{}, ErrLotClosed
+	}
+	a.Lots = slices.Clone(a.Lots)
+	l := &a.Lots[i]
+	entry := historyEntry{kind: OpVoid, credits: l.Remaining, reference: l.ID}
+	a.Available -= l.Remaining
+	l.Remaining, l.Closed, l.ClosedAt = 0, lotVoided, now.Truncate(time.Second)
+	a.lotsChanged = true
+	return entry, nil
+}
+
+// openLots counts the lots with credits left, to spend or held.
+func (a *Account) openLots() int {
+	n := 0
+	for i := range a.Lots {
+		if l := &a.Lots[i]; l.Closed == "" && (l.Remaining > 0 || a.held(l.ID) > 0) {
+			n++
+		}
+	}
+	return n
+}
+
+// Grants are the lots with credits left at now, to spend or held, in spending order.
+func (a Account) Grants(now time.Time) []GrantView {
+	var out []GrantView
+	for _, i := range a.spendingOrder() {
+		l := a.Lots[i]
+		if !l.spendable(now) || l.Remaining+a.held(l.ID) == 0 {
+			continue
+		}
+		out = append(out, GrantView{Lot: l, Held: a.held(l.ID)})
+	}
+	return out
+}
+
+// GrantView is a lot as GET /api/credits/grants shows it: with what open holds keep of it.
+type GrantView struct {
+	Lot
+	Held int64
+}
+
+// NextLotExpiry is when the next lot with credits left expires and how many of its credits
+// it still has; zero when none expires.
+func (a Account) NextLotExpiry() (time.Time, int64) {
+	var next time.Time
+	var credits int64
+	for i := range a.Lots {
+		l := &a.Lots[i]
+		if l.Closed != "" || l.ExpiresAt.IsZero() || l.Remaining == 0 {
+			continue
+		}
+		switch {
+		case next.IsZero() || l.ExpiresAt.Before(next):
+			next, credits = l.ExpiresAt, l.Remaining
+		case l.ExpiresAt.Equal(next):
+			credits += l.Remaining
+		}
+	}
+	return next, credits
+}
+
+// Removed are the credits the decisions that made a removed from lots (expired, voided).
+func (a Account) Removed() []Removal { return slices.Clone(a.removed) }
+
