@@ -295,4 +295,3 @@ func (a Account) NextLotExpiry() (time.Time, int64) {
 
 // Removed are the credits the decisions that made a removed from lots (expired, voided).
 func (a Account) Removed() []Removal { return slices.Clone(a.removed) }
-

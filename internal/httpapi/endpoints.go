@@ -34,7 +34,6 @@ func (h *Handler) consume(ctx context.Context, w http.ResponseWriter, r *http.Re
 	h.amountOperation(ctx, w, r, user, account.OpConsume, false)
 }
 
-
 // amountOperation is set, consume or grant: {"credits":n} (consume: 1 when empty).
 func (h *Handler) amountOperation(ctx context.Context, w http.ResponseWriter, r *http.Request, user account.UserID, kind account.OpKind, needKey bool) {
 	op, body, ok := readRequest(w, r, kind, needKey)
