@@ -114,7 +114,8 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte)
 	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
 	res, err := wh.Store.Apply(r.Context(), account.UserID(session.ClientReferenceID), op) // checked by credits()
 	switch {
-	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow):
+	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow),
+		errors.Is(err, account.ErrTooManyLots):
 		wh.unassignable(event.ID, session, err.Error())
 	case err != nil:
 		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
