@@ -66,6 +66,9 @@ func TestEverySettingReachesTheRunningOperator(t *testing.T) {
 	if err != nil || strings.TrimSuffix(cfg.Host, "/") != strings.TrimSuffix(restCfg.Host, "/") {
 		t.Fatalf("--kubeconfig did not reach the connection: %v, host %q, want %q", err, cfg.Host, restCfg.Host)
 	}
+	if cfg.QPS >= 0 {
+		t.Fatalf("--kubeconfig's connection is rate-limited client-side at %v requests a second (controller-runtime's own loader turns that off)", cfg.QPS)
+	}
 	op, err := operator.New(ctx, cfg, o, func(m *ctrl.Options) { m.Controller.SkipNameValidation = ptr.To(true) })
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +115,8 @@ func TestKubeconfigFromTheEnvironment(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", path)
 	cfg, err := options.New().RESTConfig()
-	if err != nil || strings.TrimSuffix(cfg.Host, "/") != strings.TrimSuffix(restCfg.Host, "/") {
-		t.Fatalf("KUBECONFIG did not reach the connection: %v, host %q, want %q", err, cfg.Host, restCfg.Host)
+	if err != nil || strings.TrimSuffix(cfg.Host, "/") != strings.TrimSuffix(restCfg.Host, "/") || cfg.QPS >= 0 {
+		t.Fatalf("KUBECONFIG did not reach the connection: %v, host %q (want %q), QPS %v", err, cfg.Host, restCfg.Host, cfg.QPS)
 	}
 }
 

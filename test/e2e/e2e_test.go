@@ -148,7 +148,7 @@ func crashAndRestart(t *testing.T, c *cluster, op *framework.Process, bin string
 	if err := op.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = op.Cmd.Wait()
+	_ = op.Wait()
 	<-done
 	if acked == 0 || acked == 500 {
 		t.Fatalf("the kill did not land mid-run: %d of %d grants acknowledged", acked, attempted)

@@ -155,7 +155,7 @@ func stopGracefully(t *testing.T, c *cluster, op *framework.Process) {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- op.Cmd.Wait() }()
+	go func() { exited <- op.Wait() }()
 	select {
 	case err := <-exited:
 		if err != nil {

@@ -70,9 +70,9 @@ func (m *manager) start(t *testing.T, args, env []string) {
 
 // stop kills the process, if it runs.
 func (m *manager) stop() {
-	if m.Cmd.ProcessState == nil {
+	if m.Running() {
 		_ = m.Cmd.Process.Kill()
-		_ = m.Cmd.Wait()
+		_ = m.Wait()
 	}
 }
 
@@ -96,9 +96,9 @@ func startOperator(t *testing.T, bin string, args []string, env []string, health
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if p.Cmd.ProcessState == nil {
+		if p.Running() {
 			_ = p.Cmd.Process.Kill()
-			_ = p.Cmd.Wait()
+			_ = p.Wait()
 		}
 		if t.Failed() {
 			t.Logf("operator output:\n%s", p.Logs())

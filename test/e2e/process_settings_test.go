@@ -86,7 +86,7 @@ func exitOf(t *testing.T, args, env []string) string {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- p.Cmd.Wait() }()
+	go func() { exited <- p.Wait() }()
 	select {
 	case err := <-exited:
 		if err == nil {

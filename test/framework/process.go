@@ -49,6 +49,8 @@ type Process struct {
 	// Started is when the process was started.
 	Started time.Time
 	logs    syncBuffer
+	exited  chan struct{}
+	err     error
 }
 
 // StartProcess starts bin with args and env, collecting its output.
@@ -60,15 +62,39 @@ func StartProcess(bin string, args, env []string) (*Process, error) {
 	if err := p.Cmd.Start(); err != nil {
 		return nil, err
 	}
+	p.exited = make(chan struct{})
+	go func() { // reaped at once, so that an early exit is seen (WaitReady) and leaves no zombie
+		p.err = p.Cmd.Wait()
+		close(p.exited)
+	}()
 	return p, nil
+}
+
+// Wait waits for the process to exit and returns how it did.
+func (p *Process) Wait() error {
+	<-p.exited
+	return p.err
+}
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Running reports whether the process has not exited yet.
+func (p *Process) Running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // WaitReady polls url until it answers 200, for at most timeout.
 func (p *Process) WaitReady(url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if p.Cmd.ProcessState != nil {
-			return fmt.Errorf("the process exited: %s", p.Cmd.ProcessState)
+		if !p.Running() {
+			return fmt.Errorf("the process exited (%v): %s", p.err, lastLines(p.Logs(), 20))
 		}
 		resp, err := http.Get(url)
 		if err == nil {
@@ -88,18 +114,16 @@ func (p *Process) Logs() string { return p.logs.String() }
 // Stop interrupts the process, as Ctrl-C or the kubelet would, and kills it if it has not
 // exited within grace; it returns the process's error, if any.
 func (p *Process) Stop(grace time.Duration) error {
-	if p.Cmd.ProcessState != nil {
+	if !p.Running() {
 		return nil
 	}
 	_ = p.Cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- p.Cmd.Wait() }()
 	select {
-	case err := <-done:
-		return err
+	case <-p.exited:
+		return p.err
 	case <-time.After(grace):
 		_ = p.Cmd.Process.Kill()
-		<-done
+		<-p.exited
 		return fmt.Errorf("did not exit within %v of an interrupt", grace)
 	}
 }
@@ -124,6 +148,12 @@ func (p *Process) RSSMiB() (rss, peak float64) {
 		}
 	}
 	return rss, peak
+}
+
+// lastLines is the last n lines of text.
+func lastLines(text string, n int) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // syncBuffer collects a process's output safely while it runs.

@@ -117,6 +117,12 @@ func (o *Options) RESTConfig() (*rest.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--kubeconfig %s: %w", o.Kubeconfig, err)
 		}
+		// As controller-runtime's own loader does (config.GetConfig): no client-side rate
+		// limit (client-go's default, 5 requests a second, would cap the API's writes);
+		// the apiserver's priority and fairness is the limit.
+		if cfg.QPS == 0 {
+			cfg.QPS = -1
+		}
 		return cfg, nil
 	}
 	cfg, err := config.GetConfig()
