@@ -270,3 +270,34 @@ func TestAccountLotsAddUpToTheBalance(t *testing.T) {
 		t.Fatalf("a balance without lots: %+v %v", a.Lots, err)
 	}
 }
+
+// TestAccountCreditGrantLots: what the CreditGrant controller relies on. A lot may name a
+// CreditGrant, whose name may hold dots; a grant's key is answered before its expiry is
+// judged, so that a CreditGrant applied just before its expiresAt, whose status write was
+// lost, is told its lot rather than that it expired.
+func TestAccountCreditGrantLots(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	grant := Operation{Kind: OpGrant, Amount: 7, IdempotencyKey: "creditgrant:welcome.2026-q1",
+		Terms: LotTerms{ID: "lot_a", ExpiresAt: now.Add(time.Minute), Source: SourceGitOps, Reference: "welcome.2026-q1"}}
+	if res, _, err := r.do(grant, now); err != nil || res.LotID != "lot_a" {
+		t.Fatalf("a grant naming a dotted CreditGrant: %+v %v", res, err)
+	}
+	if lots := r.account().Lots; len(lots) != 1 || lots[0].Reference != "welcome.2026-q1" || lots[0].Source != SourceGitOps {
+		t.Fatalf("stored lots %+v", lots)
+	}
+	later := grant
+	later.Terms.ID = "lot_b"
+	if res, _, err := r.do(later, now.Add(2*time.Minute)); err != nil || !res.Replayed || res.LotID != "lot_a" {
+		t.Fatalf("the same grant after its expiry: %+v %v, want the replay of lot_a", res, err)
+	}
+	for _, ref := range []string{"a,b", "a;b", "a b", string(make([]byte, 256))} {
+		bad := Operation{Kind: OpGrant, Amount: 1, Terms: LotTerms{Source: SourceGitOps, Reference: ref}}
+		if _, _, err := r.do(bad, now); !errors.Is(err, ErrInvalidOperation) {
+			t.Errorf("reference %q: %v, want ErrInvalidOperation", ref, err)
+		}
+	}
+	if ValidReference("welcome.2026-q1") {
+		t.Error("a Stripe reference (the history's) accepts a dot")
+	}
+}

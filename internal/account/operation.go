@@ -2,6 +2,7 @@ package account
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -166,5 +167,12 @@ func (t LotTerms) valid(kind OpKind) bool {
 	}
 	okSource := t.Source == "" || t.Source == SourceAPI || t.Source == SourceStripe || t.Source == SourceGitOps
 	return kind == OpGrant && okID && okSource && (t.Priority == nil || *t.Priority >= 0 && *t.Priority <= MaxPriority) &&
-		len(t.Reason) <= MaxReasonLength && (t.Reference == "" || ValidReference(t.Reference))
+		len(t.Reason) <= MaxReasonLength && (t.Reference == "" || validLotReference(t.Reference))
+}
+
+// validLotReference accepts what ValidReference does and '.': a lot's reference names a
+// Checkout Session or a CreditGrant, whose name may hold dots (a DNS subdomain). A lot's
+// reference is never written into the history, whose separators ValidReference keeps out.
+func validLotReference(ref string) bool {
+	return ref != "" && len(ref) <= maxReferenceLength && idChars(strings.ReplaceAll(ref, ".", "_"))
 }
