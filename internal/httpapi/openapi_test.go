@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -84,8 +86,9 @@ func (d document) responses() map[string]map[string]map[string]any {
 	return out
 }
 
-// checkSchema checks value against the subset of JSON Schema the document uses: type,
-// const, enum, properties (no others allowed), required, items.
+// checkSchema checks value against the subset of JSON Schema the document uses: type (one,
+// or a list of which value must fit one), const, enum, properties (no others allowed),
+// required, items.
 func (d document) checkSchema(schema map[string]any, value any, at string) error {
 	schema = d.deref(schema)
 	if c, ok := schema["const"]; ok && !reflect.DeepEqual(normalize(c), value) {
@@ -94,7 +97,24 @@ func (d document) checkSchema(schema map[string]any, value any, at string) error
 	if enum, ok := schema["enum"].([]any); ok && !slices.ContainsFunc(enum, func(e any) bool { return reflect.DeepEqual(normalize(e), value) }) {
 		return fmt.Errorf("%s: %v not in %v", at, value, enum)
 	}
+	if types, ok := schema["type"].([]any); ok { // OpenAPI 3.1: one of several types
+		var errs []error
+		for _, t := range types {
+			one := maps.Clone(schema)
+			one["type"] = t
+			err := d.checkSchema(one, value, at)
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
 	switch schema["type"] {
+	case "null":
+		if value != nil {
+			return fmt.Errorf("%s: %v is not null", at, value)
+		}
 	case "object":
 		obj, ok := value.(map[string]any)
 		if !ok {
@@ -174,6 +194,7 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		return append([]string{"Authorization", "Bearer svc-" + name}, more...)
 	}
 	hold := "/api/credits/reservations/rsv_0123456789abcdef/"
+	lot := "/api/credits/grants/lot_0123456789abcdef/"
 	var cases []openAPICase
 	// Every route answers these the same way: admission (a ServiceAccount must name the
 	// user) and, for any other method, 405 with the path's methods in Allow.
@@ -181,6 +202,7 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		{"getCredits", "GET", "/api/credits"}, {"setCredits", "POST", "/api/credits"}, {"consume", "POST", "/api/credits/consume"},
 		{"grant", "POST", "/api/credits/grant"}, {"reserve", "POST", "/api/credits/reserve"}, {"capture", "POST", hold + "capture"},
 		{"release", "POST", hold + "release"}, {"transactions", "GET", "/api/credits/transactions"},
+		{"grants", "GET", "/api/credits/grants"}, {"void", "POST", lot + "void"},
 	} {
 		key := []string{"Idempotency-Key", "k1"}
 		cases = append(cases,
@@ -215,6 +237,26 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: account.ErrIdempotencyKeyReused, status: 409},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: store500, status: 500},
 		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: tooLarge, status: 413},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "promo-1"), body: `{"credits":50,"expiresAt":"2099-01-31T00:00:00Z","priority":10,"reason":"launch promotion"}`, result: account.Result{Credits: 55}, status: 200},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5,"expiresAt":"2020-01-01T00:00:00Z"}`, status: 400, wantBody: `{"error":"Invalid expiresAt"}`},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5,"priority":101}`, status: 400, wantBody: `{"error":"Invalid priority"}`},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5,"reason":"` + strings.Repeat("r", 257) + `"}`, status: 400, wantBody: `{"error":"Invalid reason"}`},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5,"note":"x"}`, status: 400, wantBody: `{"error":"Invalid credits value"}`},
+		openAPICase{op: "grant", method: "POST", path: "/api/credits/grant?userId=user_A", header: svc("admin", "Idempotency-Key", "cs_1"), body: `{"credits":5}`, storeErr: account.ErrTooManyLots, status: 409, wantBody: `{"error":"Too many open grants"}`},
+		openAPICase{op: "grants", method: "GET", path: "/api/credits/grants", header: clerk, status: 200},
+		openAPICase{op: "grants", method: "GET", path: "/api/credits/grants?userId=user_A", header: svc("admin"), status: 200},
+		openAPICase{op: "grants", method: "GET", path: "/api/credits/grants", header: clerk, storeErr: store500, status: 500},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin"), result: account.Result{Credits: 7}, status: 200},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin", "Idempotency-Key", "void-1"), body: "{}", result: account.Result{Credits: 7}, status: 200},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin"), body: `{"credits":1}`, status: 400, wantBody: `{"error":"Invalid credits value"}`},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin", "Idempotency-Key", "a b"), status: 400, wantBody: `{"error":"Invalid Idempotency-Key"}`},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: clerk, status: 403},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin"), storeErr: account.ErrLotNotFound, status: 404, wantBody: `{"error":"Grant not found"}`},
+		openAPICase{op: "void", method: "POST", path: "/api/credits/grants/bad$id/void?userId=user_A", header: svc("admin"), status: 404, wantBody: `{"error":"Grant not found"}`},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin"), storeErr: account.ErrLotClosed, status: 409, wantBody: `{"error":"Grant has nothing left"}`},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin", "Idempotency-Key", "void-1"), storeErr: account.ErrIdempotencyKeyReused, status: 409},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin"), body: tooLarge, status: 413},
+		openAPICase{op: "void", method: "POST", path: lot + "void?userId=user_A", header: svc("admin"), storeErr: store500, status: 500},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, result: account.Result{Credits: 4, ReservationID: "rsv_0123456789abcdef"}, status: 200},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, body: `{"ttlSeconds":0}`, status: 400},
 		openAPICase{op: "reserve", method: "POST", path: "/api/credits/reserve", header: clerk, storeErr: account.ErrInsufficientCredits, status: 402},
@@ -277,8 +319,17 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 	reached := map[string]bool{}
 	for _, c := range openAPICases(t, signer) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
-			history: []account.Transaction{{Kind: account.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
-				{Kind: account.OpGrant, Credits: 5, Balance: 5, At: time.Now()}}}
+			history: []account.Transaction{{Kind: account.OpVoid, Credits: 3, Balance: 10, At: time.Now(), Reference: "lot_0123456789abcdef"},
+				{Kind: account.OpExpire, Credits: 0, Balance: 13, At: time.Now(), Reference: "lot_fedcba9876543210"},
+				{Kind: account.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
+				{Kind: account.OpGrant, Credits: 5, Balance: 5, At: time.Now()}},
+			grants: []account.GrantView{
+				{Lot: account.Lot{ID: "lot_0123456789abcdef", Credits: 50, Remaining: 42, ExpiresAt: time.Now().Add(time.Hour), Priority: 10,
+					Source: account.SourceAPI, Reason: "launch promotion", GrantedAt: time.Now()}, Held: 1},
+				{Lot: account.Lot{ID: "lot_fedcba9876543210", Credits: 8, Remaining: 8, Priority: 50, Source: account.SourceStripe,
+					Reference: "cs_test_a1", GrantedAt: time.Now()}},
+				{Lot: account.Lot{ID: account.BalanceLotID, Credits: 1, Remaining: 5, Priority: 50, Source: account.SourceSet, GrantedAt: time.Now()}},
+			}}
 		settings := testSettings(func(s *Settings) { s.AllowUserWrites, s.UserRateLimit = c.userWrites, c.rateLimit })
 		opts := Options{Settings: settings, Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, Log: logr.Discard()}
 		if c.stripe {
