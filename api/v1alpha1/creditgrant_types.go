@@ -91,7 +91,7 @@ type CreditGrantStatus struct {
 // +kubebuilder:resource:shortName=cg,categories=credits
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userID`
 // +kubebuilder:printcolumn:name="Credits",type=integer,JSONPath=`.spec.credits`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.spec.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expiresAt`
 // +kubebuilder:printcolumn:name="Applied",type=string,JSONPath=`.status.conditions[?(@.type=="Applied")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CreditGrant struct {
