@@ -44,6 +44,8 @@ func TestGrantTermsReachTheStore(t *testing.T) {
 		{"empty reason", `{"credits":5,"reason":""}`, account.LotTerms{}},
 		{"256-character reason", `{"credits":5,"reason":"` + strings.Repeat("é", 256) + `"}`, account.LotTerms{Reason: strings.Repeat("é", 256)}},
 		{"members in any order", `{"reason":"r","priority":7,"credits":5}`, account.LotTerms{Priority: ptr32(7), Reason: "r"}},
+		{"whitespace around values", "{ \"credits\" : 5 ,\n \"reason\" :\t \"r\" , \"expiresAt\": \"2030-01-02T03:04:05Z\" }",
+			account.LotTerms{ExpiresAt: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), Reason: "r"}},
 	}
 	for _, c := range cases {
 		f.store.ops = nil
