@@ -234,7 +234,7 @@ type UserCreditsStatus struct {
 // +kubebuilder:printcolumn:name="Reserved",type=integer,JSONPath=`.status.reserved`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Expiring",type=integer,JSONPath=`.status.expiringCredits`,priority=1
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.nextExpiry`,priority=1
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.nextExpiry`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UserCredits struct {
