@@ -3,6 +3,7 @@ package account
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -241,11 +242,17 @@ func TestAccountLotBoundsAndKeys(t *testing.T) {
 	if _, _, err := r3.do(other, now); !errors.Is(err, ErrIdempotencyKeyReused) {
 		t.Fatalf("the same key with other terms: %v", err)
 	}
+	// The bound counts characters, as the CRD's maxLength does.
+	if _, _, err := r3.do(Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: "k-accented", Terms: LotTerms{Reason: strings.Repeat("é", MaxReasonLength)}}, now); err != nil {
+		t.Fatalf("a reason of %d two-byte characters: %v", MaxReasonLength, err)
+	}
 	for _, bad := range []Operation{
 		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Priority: prio(101)}},
 		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Priority: prio(-1)}},
 		{Kind: OpGrant, Amount: 1, Terms: LotTerms{ExpiresAt: now}},
-		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: string(make([]byte, MaxReasonLength+1))}},
+		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: strings.Repeat("r", MaxReasonLength+1)}},
+		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: "line\nbreak"}},
+		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: "\xff not UTF-8"}},
 		{Kind: OpConsume, Amount: 1, Terms: LotTerms{Reason: "x"}},
 		{Kind: OpVoid},
 	} {

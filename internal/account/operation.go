@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // OpKind is what an Operation does to a balance.
@@ -167,7 +169,17 @@ func (t LotTerms) valid(kind OpKind) bool {
 	}
 	okSource := t.Source == "" || t.Source == SourceAPI || t.Source == SourceStripe || t.Source == SourceGitOps
 	return kind == OpGrant && okID && okSource && (t.Priority == nil || *t.Priority >= 0 && *t.Priority <= MaxPriority) &&
-		len(t.Reason) <= MaxReasonLength && (t.Reference == "" || validLotReference(t.Reference))
+		ValidReason(t.Reason) && (t.Reference == "" || validLotReference(t.Reference))
+}
+
+// ValidReason reports whether a lot's reason can be stored and shown: at most
+// MaxReasonLength characters (the CRD's maxLength counts characters, not bytes), valid
+// UTF-8 and no control characters, which would garble `kubectl get` and logs.
+func ValidReason(reason string) bool {
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLength {
+		return false
+	}
+	return strings.IndexFunc(reason, unicode.IsControl) < 0
 }
 
 // validLotReference accepts what ValidReference does and '.': a lot's reference names a

@@ -178,4 +178,22 @@ func TestEditOfCreditsThatBreaksTheLotsIsRefused(t *testing.T) {
 	if got := statusOf(t, lotted).Spec.Credits; got != 3 {
 		t.Fatalf("stored %d after a refused edit", got)
 	}
+	// A lot edited past what it was granted, or a closed lot given credits back, would be a
+	// record the API refuses to serve: the apiserver refuses the edit instead.
+	obj := statusOf(t, lotted)
+	if len(obj.Spec.Lots) != 1 {
+		t.Fatalf("lots after one grant: %+v", obj.Spec.Lots)
+	}
+	for _, edit := range []struct{ patch, says string }{
+		{`[{"op":"replace","path":"/spec/lots/0/remaining","value":4},{"op":"replace","path":"/spec/credits","value":4}]`, "a lot's remaining cannot exceed its credits"},
+		{`[{"op":"add","path":"/spec/lots/0/closed","value":"voided"}]`, "a closed (voided or expired) lot keeps no remaining credits"},
+	} {
+		err := k8sClient.Patch(context.Background(), statusOf(t, lotted), client.RawPatch("application/json-patch+json", []byte(edit.patch)))
+		if err == nil || !strings.Contains(err.Error(), edit.says) {
+			t.Errorf("edit %s: %v, want a refusal saying %q", edit.patch, err, edit.says)
+		}
+	}
+	if got := statusOf(t, lotted).Spec; got.Credits != 3 || got.Lots[0].Remaining != 3 || got.Lots[0].Closed != "" {
+		t.Fatalf("stored %+v after refused edits", got)
+	}
 }
