@@ -15,6 +15,10 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/internal/operator"
@@ -39,6 +43,9 @@ func main() {
 			return
 		}
 	}
+	// The bench process's own cluster clients log only what goes wrong (envtest, client-go
+	// warnings); the operators under test log to their own files.
+	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	r, err := run(*scale, *requests, *rounds)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
