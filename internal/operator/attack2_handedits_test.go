@@ -26,6 +26,15 @@ func handEdit(t *testing.T, user string, patch map[string]any) {
 	time.Sleep(300 * time.Millisecond)
 }
 
+// deleteUserAtEnd deletes user's object, under the API's name, when the test ends.
+func deleteUserAtEnd(t *testing.T, user string) {
+	t.Cleanup(func() {
+		obj := &creditsv1alpha1.UserCredits{}
+		obj.Namespace, obj.Name = testNamespace, account.ObjectNameForUser(user)
+		_ = k8sClient.Delete(context.Background(), obj)
+	})
+}
+
 // TestAttack2UnreadableHistoryChunkHidesNewEntries: a history chunk edited by hand into
 // text that is not entries ("x;y;z" in place of the one entry it held). It is not read as
 // empty: the next changes are appended after the garbage, at positions the reader does not
@@ -35,6 +44,7 @@ func handEdit(t *testing.T, user string, patch map[string]any) {
 // object gets Intact=False, and the next change of the part writes it whole again.
 func TestAttack2UnreadableHistoryChunkHidesNewEntries(t *testing.T) {
 	user := "user_Attack2Garbled1"
+	deleteUserAtEnd(t, user)
 	tok := tokenFor(t, user)
 	expectCall(t, "set", "POST", tok, `{"credits":10}`, 200, `{"success":true,"credits":10}`)
 	handEdit(t, user, map[string]any{"metadata": map[string]any{"annotations": map[string]string{account.HistoryChunkAnnotation(0): "x;y;z"}}})
@@ -67,6 +77,7 @@ func TestAttack2UnreadableHistoryChunkHidesNewEntries(t *testing.T) {
 // a consume that reuses a grant's key is applied instead of refused (409).
 func TestAttack2ForgedCacheDigestAnnotation(t *testing.T) {
 	user := "user_Attack2Digest1"
+	deleteUserAtEnd(t, user)
 	admin := serviceAccountToken(t, "attack2-admin", "credits-admin")
 	grant := func(key string) (int, string) {
 		return request(t, "POST", creditsURL(apiBase, "/api/credits/grant", user), admin, `{"credits":10}`, "Idempotency-Key", key)
@@ -93,6 +104,7 @@ func TestAttack2ForgedCacheDigestAnnotation(t *testing.T) {
 // whom answers 500.
 func TestAttack2UntrustedRecordIsShownValid(t *testing.T) {
 	user := "user_Attack2Untrusted1"
+	deleteUserAtEnd(t, user)
 	tok := tokenFor(t, user)
 	expectCall(t, "set", "POST", tok, `{"credits":10}`, 200, `{"success":true,"credits":10}`)
 	handEdit(t, user, map[string]any{"spec": map[string]any{"credits": int64(account.MaxBalance) + 1}})

@@ -26,6 +26,7 @@ import (
 func TestAttack2OversizedHistoryChunkErasesTheChunkBeingFilled(t *testing.T) {
 	ctx := context.Background()
 	user := "user_Attack2Chunk1"
+	deleteUserAtEnd(t, user)
 	tok := tokenFor(t, user)
 	expectCall(t, "set", "POST", tok, `{"credits":100}`, 200, `{"success":true,"credits":100}`)
 	for i := range 14 { // 15 entries: chunk 0 full, chunk 1 holds 5

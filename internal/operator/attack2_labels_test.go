@@ -35,7 +35,8 @@ const labelAttackLag = 2 * time.Second
 func labelAttack(t *testing.T, ns, user string, labels map[string]string, relabel string) (string, *creditsv1alpha1.UserCredits) {
 	t.Helper()
 	ctx := context.Background()
-	proxy := newNamespacedProxy(t, attackNamespace(t, ns), false, labelAttackLag, labelAttackLag)
+	ns = attackNamespace(t, ns)
+	proxy := newNamespacedProxy(t, ns, false, labelAttackLag, labelAttackLag)
 	r := namespacedReplica(t, proxy, ns)
 	base := r.base
 	if !r.synced(30 * time.Second) {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,9 +34,15 @@ import (
 // restarts: attackNamespace makes one, and namespacedProxy/namespacedReplica are
 // apiserverProxy/proxiedReplica for it.
 
-// attackNamespace creates a namespace of its own for one test.
+// attackNamespaces numbers the namespaces attackNamespace makes: a namespace envtest
+// deleted stays Terminating (no namespace controller), so a name is never used twice.
+var attackNamespaces atomic.Int64
+
+// attackNamespace creates a namespace of its own for one test, named after name, and
+// returns its name.
 func attackNamespace(t *testing.T, name string) string {
 	t.Helper()
+	name = fmt.Sprintf("%s-%d", name, attackNamespaces.Add(1))
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := k8sClient.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
