@@ -197,3 +197,40 @@ func TestAttack2CopiedNameLabelSplitsAUserDuringWarmUp(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAttack2FirstKeyedGrantDuringWarmUpOnAGitOpsObject: during warm-up, a user whose
+// object a GitOps tool named is found in the census of objects under other names, a cache
+// that holds the record in the informer's lighter form (grant keys as a digest only, for
+// any object with annotations: here, one the API granted to before). The
+// warm-up read hands it to the writer as read from the apiserver, so a decision that needs
+// the whole record (every keyed grant: a Stripe purchase) is not sent to read it whole:
+// it is answered 500. (The next attempt finds the record in memory and reads it whole.)
+//
+// Today this fails earlier, at readiness (TestAttack2ReadyBeforeTheCacheSyncs): before a
+// warming replica is Ready, the census is not taken and users are listed by spec.userID,
+// which reads them whole.
+func TestAttack2FirstKeyedGrantDuringWarmUpOnAGitOpsObject(t *testing.T) {
+	ns := attackNamespace(t, "attack2-gitops-grant")
+	user := "user_Attack2GitOpsGrant1"
+	// A user who bought before: the GitOps-named object carries the grant ledger the API wrote.
+	bob := &creditsv1alpha1.UserCredits{
+		ObjectMeta: metav1.ObjectMeta{Name: "bob-from-git", Namespace: ns, Annotations: map[string]string{account.AppliedGrantsAnnotation: fmt.Sprintf(
+			`[{"k":"00112233445566778899aabbccddeeff","op":"grant","n":7,"r":7,"t":%d}]`, time.Now().Add(-time.Hour).Unix())}},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: 7},
+	}
+	if err := k8sClient.Create(context.Background(), bob); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), bob) })
+	granter := granterIn(t, ns, "attack2-granter")
+	proxy := newNamespacedProxy(t, ns, true, 0, 0)
+	r := namespacedReplica(t, proxy, ns)
+	proxy.waitHeld(t)
+	if err := r.ready(5 * time.Second); err != nil {
+		t.Fatalf("the warming replica is not Ready within 5 s, so no Service sends it this attack: %v", err)
+	}
+	status, body := request(t, "POST", creditsURL(r.base, "/api/credits/grant", user), granter, `{"credits":3}`, "Idempotency-Key", "cs_test_attack2_gitops")
+	if status != 200 || body != `{"success":true,"credits":10}` {
+		t.Errorf("the first request for a GitOps-named user during warm-up, a keyed grant of 3 on 7: %d %s; want 200 {\"success\":true,\"credits\":10}", status, body)
+	}
+}
