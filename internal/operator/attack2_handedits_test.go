@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -133,4 +134,54 @@ func deref(s *string) string {
 		return "<none>"
 	}
 	return *s
+}
+
+// TestAttack2DamageMadeWhileNoReplicaRunsIsNeverReported: a part edited by hand while no
+// replica runs (a maintenance window, the moment of a one-replica restart). At start the
+// controller skips the objects it judges settled (skipSettledOnStart), and it judges
+// without the damage (settled passes no Record.Damage to Validate): the damaged object is
+// skipped and never gets Intact=False, until something else about it changes.
+func TestAttack2DamageMadeWhileNoReplicaRunsIsNeverReported(t *testing.T) {
+	ctx := context.Background()
+	ns := attackNamespace(t, "attack2-damage-offline")
+	user := "user_Attack2Offline1"
+	first := namespacedReplica(t, newNamespacedProxy(t, ns, false, 0, 0), ns)
+	if !first.synced(30 * time.Second) {
+		t.Fatal("the first replica never synced")
+	}
+	if status, body := request(t, "POST", first.base+"/api/credits", tokenFor(t, user), `{"credits":10}`); status != 200 {
+		t.Fatalf("set: %d %s", status, body)
+	}
+	key := client.ObjectKey{Namespace: ns, Name: account.ObjectNameForUser(user)}
+	obj := &creditsv1alpha1.UserCredits{}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := k8sClient.Get(ctx, key, obj); err == nil && obj.Status.ObservedGeneration == obj.Generation &&
+			meta.IsStatusConditionTrue(obj.Status.Conditions, creditsv1alpha1.ConditionValid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller never judged the object: %+v", obj.Status)
+		}
+	}
+	first.stop()
+
+	// kubectl annotate --overwrite credits.gitread.dev/closed-reservations=garbage, no replica running.
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"garbage"}}}`, account.ClosedHoldsAnnotation)
+	if err := k8sClient.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatal(err)
+	}
+	second := namespacedReplica(t, newNamespacedProxy(t, ns, false, 0, 0), ns)
+	if !second.synced(30 * time.Second) {
+		t.Fatal("the second replica never synced")
+	}
+	var intact *metav1.Condition
+	for deadline := time.Now().Add(3 * time.Second); intact == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := k8sClient.Get(ctx, key, obj); err != nil {
+			t.Fatal(err)
+		}
+		intact = meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact)
+	}
+	if intact == nil || intact.Status != metav1.ConditionFalse {
+		t.Errorf("closed-reservations edited to garbage while no replica ran: 3 s after a replica started, Intact is %v; want False/%s", intact, creditsv1alpha1.ReasonDamagedParts)
+	}
 }

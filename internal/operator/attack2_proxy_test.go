@@ -175,6 +175,8 @@ type attackedReplica struct {
 	// ready waits (up to timeout) for /readyz to succeed, as a Service waits before it
 	// sends the replica traffic; its error carries the failing checks.
 	ready func(timeout time.Duration) error
+	// stop stops the replica (at the latest when the test ends).
+	stop func()
 }
 
 // namespacedReplica starts an operator configured as the suite's replicas, serving
@@ -197,22 +199,26 @@ func namespacedReplica(t *testing.T, p *namespacedProxy, namespace string) attac
 	}
 	done := make(chan error, 1)
 	go func() { done <- op.Manager.Start(ctx) }()
-	t.Cleanup(func() {
-		p.releaseLists()
-		c, cc := context.WithTimeout(ctx, 10*time.Second)
-		op.Manager.GetCache().WaitForCacheSync(c)
-		cc()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the replica stopped with %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			p.releaseLists()
+			c, cc := context.WithTimeout(ctx, 10*time.Second)
+			op.Manager.GetCache().WaitForCacheSync(c)
+			cc()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("the replica stopped with %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("the replica did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("the replica did not stop within 30s")
-		}
-	})
-	r := attackedReplica{base: "http://" + op.APIAddress()}
+		})
+	}
+	t.Cleanup(stop)
+	r := attackedReplica{base: "http://" + op.APIAddress(), stop: stop}
 	r.synced = func(timeout time.Duration) bool {
 		c, cc := context.WithTimeout(ctx, timeout)
 		defer cc()
