@@ -77,7 +77,7 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	peers = slices.DeleteFunc(peers, func(name string) bool { return name == obj.Name })
 
-	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold, Record{Held: acct.Held(), Damage: acct.Damage()})
+	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold, RecordOf(acct, decodeErr))
 	if verdict.StatusChanged {
 		// The optimistic lock turns a decision made on a stale cache into a conflict;
 		// the newer object's watch event brings it back here.
@@ -91,7 +91,7 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 	}
 	for _, e := range verdict.Events {
-		if e.Reason == creditsv1alpha1.ReasonNegativeBalance || e.Reason == creditsv1alpha1.ReasonDuplicateUserID {
+		if validationFailures[e.Reason] && e.Type == "Warning" {
 			metrics.ValidationFailures.WithLabelValues(e.Reason).Inc()
 		}
 		r.Recorder.Eventf(obj, nil, e.Type, e.Reason, "Validate", "%s", e.Message)
@@ -102,6 +102,15 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: time.Until(next) + expiryGrace}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// validationFailures are the reasons of Valid=False: each Warning Event of one counts in
+// usercredits_validation_failures_total.
+var validationFailures = map[string]bool{
+	creditsv1alpha1.ReasonNegativeBalance: true,
+	creditsv1alpha1.ReasonDuplicateUserID: true,
+	creditsv1alpha1.ReasonInvalidUserID:   true,
+	creditsv1alpha1.ReasonUntrustedRecord: true,
 }
 
 // nameLabel puts account.NameLabel on obj when its name is the one the API gives its user,
@@ -196,11 +205,15 @@ func (r *UserCreditsReconciler) skipSettledOnStart() predicate.Funcs {
 }
 
 // settled reports whether validating obj would change nothing and it holds nothing that
-// could expire. An object that is new, changed, invalid, held, or judged under another
-// low-balance threshold is reconciled; a new duplicate re-judges its peers through
-// rejudgePeers.
+// could expire. An object that is new, changed, invalid, held, damaged or untrusted and not
+// yet reported so, or judged under another low-balance threshold, is reconciled; a new
+// duplicate re-judges its peers through rejudgePeers. It judges the record Reconcile judges
+// (account.Decode, not the balance alone): a part edited by hand while no replica ran is
+// seen here or never, since nothing else about the object may change for months.
 func (r *UserCreditsReconciler) settled(obj *creditsv1alpha1.UserCredits) bool {
-	summary, _ := account.Summary(obj)
-	want, has := account.NameLabelWanted(obj)
-	return want == has && len(summary.Holds) == 0 && !Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold, Record{Held: summary.Held()}).StatusChanged
+	acct, decodeErr := account.Decode(obj)
+	if want, has := account.NameLabelWanted(obj); want != has || len(acct.Holds) > 0 {
+		return false
+	}
+	return !Validate(obj, nil, metav1.Now(), r.Settings.LowBalanceThreshold, RecordOf(acct, decodeErr)).StatusChanged
 }

@@ -195,10 +195,7 @@ func TestMessagesCountCreditsInEnglish(t *testing.T) {
 }
 
 // recordOf is what the reconciler reads of obj's account besides the balance.
-func recordOf(obj *creditsv1alpha1.UserCredits) Record {
-	a, _ := account.Decode(obj)
-	return Record{Held: a.Held(), Damage: a.Damage()}
-}
+func recordOf(obj *creditsv1alpha1.UserCredits) Record { return RecordOf(account.Decode(obj)) }
 
 // TestDamagedPartsAreReportedUntilRepaired: stored parts that cannot be read (a hand edit)
 // turn the Intact condition False with a Warning Event naming them, once; repaired, the

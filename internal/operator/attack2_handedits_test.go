@@ -122,20 +122,37 @@ func TestAttack2ForgedCacheDigestAnnotation(t *testing.T) {
 }
 
 // TestAttack2UntrustedRecordIsShownValid: a record the API refuses to serve or change
-// because it breaks the account's invariants (here a balance of 2^53, over the largest,
-// set with kubectl: the CRD has no maximum) is shown by the controller as Valid=True,
+// because it breaks the account's invariants (a balance of 2^53, over the largest, set with
+// kubectl when the CRD had no maximum) is shown by the controller as Valid=True,
 // "balance of 9007199254740992 credits accepted", and status.credits takes the balance
 // the API rejects ("status.credits: the last balance the controller accepted; a rejected
 // balance never reaches it"). kubectl get uc says VALID True for a user every request of
-// whom answers 500.
+// whom answers 500. The schema now refuses a balance over the largest, so the record is
+// made untrusted the way it still admits: the largest balance plus a hold of one credit
+// (available and held together over the largest).
 func TestAttack2UntrustedRecordIsShownValid(t *testing.T) {
 	user := "user_Attack2Untrusted1"
 	deleteUserAtEnd(t, user)
 	tok := tokenFor(t, user)
 	expectCall(t, "set", "POST", tok, `{"credits":10}`, 200, `{"success":true,"credits":10}`)
-	handEdit(t, user, map[string]any{"spec": map[string]any{"credits": int64(account.MaxBalance) + 1}})
+	// The balance the controller accepted last must be 10 before the hand edit: the
+	// attack's claim is about what status shows after it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if obj := statusOf(t, user); obj.Status.ObservedGeneration == obj.Generation && obj.Status.Credits == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the controller never accepted the balance of 10: %+v", statusOf(t, user).Status)
+		}
+	}
+	over := []byte(fmt.Sprintf(`{"spec":{"credits":%d}}`, int64(account.MaxBalance)+1))
+	if err := k8sClient.Patch(context.Background(), statusOf(t, user), client.RawPatch(types.MergePatchType, over)); !apierrors.IsInvalid(err) {
+		t.Errorf("a balance of 2^53 written by hand: %v; want the schema to refuse it (Invalid)", err)
+	}
+	handEdit(t, user, map[string]any{"spec": map[string]any{"credits": int64(account.MaxBalance), "reservations": []map[string]any{
+		{"id": "attack2-over", "credits": 1, "expiresAt": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}}}})
 	if status, body := call(t, "GET", tok, ""); status != 500 {
-		t.Fatalf("GET of a balance over 2^53-1: %d %s; the API serves it (the attack assumes it refuses, as guarantees.md says)", status, body)
+		t.Fatalf("GET of a balance with holds over 2^53-1: %d %s; the API serves it (the attack assumes it refuses, as guarantees.md says)", status, body)
 	}
 	var valid *string
 	var credits int64
