@@ -175,6 +175,9 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 	if err := op.Manager.Add(api); err != nil {
 		return nil, err
 	}
+	if err := op.Manager.Add(op.store); err != nil {
+		return nil, err
+	}
 	if err := op.Manager.Add(releaseListMemory{cache: op.Manager.GetCache(), users: users, log: log, started: time.Now()}); err != nil {
 		return nil, err
 	}
