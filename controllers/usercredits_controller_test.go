@@ -136,9 +136,18 @@ func TestBalanceChangeMovesUpdatedAtOnceAndSettles(t *testing.T) {
 func TestSchemaRejectsBadObjects(t *testing.T) {
 	ctx := context.Background()
 	cases := map[string]*creditsv1alpha1.UserCredits{
-		"negative balance": newUserCredits("schema-neg", "user_Schema1", -1),
-		"empty userID":     newUserCredits("schema-empty", "", 1),
-		"userID too long":  newUserCredits("schema-long", strings.Repeat("u", 256), 1),
+		"negative balance":         newUserCredits("schema-neg", "user_Schema1", -1),
+		"empty userID":             newUserCredits("schema-empty", "", 1),
+		"userID too long":          newUserCredits("schema-long", strings.Repeat("u", 256), 1),
+		"balance over the largest": newUserCredits("schema-over", "user_Schema2", account.MaxBalance+1),
+	}
+	for name, hold := range map[string]creditsv1alpha1.Reservation{
+		"hold over the largest": holdOf("h", account.MaxBalance+1),
+		"hold ID with a space":  holdOf("a b", 1),
+	} {
+		obj := newUserCredits("schema-hold", "user_Schema3", 1)
+		obj.Spec.Reservations = []creditsv1alpha1.Reservation{hold}
+		cases[name] = obj
 	}
 	for name, obj := range cases {
 		if err := k8sClient.Create(ctx, obj); !apierrors.IsInvalid(err) {

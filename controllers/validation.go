@@ -42,14 +42,26 @@ type Record struct {
 	// many of its credits remain to expire then; zero when none expires.
 	NextLotExpiry   time.Time
 	ExpiringCredits int64
+	// Untrusted is why the credits API refuses to serve or change the record (account.Decode's
+	// error, wrapping account.ErrUntrusted); nil when it serves it.
+	Untrusted error
+}
+
+// RecordOf is the Record of an account as account.Decode returned it. The controller judges
+// by the account model's own invariants, never by a copy of them, so that it shows
+// Valid=True only for what the API serves.
+func RecordOf(acct account.Account, decodeErr error) Record {
+	next, credits := acct.NextLotExpiry()
+	return Record{Held: acct.Held(), Damage: acct.Damage(), NextLotExpiry: next, ExpiringCredits: credits, Untrusted: decodeErr}
 }
 
 // Validate decides the status of obj. peers are the names of other objects in the same
 // namespace that claim obj's spec.userID; now is the time to record for a balance change;
 // lowBalance is the operator's low-balance threshold (0: none unless the object sets one);
-// record is what its account holds besides the balance. A negative or contested balance
-// never reaches status.credits, which keeps the last valid value, so readers of status
-// never see a rejected balance.
+// record is what its account holds besides the balance (RecordOf). A balance the API does
+// not serve (negative, contested, of a user ID no request can name, or of an untrusted
+// record) never reaches status.credits, which keeps the last valid value, so readers of
+// status never see a rejected balance.
 func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time, lowBalance int64, record Record) Verdict {
 	status := *obj.Status.DeepCopy()
 	status.ObservedGeneration = obj.Generation
@@ -71,6 +83,16 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time,
 		cond.Reason = creditsv1alpha1.ReasonNegativeBalance
 		cond.Message = fmt.Sprintf("spec.credits is %d but balances cannot be negative; status.credits keeps the last valid balance %d",
 			obj.Spec.Credits, status.Credits)
+	case !account.ValidUserID(obj.Spec.UserID):
+		cond.Status = metav1.ConditionFalse
+		cond.Reason = creditsv1alpha1.ReasonInvalidUserID
+		cond.Message = fmt.Sprintf("spec.userID %q is not a user ID the credits API accepts (1-255 bytes of UTF-8 without control characters, whitespace or invisible characters): no request can name it; status.credits keeps the last valid balance %d",
+			obj.Spec.UserID, status.Credits)
+	case record.Untrusted != nil:
+		cond.Status = metav1.ConditionFalse
+		cond.Reason = creditsv1alpha1.ReasonUntrustedRecord
+		cond.Message = fmt.Sprintf("the credits API serves and changes nothing for this user until a person fixes the record (%v); status.credits keeps the last valid balance %d",
+			record.Untrusted, status.Credits)
 	default:
 		cond.Status = metav1.ConditionTrue
 		cond.Reason = creditsv1alpha1.ReasonBalanceValid

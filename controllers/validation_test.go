@@ -122,7 +122,7 @@ func TestValidateKeepsTransitionTimeWhileConditionHolds(t *testing.T) {
 func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 	obj := newObj(10)
 	obj.Spec.Reservations = []creditsv1alpha1.Reservation{{ID: "a", Credits: 2}, {ID: "b", Credits: 3}}
-	v := Validate(obj, nil, metav1.Now(), 0, recordOfObj(obj))
+	v := Validate(obj, nil, metav1.Now(), 0, recordOf(obj))
 	settle(obj, v)
 	if obj.Status.Reserved != 5 || meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance) != nil {
 		t.Fatalf("no threshold: reserved %d, conditions %+v", obj.Status.Reserved, obj.Status.Conditions)
@@ -142,7 +142,7 @@ func TestLowBalanceCrossingsAndReserved(t *testing.T) {
 	}
 	for i, s := range steps {
 		obj.Spec.Credits = s.credits
-		v := Validate(obj, nil, metav1.Now(), s.threshold, recordOfObj(obj))
+		v := Validate(obj, nil, metav1.Now(), s.threshold, recordOf(obj))
 		settle(obj, v)
 		c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionLowBalance)
 		got := metav1.ConditionStatus("")
@@ -194,23 +194,20 @@ func TestMessagesCountCreditsInEnglish(t *testing.T) {
 	}
 }
 
-// recordOfObj is what the reconciler reads of obj's account besides the balance.
-func recordOfObj(obj *creditsv1alpha1.UserCredits) Record {
-	a, _ := account.Decode(obj)
-	return recordOf(a)
-}
+// recordOf is what the reconciler reads of obj's account besides the balance.
+func recordOf(obj *creditsv1alpha1.UserCredits) Record { return RecordOf(account.Decode(obj)) }
 
 // TestDamagedPartsAreReportedUntilRepaired: stored parts that cannot be read (a hand edit)
 // turn the Intact condition False with a Warning Event naming them, once; repaired, the
 // condition goes with a Normal Event.
 func TestDamagedPartsAreReportedUntilRepaired(t *testing.T) {
 	obj := newObj(5)
-	settle(obj, Validate(obj, nil, metav1.Now(), 0, recordOfObj(obj)))
+	settle(obj, Validate(obj, nil, metav1.Now(), 0, recordOf(obj)))
 	if c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact); c != nil {
 		t.Fatalf("an intact record has %+v", c)
 	}
 	obj.Annotations = map[string]string{account.HistorySeqAnnotation: "-7"}
-	v := Validate(obj, nil, metav1.Now(), 0, recordOfObj(obj))
+	v := Validate(obj, nil, metav1.Now(), 0, recordOf(obj))
 	settle(obj, v)
 	c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact)
 	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != creditsv1alpha1.ReasonDamagedParts || !strings.Contains(c.Message, account.HistorySeqAnnotation) {
@@ -219,14 +216,14 @@ func TestDamagedPartsAreReportedUntilRepaired(t *testing.T) {
 	if len(v.Events) != 1 || v.Events[0].Type != "Warning" || v.Events[0].Reason != creditsv1alpha1.ReasonDamagedParts {
 		t.Fatalf("damaged history count: events %+v", v.Events)
 	}
-	if again := Validate(obj, nil, metav1.Now(), 0, recordOfObj(obj)); again.StatusChanged || len(again.Events) != 0 {
+	if again := Validate(obj, nil, metav1.Now(), 0, recordOf(obj)); again.StatusChanged || len(again.Events) != 0 {
 		t.Fatalf("the same damage again: %+v", again)
 	}
 	if c := meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionValid); c.Status != metav1.ConditionTrue {
 		t.Fatalf("a damaged history must not make the balance invalid: %+v", c)
 	}
 	obj.Annotations = nil
-	v = Validate(obj, nil, metav1.Now(), 0, recordOfObj(obj))
+	v = Validate(obj, nil, metav1.Now(), 0, recordOf(obj))
 	settle(obj, v)
 	if meta.FindStatusCondition(obj.Status.Conditions, creditsv1alpha1.ConditionIntact) != nil || len(v.Events) != 1 || v.Events[0].Reason != creditsv1alpha1.ReasonRepaired {
 		t.Fatalf("repaired: conditions %+v, events %+v", obj.Status.Conditions, v.Events)

@@ -47,6 +47,13 @@ const (
 	ReasonNegativeBalance = "NegativeBalance"
 	// ReasonDuplicateUserID: another object in the namespace claims the same spec.userID.
 	ReasonDuplicateUserID = "DuplicateUserID"
+	// ReasonInvalidUserID: spec.userID is not a user ID the credits API accepts (control
+	// characters, whitespace, invisible characters, invalid UTF-8): no request can name it.
+	ReasonInvalidUserID = "InvalidUserID"
+	// ReasonUntrustedRecord: the record breaks an invariant of the account (a balance or
+	// holds over the largest balance, an invalid or repeated hold, a damaged key ledger), so
+	// the credits API serves and changes nothing for the user until a person fixes it.
+	ReasonUntrustedRecord = "UntrustedRecord"
 )
 
 // UserCreditsSpec is the desired state: whose balance this is and how many credits it holds.
@@ -61,9 +68,11 @@ type UserCreditsSpec struct {
 
 	// Credits is the available balance: how many credits the user can spend now. Credits
 	// held by open reservations are not part of it. With lots, it is the sum of their
-	// remaining credits.
+	// remaining credits. At most 2^53-1, the largest integer a JavaScript client holds
+	// exactly: the API keeps the available and held credits together at or below it.
 	// +required
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=9007199254740991
 	Credits int64 `json:"credits"`
 
 	// LowBalanceThreshold, when set, overrides the operator's --low-balance-threshold for
@@ -106,11 +115,13 @@ type Lot struct {
 	// Credits is how many credits the lot was granted.
 	// +required
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9007199254740991
 	Credits int64 `json:"credits"`
 
 	// Remaining is how many of them are neither spent nor held.
 	// +required
 	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=9007199254740991
 	Remaining int64 `json:"remaining"`
 
 	// ExpiresAt, when set, is when what is left of the lot is removed.
@@ -166,20 +177,23 @@ type LotCredits struct {
 	// Credits is how many credits the hold took from it.
 	// +required
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9007199254740991
 	Credits int64 `json:"credits"`
 }
 
 // Reservation is one open hold on a user's credits.
 type Reservation struct {
-	// ID names the hold in the API's capture and release calls.
+	// ID names the hold in the API's capture and release calls: letters, digits, '_' and '-'.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	ID string `json:"id"`
 
 	// Credits is how many credits are held.
 	// +required
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9007199254740991
 	Credits int64 `json:"credits"`
 
 	// ExpiresAt is when the hold returns to the balance unless captured or released.

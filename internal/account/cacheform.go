@@ -2,6 +2,7 @@ package account
 
 import (
 	"encoding/json"
+	"strings"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 )
@@ -13,37 +14,50 @@ import (
 // users cost 127 MiB of the operator's memory (make bench); a decision that needs them
 // gets ErrNeedWholeRecord and is decided again on the record read from the apiserver.
 // Other annotations (the rest of the history, a GitOps tool's, kubectl's copy of the whole
-// object) are for other readers. The kept ones go into a map of their own size: a map
-// emptied in place keeps the room it had. It is idempotent, as client-go requires of a
-// transform (an object may pass through it again): a digest is kept as it is.
+// object) are for other readers; the damaged history chunks among them are listed
+// (cacheDamageAnnotation), so that what decodes this form (the controller, which sets
+// Intact) still reports them. The kept ones go into a map of their own size: a map emptied
+// in place keeps the room it had. It is idempotent, as client-go requires of a transform
+// (an object may pass through it again): an object carrying the digest is in this form
+// already, since no stored object can carry that key.
 func CacheForm(obj *creditsv1alpha1.UserCredits) {
-	if obj.Annotations == nil {
+	ann := obj.Annotations
+	if ann == nil {
 		return // nothing stored: no keys, no history, whole as it is
 	}
-	ann := obj.Annotations
+	if _, done := ann[GrantKeyDigestAnnotation]; done {
+		return
+	}
 	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
 	// object has, and an empty cached map must not be taken for an object without any.
-	kept := make(map[string]string, 6)
-	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation, GrantKeyDigestAnnotation}
-	if h := decodeHistory(ann); !h.damaged && h.filling() >= 0 {
-		names = append(names, HistoryChunkAnnotation(h.filling()))
-	}
-	for _, name := range names {
+	kept := make(map[string]string, 8)
+	for _, name := range []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation} {
 		if v, ok := ann[name]; ok {
 			kept[name] = v
 		}
 	}
+	h := decodeHistory(ann)
+	filling := h.filling()
+	if text, ok := h.chunks[filling]; ok {
+		kept[HistoryChunkAnnotation(filling)] = text // damaged or not: decoding it judges it
+	}
+	var dropped []string
+	for k := range historyChunks {
+		if _, held := kept[HistoryChunkAnnotation(k)]; h.damaged&(1<<k) != 0 && !held {
+			dropped = append(dropped, HistoryChunkAnnotation(k))
+		}
+	}
+	if len(dropped) > 0 {
+		kept[cacheDamageAnnotation] = strings.Join(dropped, ",")
+	}
 	// The digest is always there, empty without grants: it marks the form, so that an
 	// account decoded from it never takes "no grant keys held" for "no grant keys".
-	if _, ok := kept[GrantKeyDigestAnnotation]; !ok {
-		kept[GrantKeyDigestAnnotation] = ""
-	}
+	kept[GrantKeyDigestAnnotation] = ""
 	if grants, ok := ann[AppliedGrantsAnnotation]; ok {
 		var entries []appliedKey
 		if len(grants) <= partBounds[AppliedGrantsAnnotation] && json.Unmarshal([]byte(grants), &entries) == nil {
 			kept[GrantKeyDigestAnnotation] = digestOf(entries)
 		} else {
-			delete(kept, GrantKeyDigestAnnotation)
 			kept[AppliedGrantsAnnotation] = grants // damaged: kept as is, so that decoding it says so
 		}
 	}

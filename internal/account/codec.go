@@ -25,9 +25,17 @@ const (
 	// WriteSeqAnnotation counts this operator's writes of the record: every write tests
 	// and moves it (Tests), independently of the history.
 	WriteSeqAnnotation = "credits.gitread.dev/write-seq"
-	// GrantKeyDigestAnnotation exists only in the informer cache, never in the apiserver:
-	// it stands in for AppliedGrantsAnnotation (CacheForm).
-	GrantKeyDigestAnnotation = "cache.credits.gitread.dev/grant-key-digest"
+	// GrantKeyDigestAnnotation holds the informer cache's stand-in for
+	// AppliedGrantsAnnotation (CacheForm), and marks the cache's form of a record.
+	GrantKeyDigestAnnotation = cacheOnly + "grant-key-digest"
+	// cacheDamageAnnotation lists, in the informer cache's form, the damaged parts that form
+	// does not hold (CacheForm), so that the account decoded from it still reports them.
+	cacheDamageAnnotation = cacheOnly + "damaged"
+	// cacheOnly begins the keys of the annotations only the informer cache's form has. It
+	// is no qualified name (a space, a colon), so the apiserver refuses it as an annotation
+	// key: no stored object can carry one, and nothing written with kubectl or by a GitOps
+	// tool can make a record read from the apiserver pass for the cache's partial form.
+	cacheOnly = "informer cache only: "
 )
 
 // maxSeq bounds the stored counts (history, write sequence): far beyond any real count,
@@ -66,28 +74,29 @@ var partBounds = map[string]int{
 }
 
 // Decode reads the account obj holds, in either of its forms: as stored, or as the
-// informer cache keeps it (CacheForm). A record that breaks an invariant comes with an
-// error wrapping ErrUntrusted; a part that cannot be read is listed in Damage and read as
-// empty (the key ledgers excepted: a damaged ledger cannot guard against repeats, which
-// makes the record untrusted).
+// informer cache keeps it (CacheForm), which only a key no stored object can carry marks.
+// A record that breaks an invariant comes with an error wrapping ErrUntrusted; a part that
+// cannot be read is listed in Damage and read as empty, or, for a history chunk, as the
+// entries in it that can be read (the key ledgers excepted: a damaged ledger cannot guard
+// against repeats, which makes the record untrusted).
 func Decode(obj *creditsv1alpha1.UserCredits) (Account, error) {
 	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj), Lots: lotsOf(obj)}
 	ann := obj.Annotations
 	var damaged bool
 	a.requests.entries, a.requests.damaged = decodePart[appliedKey](ann, AppliedRequestsAnnotation)
-	if digest, ok := ann[GrantKeyDigestAnnotation]; ok {
-		a.grants = keyLedger{digest: digest, partial: true}
-	} else {
+	// The ledger itself when the object holds it (the cache's form keeps a damaged one, so
+	// that decoding it says so); else the cache's digest of it.
+	if _, whole := ann[AppliedGrantsAnnotation]; whole {
 		a.grants.entries, a.grants.damaged = decodePart[appliedKey](ann, AppliedGrantsAnnotation)
+	} else if digest, ok := ann[GrantKeyDigestAnnotation]; ok {
+		a.grants = keyLedger{digest: digest, partial: true}
 	}
 	if a.closed.entries, damaged = decodePart[closedHold](ann, ClosedHoldsAnnotation); damaged {
 		a.closed.damaged = true
 		a.damage = append(a.damage, ClosedHoldsAnnotation)
 	}
 	a.history = decodeHistory(ann)
-	if a.history.damaged {
-		a.damage = append(a.damage, HistorySeqAnnotation)
-	}
+	a.damage = append(a.damage, a.history.damage()...)
 	for name, l := range map[string]keyLedger{AppliedRequestsAnnotation: a.requests, AppliedGrantsAnnotation: a.grants} {
 		if l.damaged {
 			a.damage = append(a.damage, name)
@@ -118,25 +127,60 @@ func decodePart[T any](ann map[string]string, name string) ([]T, bool) {
 	return entries, false
 }
 
+// decodeHistory reads the history's count and the chunks it places, each judged on its
+// own: a damaged chunk is marked and never costs another chunk its entries. In the cache's
+// form, the damaged chunks that form does not hold are marked from its list of them
+// (cacheDamageAnnotation); one the object does hold is judged by what it holds.
 func decodeHistory(ann map[string]string) history {
 	h := history{chunks: map[int]string{}}
 	if text, ok := ann[HistorySeqAnnotation]; ok {
 		n, err := strconv.ParseInt(text, 10, 64)
 		if err != nil || n < 0 || n > maxSeq {
-			return history{chunks: map[int]string{}, damaged: true}
+			return history{chunks: map[int]string{}, seqDamaged: true}
 		}
 		h.seq = n
 	}
 	for k := range historyChunks {
-		if text, ok := ann[HistoryChunkAnnotation(k)]; ok {
-			if len(text) > partBounds[historyChunkPrefix] {
-				h.damaged = true
-				continue
-			}
+		text, ok := ann[HistoryChunkAnnotation(k)]
+		held := h.held(k)
+		switch {
+		case !ok || held == 0:
+			// none stored (a chunk deleted by hand is accepted as lost: the next entry of
+			// it still goes to its place), or left from an earlier count: never read
+		case len(text) > partBounds[historyChunkPrefix]:
+			h.damaged |= 1 << k // read as empty: reading it would cost what its size does
+		case !chunkReads(text, held):
+			h.damaged |= 1 << k
+			h.chunks[k] = text
+		default:
 			h.chunks[k] = text
 		}
 	}
+	if list, ok := ann[cacheDamageAnnotation]; ok {
+		for name := range strings.SplitSeq(list, ",") {
+			number, isChunk := strings.CutPrefix(name, historyChunkPrefix)
+			k, err := strconv.Atoi(number)
+			if _, holds := ann[name]; isChunk && err == nil && k >= 0 && k < historyChunks && !holds {
+				h.damaged |= 1 << k
+			}
+		}
+	}
 	return h
+}
+
+// damage names the history's damaged parts: the count, which makes the whole history
+// unreadable, or each damaged chunk.
+func (h *history) damage() []string {
+	if h.seqDamaged {
+		return []string{HistorySeqAnnotation}
+	}
+	var names []string
+	for k := range historyChunks {
+		if h.damaged&(1<<k) != 0 {
+			names = append(names, HistoryChunkAnnotation(k))
+		}
+	}
+	return names
 }
 
 // PatchOp is one RFC 6902 operation.
@@ -146,10 +190,11 @@ type PatchOp struct {
 	Value any    `json:"value,omitempty"`
 }
 
-// Patch is the JSON patch operations that write a, decided on the record current, over it:
-// the parts the decision changed, the balance (always: writing it confirms the state it was
-// decided on), and the next write sequence. It refuses an account that breaks an
-// invariant or a part over its bound.
+// Patch is the JSON patch operations that write a, decided on the record current, over it,
+// after its preconditions (Tests): the parts the decision changed, the balance (always:
+// writing it confirms the state it was decided on), the next write sequence, and NameLabel
+// when current lacks it. It refuses an account that breaks an invariant or a part over its
+// bound.
 func Patch(current *creditsv1alpha1.UserCredits, a Account) ([]PatchOp, error) {
 	set, err := a.changedAnnotations()
 	if err != nil {
@@ -157,6 +202,9 @@ func Patch(current *creditsv1alpha1.UserCredits, a Account) ([]PatchOp, error) {
 	}
 	var ops []PatchOp
 	if want, has := NameLabelWanted(current); want && !has {
+		// The label alone, never the map: the apiserver may hold labels current does not
+		// show (kubectl label, a GitOps tool's tracking label), as the write sequence does
+		// not move with them. The map is made only where Tests found none.
 		if current.Labels == nil {
 			ops = append(ops, PatchOp{Op: "add", Path: "/metadata/labels", Value: map[string]string{}})
 		}
@@ -324,7 +372,11 @@ func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
 //   - the write sequence, which every write of this operator moves, from any replica, so
 //     the ledgers and the history are too; and the history's count while records written
 //     by an earlier version (which moves only that) may be about. A record this operator
-//     never wrote has neither: its resourceVersion is tested instead.
+//     never wrote has neither: its resourceVersion is tested instead;
+//   - that the object has no labels, when the write makes the label map (Patch): the
+//     write would otherwise replace labels set since, which nothing above moves. A write
+//     refused by it, or one adding the label to a map removed since, was decided on labels
+//     a fresh read shows otherwise: TestedState tells the writer to decide again.
 //
 // Unlike a resourceVersion alone, these are not moved by the controller's status writes,
 // which change nothing a decision reads.
@@ -342,12 +394,16 @@ func Tests(current *creditsv1alpha1.UserCredits) []PatchOp {
 	if !sequenced {
 		ops = append(ops, PatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: current.ResourceVersion})
 	}
+	if want, has := NameLabelWanted(current); want && !has && current.Labels == nil {
+		// RFC 6902 test of null: the apiserver's patch library passes it where the member is missing.
+		ops = append(ops, PatchOp{Op: "test", Path: "/metadata/labels", Value: json.RawMessage("null")})
+	}
 	return ops
 }
 
-// TestedState is what Tests compare, as one comparable value: a write refused with 422 was
-// stale when the next read shows a different TestedState, and refused for itself when it
-// shows the same.
+// TestedState is what Tests compare, and what Patch assumes of labels, as one comparable
+// value: a write refused with 422 was stale when the next read shows a different
+// TestedState, and refused for itself when it shows the same.
 func TestedState(obj *creditsv1alpha1.UserCredits) string {
 	data, _ := json.Marshal(Tests(obj)) // cannot fail: plain values
 	return string(data)

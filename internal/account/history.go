@@ -45,11 +45,22 @@ type historyEntry struct {
 // history is the ring as stored: the count, and the chunks this account holds (all of
 // them when read whole from the apiserver; the one being filled in the informer cache).
 type history struct {
-	seq     int64
-	chunks  map[int]string
-	wrote   uint16 // the chunks decisions wrote, a bit each: a batch may fill one and start the next
-	damaged bool
+	seq    int64
+	chunks map[int]string
+	wrote  uint16 // the chunks decisions wrote, a bit each: a batch may fill one and start the next
+	// damaged are the chunks that cannot be read whole, a bit each: over their bound (not
+	// held: read as empty), or not the entries their place in the ring holds (held: their
+	// readable entries are still served, each in its place). A damaged chunk is never
+	// appended to as it is, and never costs another chunk its entries.
+	damaged uint16
+	// seqDamaged: the count cannot be read, so no chunk can be placed: read as empty.
+	seqDamaged bool
 }
+
+// lostEntry stands where a chunk rewritten over damage had an entry it could not read:
+// the entries after it keep their places (an entry's place in its chunk is its number in
+// the count, which is where the reader looks for it).
+const lostEntry = "-"
 
 // kind codes in the stored entries: one letter each.
 var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v"}
@@ -70,15 +81,77 @@ func (h history) with(e historyEntry, balance int64, now time.Time) history {
 	if e.reference != "" {
 		text += "," + e.reference
 	}
-	if h.seq%historyChunkSize != 0 && h.chunks[k] != "" {
-		text = h.chunks[k] + ";" + text
+	if pos := int(h.seq % historyChunkSize); pos > 0 {
+		text = h.before(k, pos) + ";" + text
 	}
 	chunks := maps.Clone(h.chunks)
 	if chunks == nil {
 		chunks = map[int]string{}
 	}
 	chunks[k] = text
-	return history{seq: h.seq + 1, chunks: chunks, wrote: h.wrote | 1<<k}
+	return history{seq: h.seq + 1, chunks: chunks, wrote: h.wrote | 1<<k, damaged: h.damaged &^ (1 << k)}
+}
+
+// before is what chunk k holds ahead of place pos, for the entry that goes there: the
+// chunk as it is when it reads whole; else (damaged, or gone) its readable entries in
+// their places and lostEntry in the others, so that the new entry lands at pos. Appended
+// after text that is not pos entries, it would sit where the reader never looks.
+func (h *history) before(k, pos int) string {
+	text, ok := h.chunks[k]
+	if ok && h.damaged&(1<<k) == 0 {
+		return text
+	}
+	var b strings.Builder
+	for i := range pos {
+		var part string
+		part, text, _ = strings.Cut(text, ";")
+		if _, ok := parseEntry(part); !ok {
+			part = lostEntry
+		}
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// held is how many entries chunk k holds at the count: those of its latest lap of the
+// ring; 0 when the count has not reached it (a chunk stored there anyway is left from an
+// earlier count, and never read).
+func (h *history) held(k int) int {
+	if h.seq <= 0 {
+		return 0
+	}
+	newest := (h.seq - 1) / historyChunkSize // the block of chunkSize entries the newest is in
+	back := (newest - int64(k)) % historyChunks
+	if back < 0 {
+		back += historyChunks
+	}
+	block := newest - back // the latest block chunk k holds
+	if block < 0 {
+		return 0
+	}
+	return int(min(historyChunkSize, h.seq-block*historyChunkSize))
+}
+
+// chunkReads reports whether text is what a chunk holding held entries stores: that many
+// entries (or lostEntry), separated by ";". It allocates nothing: the informer cache's
+// form judges every chunk of every object as the informer lists them (CacheForm).
+func chunkReads(text string, held int) bool {
+	for n := 1; ; n++ {
+		part, rest, more := strings.Cut(text, ";")
+		if n > held {
+			return false
+		}
+		if _, ok := parseEntry(part); !ok && part != lostEntry {
+			return false
+		}
+		if !more {
+			return n == held
+		}
+		text = rest
+	}
 }
 
 // filling is the chunk the next entry goes into when it holds entries already, or -1.
@@ -90,7 +163,8 @@ func (h *history) filling() int {
 }
 
 // entries are the last HistoryLength entries, newest first; entries that cannot be read
-// are left out.
+// are left out, and so is what a chunk holds past the entries its place in the ring has
+// (a damaged chunk's extra text is no entry of this lap).
 func (h *history) entries() []Transaction {
 	out := make([]Transaction, 0, min(h.seq, HistoryLength))
 	parsed := map[int][]string{}
@@ -99,6 +173,7 @@ func (h *history) entries() []Transaction {
 		parts, ok := parsed[k]
 		if !ok {
 			parts = strings.Split(h.chunks[k], ";")
+			parts = parts[:min(len(parts), h.held(k))]
 			parsed[k] = parts
 		}
 		if pos := int(i % historyChunkSize); pos < len(parts) {
@@ -110,21 +185,26 @@ func (h *history) entries() []Transaction {
 	return out
 }
 
+// parseEntry reads one entry: four fields, or five with a reference. It allocates nothing
+// (chunkReads).
 func parseEntry(text string) (Transaction, bool) {
-	f := strings.Split(text, ",")
-	if len(f) != 4 && len(f) != 5 {
+	code, text, ok1 := strings.Cut(text, ",")
+	credits, text, ok2 := strings.Cut(text, ",")
+	balance, text, ok3 := strings.Cut(text, ",")
+	at, reference, hasReference := strings.Cut(text, ",")
+	if !ok1 || !ok2 || !ok3 || strings.Contains(reference, ",") {
 		return Transaction{}, false
 	}
-	kind, ok := codeKinds[f[0]]
-	credits, err1 := strconv.ParseInt(f[1], 10, 64)
-	balance, err2 := strconv.ParseInt(f[2], 10, 64)
-	at, err3 := strconv.ParseInt(f[3], 10, 64)
+	kind, ok := codeKinds[code]
+	n, err1 := strconv.ParseInt(credits, 10, 64)
+	after, err2 := strconv.ParseInt(balance, 10, 64)
+	unix, err3 := strconv.ParseInt(at, 10, 64)
 	if !ok || err1 != nil || err2 != nil || err3 != nil {
 		return Transaction{}, false
 	}
-	t := Transaction{Kind: kind, Credits: credits, Balance: balance, At: time.Unix(at, 0).UTC()}
-	if len(f) == 5 {
-		t.Reference = f[4]
+	t := Transaction{Kind: kind, Credits: n, Balance: after, At: time.Unix(unix, 0).UTC()}
+	if hasReference {
+		t.Reference = reference
 	}
 	return t, true
 }

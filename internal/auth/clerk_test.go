@@ -217,10 +217,12 @@ func TestClerkVerifierJWKSDownThenBack(t *testing.T) {
 func TestClerkVerifierSlowJWKSIsBoundedByContext(t *testing.T) {
 	v, clerkAPI := jwksVerifier(t, mustSigner(t, "kid_1"), clerk.NewClock(), 0)
 	clerkAPI.Delay.Store(int64(time.Second))
+	// The token is signed before the clock starts: generating a key is not what is timed.
+	token := mustSign(t, mustSigner(t, "kid_1"), claimsAt("user_A", time.Now()))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := v.Verify(ctx, mustSign(t, mustSigner(t, "kid_1"), claimsAt("user_A", time.Now())))
+	_, err := v.Verify(ctx, token)
 	if !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("slow JWKS: want ErrUnauthenticated, got %v", err)
 	}

@@ -79,7 +79,7 @@ func (r *reporter) untrusted(obj *creditsv1alpha1.UserCredits, user account.User
 	}
 	r.log.Error(err, "refusing to serve or change a balance", "object", obj.Name, "userID", user)
 	if r.recorder != nil {
-		r.recorder.Eventf(obj, nil, "Warning", "UntrustedRecord", "ServeBalance",
+		r.recorder.Eventf(obj, nil, "Warning", creditsv1alpha1.ReasonUntrustedRecord, "ServeBalance",
 			"the credits API refused to serve or change user %q: %v", user, err)
 	}
 }

@@ -13,10 +13,14 @@ import (
 // cache's, so a client's next request on this replica sees its write, and a hot user's
 // next batch is decided on the state the last one left instead of conflicting with it.
 // Entries live for the informer's lag (milliseconds); after an apiserver outage, until
-// the informer has re-listed.
+// the informer has re-listed; those of a warming replica (its writes, and the records it
+// read at the apiserver, warmup.go) until the informer's first list is in, when the ones it
+// does not show are checked at the apiserver (warmup.settle).
 type overlay struct {
 	mu    sync.Mutex
 	users map[string]*creditsv1alpha1.UserCredits
+	// warmUpEnded: reads are no longer kept (rememberRead).
+	warmUpEnded bool
 }
 
 func newOverlay() *overlay { return &overlay{users: map[string]*creditsv1alpha1.UserCredits{}} }
@@ -25,6 +29,11 @@ func newOverlay() *overlay { return &overlay{users: map[string]*creditsv1alpha1.
 func (o *overlay) remember(written *creditsv1alpha1.UserCredits) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.keep(written)
+}
+
+// keep keeps written unless the overlay holds a newer state of its user; o.mu is held.
+func (o *overlay) keep(written *creditsv1alpha1.UserCredits) {
 	if prev := o.users[written.Spec.UserID]; prev == nil || newer(written, prev) {
 		o.users[written.Spec.UserID] = written
 	}
@@ -48,6 +57,39 @@ func (o *overlay) forget(userID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.users, userID)
+}
+
+// forgetIf drops userID's entry if it is still mine (a later write of the user's stays).
+func (o *overlay) forgetIf(userID string, mine *creditsv1alpha1.UserCredits) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.users[userID] == mine {
+		delete(o.users, userID)
+	}
+}
+
+// rememberRead keeps obj, a record read at the apiserver while the replica warms up, as a
+// write is kept; once the warm-up has ended (endWarmUp) the index holds every record, and a
+// read that was under way then is not kept: endWarmUp would not have checked it.
+func (o *overlay) rememberRead(obj *creditsv1alpha1.UserCredits) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.warmUpEnded {
+		o.keep(obj)
+	}
+}
+
+// endWarmUp marks the end of the warm-up (the index has synced) and returns every object
+// the overlay holds, for warmup's settle to check.
+func (o *overlay) endWarmUp() []*creditsv1alpha1.UserCredits {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.warmUpEnded = true
+	out := make([]*creditsv1alpha1.UserCredits, 0, len(o.users))
+	for _, obj := range o.users {
+		out = append(out, obj)
+	}
+	return out
 }
 
 // pending reports whether the informer has not yet shown a write of userID's.

@@ -44,9 +44,14 @@ func (r *reader) cached(user account.UserID) (*creditsv1alpha1.UserCredits, erro
 }
 
 // current returns user's record as cached, or, until the index has synced, as the
-// apiserver has it (fromAPI).
+// apiserver has it (fromAPI: read whole from the apiserver). Until then, a record the
+// replica remembers is judged again against the objects under other names (warmup.recheck).
 func (r *reader) current(ctx context.Context, user account.UserID) (obj *creditsv1alpha1.UserCredits, fromAPI bool, err error) {
-	if obj, err = r.cached(user); err != nil || obj != nil || r.synced() {
+	if obj, err = r.cached(user); err != nil || r.synced() {
+		return obj, false, err
+	}
+	if obj != nil {
+		obj, err = r.warm.recheck(user, obj)
 		return obj, false, err
 	}
 	return r.warm.read(ctx, user)

@@ -99,6 +99,24 @@ func (s *Store) Ready(*http.Request) error {
 	return nil
 }
 
+// Start ends the store's warm-up once the index has synced: the records it read or wrote
+// at the apiserver meanwhile that the index does not show are checked (warmup.go, settle).
+// The Store is a manager runnable on every replica (NeedLeaderElection).
+func (s *Store) Start(ctx context.Context) error {
+	for !s.opts.Synced() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(warmupPoll):
+		}
+	}
+	s.reads.settle(ctx)
+	return nil
+}
+
+// NeedLeaderElection is false: every replica serves, and warms up.
+func (*Store) NeedLeaderElection() bool { return false }
+
 // Settings are the account rules the store decides by.
 func (s *Store) Settings() account.Settings { return s.opts.Settings }
 

@@ -24,7 +24,10 @@ import (
 //     they lack account.NameLabel) are few, and a cache of only those is filled at start by
 //     one selection (Foreign; readiness waits for it, StoreOptions). A user's record is then
 //     the object under the API's name (one GET, a few milliseconds at any scale) and those
-//     of Foreign that claim the user: none, one, or two and more (untrusted);
+//     of Foreign that claim the user: one, or two and more (untrusted). Finding none is
+//     confirmed by a list by spec.userID (below), which finds an object under any name
+//     whatever its labels: the label is only a client's word, and a GitOps manifest that
+//     copied it from an object the API made hides its object from Foreign;
 //   - without Foreign, a list by the spec.userID field selector finds the user's objects
 //     under any name, at the price of a scan of the namespace (about 200 ms of apiserver
 //     time at 100,000 objects): those lists share one budget per replica
@@ -32,7 +35,11 @@ import (
 //
 // What is found is remembered: a record with this replica's own writes (overlay.go) until
 // the index shows it; a user with no record, or with two, for warmupRemember. Each user
-// costs the apiserver at most one read a second while the replica warms up.
+// costs the apiserver at most one read a second while the replica warms up. A remembered
+// record is judged again against Foreign at every read, which shows a second object made
+// meanwhile within the watch's lag; and once the index has synced, remembered records it
+// does not show are checked at the apiserver (settle): the informer never reports the
+// deletion of an object deleted before its first list.
 const (
 	warmupListRate  = rate.Limit(5)
 	warmupListBurst = 10
@@ -66,15 +73,97 @@ func newWarmup(api client.Reader, namespace string, written *overlay, synced fun
 		lists: rate.NewLimiter(warmupListRate, warmupListBurst), answers: expiring.NewCache[account.UserID, error](maxWarmAnswers), report: report}
 }
 
-// read finds user's record at the apiserver (above); fromAPI is false when the answer came
-// from memory or, after waiting, from the synced index.
+// read finds user's record at the apiserver (above). fromAPI is true when obj was read
+// whole from the apiserver (or none was found there); false when it came from memory, from
+// Foreign (in the cache's form, CacheTransform) or, after waiting, from the synced index.
 func (w *warmup) read(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, bool, error) {
 	if err, known := w.answers.Get(user, time.Now()); known {
 		return nil, false, err
 	}
-	if w.foreign != nil && w.foreignSynced() {
+	if w.censused() {
 		return w.readByName(ctx, user)
 	}
+	return w.listBudgeted(ctx, user)
+}
+
+// censused reports whether Foreign is known: every object under a name the API did not
+// give is in it (but those that carry a copied account.NameLabel).
+func (w *warmup) censused() bool { return w.foreign != nil && w.foreignSynced() }
+
+// readByName reads user's object under the API's name and adds those under other names
+// that claim the user (foreign); when neither has one, a list by spec.userID says.
+func (w *warmup) readByName(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, bool, error) {
+	named, err := fetch(ctx, w.api, client.ObjectKey{Namespace: w.namespace, Name: account.ObjectNameForUser(string(user))})
+	if err != nil {
+		return nil, true, err
+	}
+	claims := w.claims(user, named)
+	switch len(claims) {
+	case 0:
+		return w.listBudgeted(ctx, user)
+	case 1:
+		return w.found(user, claims[0], claims[0] == named, nil)
+	}
+	return w.found(user, nil, true, w.untrusted(user, claims))
+}
+
+// claims are the objects claiming user: mine, if any, and those of Foreign under other
+// names. An object in both (under the API's name not yet labelled, or a GitOps-named one
+// read before) is counted once, in its newer state.
+func (w *warmup) claims(user account.UserID, mine *creditsv1alpha1.UserCredits) []*creditsv1alpha1.UserCredits {
+	claims := w.foreign.Lookup(string(user))
+	if mine == nil {
+		return claims
+	}
+	claims = slices.Clone(claims)
+	if i := slices.IndexFunc(claims, func(o *creditsv1alpha1.UserCredits) bool { return o.Name == mine.Name }); i < 0 {
+		claims = append(claims, mine)
+	} else if !newer(claims[i], mine) {
+		claims[i] = mine
+	}
+	return claims
+}
+
+// untrusted is the error for a user two or more objects claim, reported on each of them.
+func (w *warmup) untrusted(user account.UserID, claims []*creditsv1alpha1.UserCredits) error {
+	err := fmt.Errorf("%w: %d objects claim user %q", account.ErrUntrusted, len(claims), user)
+	for _, o := range claims {
+		w.report.untrusted(o, user, err)
+	}
+	return err
+}
+
+// recheck judges remembered, a record of user this replica remembers while it warms up,
+// against Foreign again: an object made under another name since remembered was read
+// claims the user too, and the record is no longer served or changed; a GitOps-named
+// record Foreign shows in a newer state (changed since) is answered in that state.
+func (w *warmup) recheck(user account.UserID, remembered *creditsv1alpha1.UserCredits) (*creditsv1alpha1.UserCredits, error) {
+	if !w.censused() {
+		return remembered, nil
+	}
+	claims := w.claims(user, remembered)
+	if len(claims) > 1 {
+		return nil, w.untrusted(user, claims)
+	}
+	return claims[0], nil
+}
+
+// found remembers what a read from the apiserver found for user, and answers it; whole
+// says obj was read whole from the apiserver.
+func (w *warmup) found(user account.UserID, obj *creditsv1alpha1.UserCredits, whole bool, err error) (*creditsv1alpha1.UserCredits, bool, error) {
+	switch {
+	case obj != nil:
+		w.written.rememberRead(obj) // the next read of this user needs no apiserver call
+	case err == nil || errors.Is(err, account.ErrUntrusted):
+		now := time.Now()
+		w.answers.Put(user, err, now.Add(warmupRemember), now)
+	}
+	return obj, whole, err
+}
+
+// listBudgeted finds user's objects by listByUserID within the replica's budget of lists;
+// over it, it waits for the budget or the index, whichever comes first.
+func (w *warmup) listBudgeted(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, bool, error) {
 	for !w.lists.Allow() {
 		if w.synced() {
 			obj, err := w.cached(user)
@@ -87,44 +176,7 @@ func (w *warmup) read(ctx context.Context, user account.UserID) (*creditsv1alpha
 		}
 	}
 	obj, err := w.listByUserID(ctx, user)
-	return w.found(user, obj, err)
-}
-
-// readByName reads user's object under the API's name and adds those under other names
-// that claim the user (foreign).
-func (w *warmup) readByName(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, bool, error) {
-	named, err := fetch(ctx, w.api, client.ObjectKey{Namespace: w.namespace, Name: account.ObjectNameForUser(string(user))})
-	if err != nil {
-		return nil, true, err
-	}
-	claims := w.foreign.Lookup(string(user))
-	if named != nil { // an object under the API's name not yet labelled is in both
-		claims = append(slices.DeleteFunc(slices.Clone(claims), func(o *creditsv1alpha1.UserCredits) bool { return o.Name == named.Name }), named)
-	}
-	var obj *creditsv1alpha1.UserCredits
-	switch len(claims) {
-	case 0:
-	case 1:
-		obj = claims[0]
-	default:
-		err = fmt.Errorf("%w: %d objects claim user %q", account.ErrUntrusted, len(claims), user)
-		for _, o := range claims {
-			w.report.untrusted(o, user, err)
-		}
-	}
-	return w.found(user, obj, err)
-}
-
-// found remembers what a read from the apiserver found for user, and answers it.
-func (w *warmup) found(user account.UserID, obj *creditsv1alpha1.UserCredits, err error) (*creditsv1alpha1.UserCredits, bool, error) {
-	switch {
-	case obj != nil:
-		w.written.remember(obj) // the next read of this user needs no apiserver call
-	case err == nil || errors.Is(err, account.ErrUntrusted):
-		now := time.Now()
-		w.answers.Put(user, err, now.Add(warmupRemember), now)
-	}
-	return obj, true, err
+	return w.found(user, obj, true, err)
 }
 
 // listByUserID finds user's one object under any name by the spec.userID field selector;
@@ -141,9 +193,49 @@ func (w *warmup) listByUserID(ctx context.Context, user account.UserID) (*credit
 		list.Items[0].ManagedFields = nil
 		return &list.Items[0], nil
 	}
-	err := fmt.Errorf("%w: %d objects claim user %q", account.ErrUntrusted, len(list.Items), user)
+	claims := make([]*creditsv1alpha1.UserCredits, len(list.Items))
 	for i := range list.Items {
-		w.report.untrusted(&list.Items[i], user, err)
+		claims[i] = &list.Items[i]
 	}
-	return nil, err
+	return nil, w.untrusted(user, claims)
+}
+
+// settleRetry is how long settle waits before it asks the apiserver again about records it
+// could not read.
+const settleRetry = time.Second
+
+// settle ends the warm-up once the index has synced. A record read or written while
+// warming up stays in the overlay until the informer shows it; one whose object was
+// deleted before the informer's first list is neither in that list nor deleted by a later
+// event, and would be served for as long as the replica runs. Each record the index does
+// not show under its name is read again: deleted, it is dropped; there, it was made after
+// the list, and the watch is about to show it. Reads that fail are tried again until ctx
+// ends.
+func (r *reader) settle(ctx context.Context) {
+	todo := r.written.endWarmUp()
+	for {
+		var retry []*creditsv1alpha1.UserCredits
+		for _, mine := range todo {
+			if slices.ContainsFunc(r.objects.Lookup(mine.Spec.UserID), func(o *creditsv1alpha1.UserCredits) bool { return o.Name == mine.Name }) {
+				continue // the overlay lets it go when the informer shows it or its deletion
+			}
+			obj, err := r.fetch(ctx, client.ObjectKeyFromObject(mine))
+			switch {
+			case err != nil:
+				retry = append(retry, mine)
+			case obj == nil:
+				r.written.forgetIf(mine.Spec.UserID, mine)
+			}
+		}
+		if len(retry) == 0 {
+			return
+		}
+		r.report.log.Info("warm-up: records the synced cache does not show could not be checked; retrying", "records", len(retry))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(settleRetry):
+		}
+		todo = retry
+	}
 }

@@ -90,3 +90,20 @@ func TestRateLimiterRefillsAtTheRate(t *testing.T) {
 		t.Fatalf("a refilled bucket allowed %d at once, want the burst of 20", allowed)
 	}
 }
+
+// TestRateLimiterLimitsAtTheFlagsBounds: the smallest and the largest limit the flags accept
+// still limit: at minRateLimit the second request waits the ~31 years one request takes to
+// refill (a Duration that fits), at maxRateLimit the burst is twice the limit.
+func TestRateLimiterLimitsAtTheFlagsBounds(t *testing.T) {
+	now := time.Now()
+	slow := newRateLimiter(minRateLimit, 100)
+	if ok, _ := slow.allow("a", now); !ok {
+		t.Fatal("at the smallest limit, the first request: refused")
+	}
+	if ok, wait := slow.allow("a", now.Add(time.Hour)); ok || wait < time.Duration(1/minRateLimit)*time.Second-time.Hour-time.Second {
+		t.Errorf("at the smallest limit, the second request an hour later: allowed=%v wait=%v; want refused for ~%v", ok, wait, time.Duration(1/minRateLimit)*time.Second)
+	}
+	if fast := newRateLimiter(maxRateLimit, 100); fast.burst != 2*maxRateLimit {
+		t.Errorf("at the largest limit, burst %v; want %v", fast.burst, 2*maxRateLimit)
+	}
+}

@@ -39,11 +39,22 @@ func (s *Settings) AddFlags(b *settings.Binder) {
 	b.String(&s.CertDir, "api-cert-dir", "", "Directory with tls.crt and tls.key: serve the API over HTTPS only, reloading renewed files. Empty: plain HTTP.")
 	b.Duration(&s.RequestTimeout, "api-request-timeout", 5*time.Second, "Upper bound on each API request's authentication and storage work (and the Stripe webhook's).")
 	b.Bool(&s.AllowUserWrites, "allow-user-writes", false, "Let Clerk users POST /api/credits to set their own balance. Off: a user who sets their own balance mints free credits.")
-	b.List(&s.CORSAllowedOrigins, "cors-allowed-origins", nil, "Comma-separated browser origins allowed to call the API.")
-	b.Float64(&s.UserRateLimit, "user-rate-limit", 20, "Requests per second each Clerk user may send (burst: twice that); 0 disables.")
-	b.Float64(&s.ServiceAccountRateLimit, "service-account-rate-limit", 0, "Requests per second each ServiceAccount may send (burst: twice that); 0 disables.")
+	b.List(&s.CORSAllowedOrigins, "cors-allowed-origins", nil,
+		"Comma-separated browser origins allowed to call the API, each as browsers send the Origin header: scheme://host[:port], lowercase, no default port, path or trailing slash (https://app.example.com). Others (*, https://app.example.com/) never match and are refused at start.")
+	b.Float64(&s.UserRateLimit, "user-rate-limit", 20, "Requests per second each Clerk user may send (burst: twice that); 0 disables; else 1e-9 to 1e9.")
+	b.Float64(&s.ServiceAccountRateLimit, "service-account-rate-limit", 0, "Requests per second each ServiceAccount may send (burst: twice that); 0 disables; else 1e-9 to 1e9.")
 	b.Duration(&s.DefaultReservationTTL, "reservation-ttl", 15*time.Minute, "How long a hold lasts when POST /api/credits/reserve does not say (ttlSeconds); 1s to 24h.")
 }
+
+// The rate-limit flags' bounds, far beyond any limit a person means. Under minRateLimit
+// (one request in 31 years) the time to refill one request, 1/limit seconds, no longer fits
+// in a time.Duration: the bucket expires at a negative time, is full again at once, and no
+// limit applies, silently. maxRateLimit is more than any replica serves, and far below
+// where the burst, twice the limit as an int, overflows.
+const (
+	minRateLimit = 1e-9
+	maxRateLimit = 1e9
+)
 
 // DefaultSettings are the settings the flags default to.
 func DefaultSettings() Settings {
@@ -61,8 +72,18 @@ func (s Settings) Validate() error {
 	if s.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--api-request-timeout must be positive, not %v", s.RequestTimeout))
 	}
-	if s.UserRateLimit < 0 || s.ServiceAccountRateLimit < 0 {
-		errs = append(errs, errors.New("--user-rate-limit and --service-account-rate-limit must be 0 (off) or positive"))
+	for _, l := range []struct {
+		flag  string
+		limit float64
+	}{{"--user-rate-limit", s.UserRateLimit}, {"--service-account-rate-limit", s.ServiceAccountRateLimit}} {
+		// NaN passes every comparison; each of NaN, an infinity and a limit out of range
+		// would silently apply no limit (see minRateLimit).
+		if l.limit != 0 && !(l.limit >= minRateLimit && l.limit <= maxRateLimit) {
+			errs = append(errs, fmt.Errorf("%s must be 0 (off) or between %g and %g requests per second, not %v", l.flag, minRateLimit, maxRateLimit, l.limit))
+		}
+	}
+	if err := checkOrigins(s.CORSAllowedOrigins); err != nil {
+		errs = append(errs, err)
 	}
 	if s.DefaultReservationTTL < time.Second || s.DefaultReservationTTL > account.MaxReservationTTL {
 		errs = append(errs, fmt.Errorf("--reservation-ttl must be between 1s and %v, not %v", account.MaxReservationTTL, s.DefaultReservationTTL))

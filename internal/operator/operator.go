@@ -181,6 +181,9 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 	if err := op.Manager.Add(api); err != nil {
 		return nil, err
 	}
+	if err := op.Manager.Add(op.store); err != nil {
+		return nil, err
+	}
 	if err := op.Manager.Add(releaseListMemory{cache: op.Manager.GetCache(), users: users, log: log, started: time.Now()}); err != nil {
 		return nil, err
 	}
@@ -220,8 +223,19 @@ func foreignNames(ctx context.Context, mgr ctrl.Manager, namespace string) (*cre
 	if err := foreign.Register(ctx, c); err != nil {
 		return nil, err
 	}
-	return foreign, mgr.Add(c)
+	return foreign, mgr.Add(censusCache{c})
 }
+
+// censusCache is the cache of foreign names as the manager's runnable. A bare cache needs
+// no leader election, so the manager would start it with its other such runnables, which
+// it starts only once its own cache has synced: the census would wait for the very list it
+// is meant to spare (77 s to Ready at 100,000 objects, make bench). A runnable with a
+// cache (GetCache) is started with the manager's own cache, at once, and the manager's
+// other runnables wait for both first lists, of which the census's is the short one.
+type censusCache struct{ cache.Cache }
+
+// GetCache is the census's cache: the manager starts it among its caches.
+func (c censusCache) GetCache() cache.Cache { return c.Cache }
 
 // Start runs the operator until ctx ends.
 func (op *Operator) Start(ctx context.Context) error { return op.Manager.Start(ctx) }

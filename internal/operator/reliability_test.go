@@ -74,6 +74,14 @@ func (w *loadWorker) do(t *testing.T, client *http.Client, method, path, body, k
 	return o
 }
 
+// answerGrace is the credits store's wait past a request's deadline for the write it is
+// part of (so the caller learns what happened rather than "unknown"); schedulingSlack
+// covers the HTTP round trip on a loaded 2-core machine, measured at ~20 ms.
+const (
+	answerGrace     = time.Second
+	schedulingSlack = 250 * time.Millisecond
+)
+
 // TestMixedLoadThroughAnOutage stops the real apiserver under steady mixed load: every
 // answer is 200 or the contract's 500 body within the request timeout, nothing panics,
 // writes recover within 5 s of the restart, every acknowledged write is stored, and no
@@ -166,8 +174,8 @@ func checkOutcomes(t *testing.T, w *loadWorker) {
 		default:
 			t.Errorf("%s: answered %d %q (write=%v)", w.user, o.status, o.body, o.write)
 		}
-		if o.latency > requestTimeout+time.Second {
-			t.Errorf("%s: a request took %v, bound is %v", w.user, o.latency, requestTimeout+time.Second)
+		if bound := requestTimeout + answerGrace + schedulingSlack; o.latency > bound {
+			t.Errorf("%s: a request took %v, bound is %v", w.user, o.latency, bound)
 		}
 	}
 	if failures == 0 {

@@ -99,3 +99,25 @@ func exitOf(t *testing.T, args, env []string) string {
 	}
 	return p.Logs()
 }
+
+// TestRefusedAPISettings: values the API's limiter or CORS check would silently misapply
+// stop the built binary at start, non-zero, with a message naming the flag (and, for an
+// origin, the form browsers send); values as documented start it (every other test).
+func TestRefusedAPISettings(t *testing.T) {
+	for flagArg, want := range map[string]string{
+		"--user-rate-limit=NaN":                           "--user-rate-limit must be 0 (off) or between 1e-09 and 1e+09 requests per second, not NaN",
+		"--user-rate-limit=-1":                            "--user-rate-limit must be",
+		"--service-account-rate-limit=+Inf":               "--service-account-rate-limit must be 0 (off) or between 1e-09 and 1e+09 requests per second, not +Inf",
+		"--cors-allowed-origins=*":                        `--cors-allowed-origins "*": no browser sends * as its Origin`,
+		"--cors-allowed-origins=https://app.example.com/": `--cors-allowed-origins "https://app.example.com/": no browser sends it as its Origin; browsers send it as https://app.example.com `,
+		"--cors-allowed-origins=app.example.com":          `--cors-allowed-origins "app.example.com": no browser sends it as its Origin: want scheme://host[:port]`,
+	} {
+		t.Run(flagArg, func(t *testing.T) {
+			m := newManager(t)
+			out := exitOf(t, append(m.baseArgs(), "--namespace="+e2eNamespace, flagArg), baseEnv(clerkKey()))
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: the manager's output lacks %q:\n%s", flagArg, want, out)
+			}
+		})
+	}
+}

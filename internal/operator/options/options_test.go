@@ -196,20 +196,30 @@ func TestLogFlagsReachTheLogger(t *testing.T) {
 
 func TestValidateNamesTheSettingToFix(t *testing.T) {
 	for flagArg, want := range map[string]string{
-		"--api-request-timeout=0":      "--api-request-timeout",
-		"--reservation-ttl=500ms":      "--reservation-ttl",
-		"--reservation-ttl=25h":        "--reservation-ttl",
-		"--low-balance-threshold=-1":   "--low-balance-threshold",
-		"--price-per-credit-cents=0":   "--price-per-credit-cents",
-		"--grant-key-retention=0s":     "--grant-key-retention",
-		"--user-rate-limit=-1":         "--user-rate-limit",
-		"--service-account-audience=,": "--service-account-audience",
-		"--namespace=":                 "--namespace",
-		"--api-bind-address=":          "--api-bind-address",
-		"--reservation-ttl=soon":       "--reservation-ttl: not a duration",
-		"--low-balance-threshold=1.5":  "--low-balance-threshold: not a whole number",
-		"--no-such-flag":               "no-such-flag",
-		"stray-argument":               "stray-argument",
+		"--api-request-timeout=0":                            "--api-request-timeout",
+		"--reservation-ttl=500ms":                            "--reservation-ttl",
+		"--reservation-ttl=25h":                              "--reservation-ttl",
+		"--low-balance-threshold=-1":                         "--low-balance-threshold",
+		"--price-per-credit-cents=0":                         "--price-per-credit-cents",
+		"--grant-key-retention=0s":                           "--grant-key-retention",
+		"--user-rate-limit=-1":                               "--user-rate-limit",
+		"--user-rate-limit=NaN":                              "--user-rate-limit must be 0 (off) or between 1e-09 and 1e+09 requests per second, not NaN",
+		"--user-rate-limit=+Inf":                             "--user-rate-limit",
+		"--user-rate-limit=2e9":                              "--user-rate-limit",
+		"--user-rate-limit=1e-12":                            "--user-rate-limit",
+		"--service-account-rate-limit=-1":                    "--service-account-rate-limit",
+		"--service-account-rate-limit=NaN":                   "--service-account-rate-limit",
+		"--service-account-rate-limit=-Inf":                  "--service-account-rate-limit",
+		"--cors-allowed-origins=*":                           `--cors-allowed-origins "*"`,
+		"--cors-allowed-origins=https://a.example/":          `--cors-allowed-origins "https://a.example/": no browser sends it as its Origin; browsers send it as https://a.example `,
+		"--cors-allowed-origins=https://a.example,b.example": `--cors-allowed-origins "b.example"`,
+		"--service-account-audience=,":                       "--service-account-audience",
+		"--namespace=":                                       "--namespace",
+		"--api-bind-address=":                                "--api-bind-address",
+		"--reservation-ttl=soon":                             "--reservation-ttl: not a duration",
+		"--low-balance-threshold=1.5":                        "--low-balance-threshold: not a whole number",
+		"--no-such-flag":                                     "no-such-flag",
+		"stray-argument":                                     "stray-argument",
 	} {
 		_, _, err := parse(t, []string{flagArg}, map[string]string{"CLERK_SECRET_KEY": "sk_test"})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -218,6 +228,18 @@ func TestValidateNamesTheSettingToFix(t *testing.T) {
 	}
 	if _, _, err := parse(t, nil, nil); err == nil || !strings.Contains(err.Error(), "CLERK_JWT_KEY") || !strings.Contains(err.Error(), "make run") {
 		t.Errorf("no Clerk key: got %v, want an error saying to set CLERK_JWT_KEY or use make run", err)
+	}
+}
+
+// TestRateLimitBoundsAreAccepted: the refusals above stop exactly at the documented range:
+// 0 (off) and 1e-9 to 1e9 requests per second start.
+func TestRateLimitBoundsAreAccepted(t *testing.T) {
+	for _, v := range []string{"0", "1e-9", "0.5", "1e9"} {
+		for _, flag := range []string{"--user-rate-limit", "--service-account-rate-limit"} {
+			if _, _, err := parse(t, []string{flag + "=" + v}, map[string]string{"CLERK_SECRET_KEY": "sk_test"}); err != nil {
+				t.Errorf("%s=%s: %v; want it accepted", flag, v, err)
+			}
+		}
 	}
 }
 
