@@ -145,3 +145,20 @@ func TestAttack20ReleaseAfterHeldLotExpired(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAttack20HeldBalanceLotListed: docs/api.md: "A lot is listed while it can be spent
+// from: it has credits left or held". With 3 set and 2 held, GET /api/credits/grants lists
+// the balance lot (credits 3, remaining 1); with 2 set and 2 held it lists nothing, as
+// lotsOf makes no balance lot for spec.credits 0: the held credits vanish from the list.
+func TestAttack20HeldBalanceLotListed(t *testing.T) {
+	user := "user_A20HeldBal1"
+	tok := tokenFor(t, user)
+	expectCall(t, "set 2", "POST", tok, `{"credits":2}`, 200, `{"success":true,"credits":2}`)
+	if status, _, body := reserveAs(t, apiBase, tok, "", `{"credits":2,"ttlSeconds":600}`); status != 200 {
+		t.Fatalf("reserve 2: %d %s", status, body)
+	}
+	g := grantsOf(t, tok, user).Grants
+	if len(g) != 1 || g[0].ID != "balance" || g[0].Credits != 2 || g[0].Remaining != 0 {
+		t.Fatalf("grants with the whole balance held: %+v, want the balance lot (credits 2, remaining 0)", g)
+	}
+}
