@@ -96,7 +96,7 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		entries = append(entries, entry)
 	}
 	entries = append(entries, removalEntries(next.removed[after:])...) // credits returned to closed lots
-	next.compactLots()
+	next.compactLots(now)
 	for _, e := range entries {
 		next.history = next.history.with(e, next.Available, now)
 	}
