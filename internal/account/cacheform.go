@@ -12,6 +12,7 @@ import (
 // (GrantKeyDigestAnnotation): reads never need them, and keeping them whole for 100,000
 // users cost 127 MiB of the operator's memory (make bench); a decision that needs them
 // gets ErrNeedWholeRecord and is decided again on the record read from the apiserver.
+// CreditGrants' keys are kept whole besides (GitOpsKeysAnnotation), for the index of them.
 // Other annotations (the rest of the history, a GitOps tool's, kubectl's copy of the whole
 // object) are for other readers. The kept ones go into a map of their own size: a map
 // emptied in place keeps the room it had. It is idempotent, as client-go requires of a
@@ -24,7 +25,8 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
 	// object has, and an empty cached map must not be taken for an object without any.
 	kept := make(map[string]string, 6)
-	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation, GrantKeyDigestAnnotation}
+	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation, GrantKeyDigestAnnotation,
+		GitOpsKeysAnnotation}
 	if h := decodeHistory(ann); !h.damaged && h.filling() >= 0 {
 		names = append(names, HistoryChunkAnnotation(h.filling()))
 	}
@@ -42,6 +44,9 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 		var entries []appliedKey
 		if len(grants) <= partBounds[AppliedGrantsAnnotation] && json.Unmarshal([]byte(grants), &entries) == nil {
 			kept[GrantKeyDigestAnnotation] = digestOf(entries)
+			if keys := gitOpsKeysOf(entries); keys != "" {
+				kept[GitOpsKeysAnnotation] = keys
+			}
 		} else {
 			delete(kept, GrantKeyDigestAnnotation)
 			kept[AppliedGrantsAnnotation] = grants // damaged: kept as is, so that decoding it says so
