@@ -55,6 +55,9 @@ type CreditGrantReconciler struct {
 // the credits store.
 type Granter interface {
 	Apply(ctx context.Context, user account.UserID, op account.Operation) (account.Result, error)
+	// GrantKeyHolders returns the users a grant with key was applied to within the grant-key
+	// retention, as the apiserver has their records now.
+	GrantKeyHolders(ctx context.Context, key string) ([]account.UserID, error)
 }
 
 // UserObserver calls an observer with each UserCredits object it takes in or lets go.
@@ -106,6 +109,9 @@ func (r *CreditGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	var res account.Result
 	user, err := account.ParseUserID(cg.Spec.UserID)
 	if err == nil {
+		err = r.appliedElsewhere(ctx, cg.Name, user)
+	}
+	if err == nil {
 		res, err = r.Grants.Apply(ctx, user, GrantOperation(cg))
 	}
 	out := judge(cg, res, err, now)
@@ -129,6 +135,32 @@ func (r *CreditGrantReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: retryAfter(cg, now)}, nil
+}
+
+// nameAppliedError: a CreditGrant of this name was applied to another user within the
+// grant-key retention.
+type nameAppliedError struct{ user account.UserID }
+
+func (e nameAppliedError) Error() string {
+	return fmt.Sprintf("a CreditGrant of this name was applied to user %q", e.user)
+}
+
+// appliedElsewhere refuses a CreditGrant whose name was applied to a user other than user
+// within the grant-key retention (deleted and created again for another user, e.g. a
+// typo in spec.userID forced through with Replace=true): its key is in that user's record
+// only, where this user's grant would not find it. Applied to user itself, the grant's own
+// key answers it (a replay).
+func (r *CreditGrantReconciler) appliedElsewhere(ctx context.Context, name string, user account.UserID) error {
+	holders, err := r.Grants.GrantKeyHolders(ctx, GrantKey(name))
+	if err != nil {
+		return err
+	}
+	for _, other := range holders {
+		if other != user {
+			return nameAppliedError{user: other}
+		}
+	}
+	return nil
 }
 
 // GrantOperation is the grant cg asks for.
@@ -165,6 +197,9 @@ func judge(cg *creditsv1alpha1.CreditGrant, res account.Result, err error, now t
 			cg.Spec.ExpiresAt.UTC().Format(time.RFC3339))
 	case errors.Is(err, account.ErrInvalidOperation):
 		return failed(creditsv1alpha1.ReasonInvalid, "the grant cannot be applied as written (%v): nothing granted", err)
+	case errors.As(err, new(nameAppliedError)):
+		return failed(creditsv1alpha1.ReasonNameReused, "%v (within the grant-key retention): nothing granted to user %q; "+
+			"a new grant needs a new name", err, user)
 	case errors.Is(err, account.ErrIdempotencyKeyReused):
 		return failed(creditsv1alpha1.ReasonNameReused, "a grant under this name (Idempotency-Key %s) was applied to user %q with other terms: "+
 			"nothing granted; a new grant needs a new name", GrantKey(cg.Name), user)

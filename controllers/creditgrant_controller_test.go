@@ -38,6 +38,7 @@ func TestCreditGrantOutcomes(t *testing.T) {
 		{account.ErrInvalidOperation, nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonInvalid, false},
 		{account.ErrInvalidUserID, nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonInvalid, false},
 		{account.ErrIdempotencyKeyReused, nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonNameReused, false},
+		{nameAppliedError{user: "user_B"}, nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonNameReused, false},
 		{fmt.Errorf("%w: 2 objects claim user", account.ErrUntrusted), nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonUserUntrusted, true},
 		{account.ErrTooManyLots, nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonTooManyLots, true},
 		{account.ErrBalanceOverflow, nil, account.Result{}, metav1.ConditionFalse, creditsv1alpha1.ReasonOverLimit, true},

@@ -148,19 +148,29 @@ func (r *UserCreditsReconciler) nameLabel(ctx context.Context, obj *creditsv1alp
 const expiryGrace = 100 * time.Millisecond
 
 // expireHolds returns the account's holds whose time is up to the balance, and reports
-// whether it changed anything. A user whose records cannot be trusted is left as is: the
-// Valid condition says why.
+// whether it changed anything. A user whose records cannot be trusted is left as is (the
+// store has reported it, and the Valid condition says why), with an Error log line: the
+// credits that should have been removed or returned are not.
 func (r *UserCreditsReconciler) expireHolds(ctx context.Context, acct account.Account) (bool, error) {
 	now, expired := time.Now(), false
+	untrusted := func(err error, what string) {
+		log.FromContext(ctx).Error(err, "cannot expire what is due: the user's record cannot be trusted", "userID", acct.UserID, "due", what)
+	}
 	if lot, _ := acct.NextLotExpiry(); !lot.IsZero() && !now.Before(lot) {
-		if err := r.Holds.ExpireLots(ctx, acct.UserID); err != nil && !errors.Is(err, account.ErrUntrusted) {
+		err := r.Holds.ExpireLots(ctx, acct.UserID)
+		switch {
+		case errors.Is(err, account.ErrUntrusted):
+			untrusted(err, "lots") // nothing written: validate below (a person's fix comes back through the watch)
+		case err != nil:
 			return false, fmt.Errorf("expiring lots: %w", err)
+		default:
+			expired = true
 		}
-		expired = true
 	}
 	for _, h := range acct.Due(now) {
 		err := r.Holds.Expire(ctx, acct.UserID, h.ID)
 		if errors.Is(err, account.ErrUntrusted) {
+			untrusted(err, "hold "+h.ID)
 			return false, nil
 		}
 		if err != nil {

@@ -21,8 +21,8 @@ const (
 	ReasonTooManyLots = "TooManyLots"
 	// ReasonOverLimit: the credits would take the user past the largest balance.
 	ReasonOverLimit = "OverLimit"
-	// ReasonNameReused: a CreditGrant of this name was applied with other terms (within
-	// the grant-key retention): a new grant needs a new name.
+	// ReasonNameReused: a CreditGrant of this name was applied with other terms, or to
+	// another user (within the grant-key retention): a new grant needs a new name.
 	ReasonNameReused = "NameReused"
 	// ReasonInvalid: the spec cannot be granted (e.g. an invalid user ID).
 	ReasonInvalid = "Invalid"

@@ -91,19 +91,21 @@ type UserCreditsSpec struct {
 	Reservations []Reservation `json:"reservations,omitempty"`
 
 	// Lots are the user's grants with credits left, each spent in its turn: the lowest
-	// priority value first, then the soonest expiry (never-expiring last), then the oldest.
+	// priority value first, then the soonest expiry (never-expiring last), then the oldest
+	// (in the same second, the one listed first); and the last closed ones (spent, voided,
+	// expired). At most 100 grants with credits left or held, 20 closed, and the balance lot.
 	// Absent, the whole balance is one lot (source set) that never expires. Written by the
 	// credits API; grant credits from Git with a CreditGrant, not here.
 	// +optional
 	// +listType=map
 	// +listMapKey=id
-	// +kubebuilder:validation:MaxItems=120
+	// +kubebuilder:validation:MaxItems=121
 	Lots []Lot `json:"lots,omitempty"`
 }
 
 // Lot is one grant of credits, spent in its turn (UserCreditsSpec.Lots).
 // +kubebuilder:validation:XValidation:rule="self.id == 'balance' || self.remaining <= self.credits",message="a lot's remaining cannot exceed its credits: grant more with POST /api/credits/grant (or a CreditGrant), which makes a new lot"
-// +kubebuilder:validation:XValidation:rule="!has(self.closed) || self.remaining == 0",message="a closed (voided or expired) lot keeps no remaining credits"
+// +kubebuilder:validation:XValidation:rule="!has(self.closed) || self.remaining == 0",message="a closed (voided, expired or spent) lot keeps no remaining credits"
 type Lot struct {
 	// ID names the lot in GET /api/credits/grants and its void.
 	// +required
@@ -155,13 +157,13 @@ type Lot struct {
 	// +required
 	GrantedAt metav1.Time `json:"grantedAt"`
 
-	// Closed, when set, says the lot was voided or has expired: the credits it still has
-	// held are removed when their hold returns them.
+	// Closed, when set, says the lot was voided or has expired (the credits it still has
+	// held are removed when their hold returns them), or was spent to nothing.
 	// +optional
-	// +kubebuilder:validation:Enum=voided;expired
+	// +kubebuilder:validation:Enum=voided;expired;spent
 	Closed string `json:"closed,omitempty"`
 
-	// ClosedAt is when the lot was voided or expired.
+	// ClosedAt is when the lot was voided, expired or was spent.
 	// +optional
 	ClosedAt *metav1.Time `json:"closedAt,omitempty"`
 }

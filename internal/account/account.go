@@ -8,8 +8,9 @@
 //
 // Files, top to bottom (a file uses only those below it):
 //
-//   - cacheform.go, codec.go: the account to and from its object (spec, annotations), the
-//     preconditions of a write, the informer cache's lighter form;
+//   - cacheform.go, codec.go, lotcodec.go: the account to and from its object (spec,
+//     annotations), the preconditions of a write, the informer cache's lighter form;
+//     gitopskeys.go: the CreditGrant keys a record holds, in either form;
 //   - apply.go, holds.go: the decisions (set, consume, grant, reserve, capture, release,
 //     expire), one operation or a batch;
 //   - settings.go: the rules people set (--grant-key-retention);
@@ -165,12 +166,14 @@ func (a *Account) check() error {
 func (a Account) History() []Transaction { return a.history.entries() }
 
 // checkLots is the invariants of lots: valid and distinct, their remaining credits adding
-// up to the available ones, at most MaxLots open and MaxClosedLots closed.
+// up to the available ones, at most MaxLots+MaxClosedLots of them besides the balance lot
+// (what bounds a record's size: how many of them are live or closed is a rule of the
+// decisions, lot.go, which a hand edit may break without making the record untrustworthy).
 func checkLots(lots []Lot, available int64) []error {
 	var errs []error
 	seen := make(map[string]bool, len(lots))
 	var remaining int64
-	open, closed := 0, 0
+	grants := 0
 	for _, l := range lots {
 		if !ValidLotID(l.ID) || seen[l.ID] || l.Remaining < 0 || l.Remaining > MaxBalance || l.Priority < 0 || l.Priority > MaxPriority ||
 			(l.ID != BalanceLotID && l.Remaining > l.Credits) || (l.Closed != "" && l.Remaining != 0) {
@@ -179,17 +182,15 @@ func checkLots(lots []Lot, available int64) []error {
 		}
 		seen[l.ID] = true
 		remaining += l.Remaining
-		if l.Closed != "" {
-			closed++
-		} else {
-			open++
+		if l.ID != BalanceLotID {
+			grants++
 		}
 	}
 	if remaining != available {
 		errs = append(errs, fmt.Errorf("the lots hold %d credits, the balance is %d", remaining, available))
 	}
-	if open > MaxLots || closed > MaxClosedLots {
-		errs = append(errs, fmt.Errorf("%d open and %d closed lots, over %d and %d", open, closed, MaxLots, MaxClosedLots))
+	if grants > MaxStoredLots-1 {
+		errs = append(errs, fmt.Errorf("%d lots besides the balance lot, over %d", grants, MaxStoredLots-1))
 	}
 	return errs
 }

@@ -96,7 +96,7 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		entries = append(entries, entry)
 	}
 	entries = append(entries, removalEntries(next.removed[after:])...) // credits returned to closed lots
-	next.compactLots()
+	next.compactLots(now)
 	for _, e := range entries {
 		next.history = next.history.with(e, next.Available, now)
 	}
@@ -210,7 +210,7 @@ func (a *Account) recordKey(op Operation, res Result, now time.Time, rules Setti
 	case OpGrant:
 		id = res.LotID // the lot it made
 	}
-	*ledger = ledger.with(appliedKey{Key: hashKey(op.IdempotencyKey), Op: op.Kind, Amount: requested(op), Result: res.Credits, At: now.Unix(), ID: id,
+	*ledger = ledger.with(appliedKey{Key: hashKey(op.IdempotencyKey), Op: ledgerOp(op), Amount: requested(op), Result: res.Credits, At: now.Unix(), ID: id,
 		Terms: termsDigest(op)}, maxEntries, now.Add(-maxAge))
 }
 

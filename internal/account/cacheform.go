@@ -13,6 +13,7 @@ import (
 // (GrantKeyDigestAnnotation): reads never need them, and keeping them whole for 100,000
 // users cost 127 MiB of the operator's memory (make bench); a decision that needs them
 // gets ErrNeedWholeRecord and is decided again on the record read from the apiserver.
+// CreditGrants' keys are kept whole besides (GitOpsKeysAnnotation), for the index of them.
 // Other annotations (the rest of the history, a GitOps tool's, kubectl's copy of the whole
 // object) are for other readers; the damaged history chunks among them are listed
 // (cacheDamageAnnotation), so that what decodes this form (the controller, which sets
@@ -57,6 +58,9 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 		var entries []appliedKey
 		if len(grants) <= partBounds[AppliedGrantsAnnotation] && json.Unmarshal([]byte(grants), &entries) == nil {
 			kept[GrantKeyDigestAnnotation] = digestOf(entries)
+			if keys := gitOpsKeysOf(entries); keys != "" {
+				kept[GitOpsKeysAnnotation] = keys
+			}
 		} else {
 			kept[AppliedGrantsAnnotation] = grants // damaged: kept as is, so that decoding it says so
 		}

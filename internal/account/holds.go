@@ -23,10 +23,7 @@ func (a *Account) reserve(op Operation, now time.Time) error {
 		from = nil // the balance lot: what a hold without lots means
 	}
 	// Stored to the second (RFC 3339): rounded up, so that no hold ends before its TTL.
-	expires := now.Add(op.TTL)
-	if rounded := expires.Truncate(time.Second); rounded.Before(expires) {
-		expires = rounded.Add(time.Second)
-	}
+	expires, _ := StoredExpiry(now.Add(op.TTL))
 	a.Holds = append(slices.Clone(a.Holds), Hold{ID: op.ReservationID, Credits: op.Amount, ExpiresAt: expires, From: from})
 	a.holdsChanged = true
 	return nil

@@ -34,6 +34,20 @@ type appliedKey struct {
 	Terms  string `json:"h,omitempty"`  // a grant's lot terms, hashed; empty: the defaults
 }
 
+// opCreditGrant is how a ledger records the key of a CreditGrant's grant (a grant of source
+// gitops): the informer cache keeps these whole (GitOpsKeys), so that a CreditGrant name
+// applied to one user is found when it is used for another. Shorter than "grant", so that
+// the ledger's bound holds whatever its grants are.
+const opCreditGrant OpKind = "cg"
+
+// ledgerOp is what a ledger records as op's kind.
+func ledgerOp(op Operation) OpKind {
+	if op.Kind == OpGrant && op.Terms.Source == SourceGitOps {
+		return opCreditGrant
+	}
+	return op.Kind
+}
+
 // keyLedger is one ledger of applied keys, oldest first.
 type keyLedger struct {
 	entries []appliedKey
@@ -108,7 +122,7 @@ func (l *keyLedger) check() error {
 // same request, else ErrIdempotencyKeyReused.
 func replay(e appliedKey, op Operation) (Result, error) {
 	made := op.Kind == OpReserve || op.Kind == OpGrant // the store names what these make, anew for each request
-	if e.Op != op.Kind || e.Amount != requested(op) || e.Terms != termsDigest(op) || (!made && e.ID != named(op)) {
+	if e.Op != ledgerOp(op) || e.Amount != requested(op) || e.Terms != termsDigest(op) || (!made && e.ID != named(op)) {
 		return Result{}, ErrIdempotencyKeyReused
 	}
 	res := Result{Credits: e.Result, Replayed: true}

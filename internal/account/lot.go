@@ -7,25 +7,36 @@ import (
 
 // A user's credits are lots: each grant is one, with its own expiry and priority, spent in
 // its turn (the lowest priority value first, then the soonest expiry, never-expiring last,
-// then the oldest: Stripe's credit grants' order). What is not a grant (a balance set
-// through the API or by an edit of spec.credits, or one from before lots) is the balance
-// lot, BalanceLotID, which never expires. Lots with nothing left, spent or held, are
-// dropped. At most MaxLots lots have credits left.
+// then the oldest: Stripe's credit grants' order; among lots granted in the same second,
+// the one granted first, which is the one earlier in the list). What is not a grant (a
+// balance set through the API or by an edit of spec.credits, or one from before lots) is
+// the balance lot, BalanceLotID, which never expires.
+//
+// Bounds: a grant finds at most MaxLots other grants with credits left or held (live
+// lots); the balance lot is not one of them, so that a set, a purchase and a hold's return
+// always have a lot to go to. A grant with nothing left, spent or held, is closed (spent,
+// voided, expired) and kept, so that a void of it is told it has nothing left (409) rather
+// than that it is unknown; the last MaxClosedLots are kept. A closed lot whose credits a
+// hold still has is live: it is needed to remove them when the hold returns them. So a
+// record holds at most MaxLots+MaxClosedLots grants and the balance lot (the CRD's maxItems).
 const (
 	BalanceLotID = "balance"
 	MaxLots      = 100
 	// MaxHoldLots bounds the lots all open holds took credits from, together, so that a
 	// record's size stays bounded however fragmented its lots.
 	MaxHoldLots = 2 * MaxOpenHolds
-	// MaxClosedLots bounds the voided and expired lots kept (with nothing left) so that a
-	// second void of one is told it is closed rather than unknown.
+	// MaxClosedLots bounds the closed lots kept with nothing held.
 	MaxClosedLots = 20
+	// MaxStoredLots bounds the lots of a record: MaxLots live, MaxClosedLots closed, and the
+	// balance lot.
+	MaxStoredLots = MaxLots + MaxClosedLots + 1
 )
 
-// How a lot closed before it was spent (Lot.Closed, Removal.Why).
+// How a lot closed (Lot.Closed; Removal.Why for the first two).
 const (
 	lotVoided  = "voided"
 	lotExpired = "expired"
+	lotSpent   = "spent"
 	// RemovedExpired and RemovedVoided are a Removal's Why.
 	RemovedExpired = lotExpired
 	RemovedVoided  = lotVoided
@@ -44,7 +55,8 @@ type Lot struct {
 	Reason    string
 	GrantedAt time.Time
 	// Closed is lotVoided or lotExpired once the lot was voided or has expired (at
-	// ClosedAt): credits a hold returns to it are removed rather than made available again.
+	// ClosedAt): credits a hold returns to it are removed rather than made available again;
+	// lotSpent once it was spent to nothing.
 	Closed   string
 	ClosedAt time.Time
 }
@@ -75,7 +87,8 @@ func (l *Lot) expired(now time.Time) bool { return !l.ExpiresAt.IsZero() && !now
 // spendable reports whether l's remaining credits can be spent or held at now.
 func (l *Lot) spendable(now time.Time) bool { return l.Closed == "" && !l.expired(now) }
 
-// before reports whether a is spent before b.
+// before orders a and b as they are spent; lots granted in the same second are equal, and
+// keep the order of the list (a stable sort), which is the order they were granted in.
 func before(a, b *Lot) int {
 	if c := cmp.Compare(a.Priority, b.Priority); c != 0 {
 		return c
@@ -89,10 +102,21 @@ func before(a, b *Lot) int {
 	case !a.ExpiresAt.Equal(b.ExpiresAt):
 		return a.ExpiresAt.Compare(b.ExpiresAt)
 	}
-	if c := a.GrantedAt.Compare(b.GrantedAt); c != 0 {
-		return c
+	return a.GrantedAt.Truncate(time.Second).Compare(b.GrantedAt.Truncate(time.Second))
+}
+
+// latestExpiry is the latest expiry a record can hold: the apiserver's date-time is
+// RFC 3339, whose years end at 9999 (in UTC, as a record writes it).
+var latestExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// StoredExpiry is the expiry a record keeps for t: t rounded up to the whole second (a
+// record keeps seconds; rounded down, a lot or hold would end before its time), and false
+// when that is past what a record can hold.
+func StoredExpiry(t time.Time) (time.Time, bool) {
+	if rounded := t.Truncate(time.Second); rounded.Before(t) {
+		t = rounded.Add(time.Second)
 	}
-	return cmp.Compare(a.ID, b.ID)
+	return t, !t.After(latestExpiry)
 }
 
 func sumCredits(parts []LotCredits) int64 {

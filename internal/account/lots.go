@@ -68,11 +68,12 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 		}
 		l := &a.Lots[i]
 		switch {
-		case l.Closed != "":
+		case l.Closed == lotVoided || l.Closed == lotExpired:
 			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: l.Closed})
 		case l.expired(now):
 			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: lotExpired})
-		default:
+		default: // open, or closed as spent (which no hold can have taken from: a hand edit)
+			l.Closed, l.ClosedAt = "", time.Time{}
 			l.Remaining += part.Credits
 			a.Available += part.Credits
 		}
@@ -80,13 +81,19 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 	a.lotsChanged = true
 }
 
-// balanceLot is the index of the balance lot, added empty when there is none.
+// balanceLot is the index of the balance lot, added empty when there is none, and opened
+// again when it was voided: a set or a purchase after a void of the balance lot adds to
+// it, and credits a hold took from it before the void then come back to it too.
 func (a *Account) balanceLot(now time.Time) int {
-	if i := a.lot(BalanceLotID); i >= 0 {
-		return i
+	i := a.lot(BalanceLotID)
+	if i < 0 {
+		a.Lots = append(a.Lots, Lot{ID: BalanceLotID, Priority: DefaultPriority, Source: SourceSet, GrantedAt: now.Truncate(time.Second)})
+		return len(a.Lots) - 1
 	}
-	a.Lots = append(a.Lots, Lot{ID: BalanceLotID, Priority: DefaultPriority, Source: SourceSet, GrantedAt: now.Truncate(time.Second)})
-	return len(a.Lots) - 1
+	if l := &a.Lots[i]; l.Closed != "" {
+		l.Closed, l.ClosedAt = "", time.Time{}
+	}
+	return i
 }
 
 // expireLots removes what is left of the lots whose time is up, and reports whether it
@@ -107,7 +114,9 @@ func (a *Account) expireLots(now time.Time) bool {
 		if l.Closed != "" || !l.expired(now) {
 			continue
 		}
-		a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
+		if l.Remaining > 0 { // all of it held: its hold's return removes them (give)
+			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
+		}
 		a.Available -= l.Remaining
 		l.Remaining, l.Closed, l.ClosedAt = 0, lotExpired, now.Truncate(time.Second)
 	}
@@ -128,29 +137,62 @@ func (a *Account) held(id string) int64 {
 	return n
 }
 
-// compactLots drops the lots with nothing left, spent or held, but the last MaxClosedLots
-// closed ones, which a void is told about (409, not 404).
-func (a *Account) compactLots() {
-	gone := func(l Lot) bool { return l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 }
-	var closed []Lot
-	for _, l := range a.Lots {
-		if l.Closed != "" && a.held(l.ID) == 0 {
-			closed = append(closed, l)
+// compactLots closes the grants spent to nothing (nothing left, nothing held) and keeps
+// the last MaxClosedLots closed lots with nothing held, which a void is told about (409,
+// not 404); the oldest closed go first. A closed lot a hold took from is kept until the
+// hold returns its credits (give removes them). The balance lot is not a grant: with
+// nothing left or held it is dropped (a set or a hold's return adds it again).
+func (a *Account) compactLots(now time.Time) {
+	held := a.heldByLot()
+	spent := func(l *Lot) bool { return l.Closed == "" && l.Remaining == 0 && held[l.ID] == 0 }
+	var dead []int // closed, with nothing held
+	changed := false
+	for i := range a.Lots {
+		l := &a.Lots[i]
+		if spent(l) && l.ID != BalanceLotID {
+			if !changed {
+				a.Lots, changed = slices.Clone(a.Lots), true
+				l = &a.Lots[i]
+			}
+			l.Closed, l.ClosedAt = lotSpent, now.Truncate(time.Second)
+		}
+		if l.Closed != "" && held[l.ID] == 0 {
+			dead = append(dead, i)
 		}
 	}
-	if len(closed) > MaxClosedLots {
-		slices.SortFunc(closed, func(x, y Lot) int { return x.ClosedAt.Compare(y.ClosedAt) })
-		old := map[string]bool{}
-		for _, l := range closed[:len(closed)-MaxClosedLots] {
-			old[l.ID] = true
+	drop := map[int]bool{}
+	if i := a.lot(BalanceLotID); i >= 0 && spent(&a.Lots[i]) {
+		drop[i] = true
+	}
+	if len(dead) > MaxClosedLots {
+		slices.SortStableFunc(dead, func(i, j int) int { return a.Lots[i].ClosedAt.Compare(a.Lots[j].ClosedAt) })
+		for _, i := range dead[:len(dead)-MaxClosedLots] {
+			drop[i] = true
 		}
-		gone = func(l Lot) bool { return old[l.ID] || l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 }
 	}
-	if !slices.ContainsFunc(a.Lots, gone) {
-		return
+	if len(drop) > 0 {
+		kept := make([]Lot, 0, len(a.Lots)-len(drop))
+		for i, l := range a.Lots {
+			if !drop[i] {
+				kept = append(kept, l)
+			}
+		}
+		a.Lots, changed = kept, true
 	}
-	a.Lots = slices.DeleteFunc(slices.Clone(a.Lots), gone)
-	a.lotsChanged = true
+	if changed {
+		a.lotsChanged = true
+	}
+}
+
+// heldByLot is how many credits the open holds took from each lot.
+func (a *Account) heldByLot() map[string]int64 {
+	held := map[string]int64{}
+	for _, h := range a.Holds {
+		for _, part := range h.from() {
+			held[part.Lot] += part.Credits
+		}
+	}
+	return held
 }
 
 // set makes the available balance n: more goes to the balance lot, less is taken from the
@@ -173,18 +215,21 @@ func (a *Account) set(n int64, now time.Time) error {
 }
 
 // grant adds op's credits as a lot of its own, with op's terms, and says which. With
-// MaxLots lots open already, it joins the newest open lot of the very same terms that names
-// nothing (no Checkout Session, no CreditGrant: those stay lots of their own, to be refunded
-// or voided alone), or is refused.
+// MaxLots live grants already, one that names nothing (no Checkout Session, no CreditGrant:
+// those stay lots of their own, to be refunded or voided alone) joins the newest open lot
+// of the very same terms that names nothing either; a purchase joins the balance lot (paid
+// credits are never refused for a bound: the history and its Event still name the
+// Checkout Session); any other is refused.
 func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, error) {
 	t := op.Terms
+	expires, _ := StoredExpiry(t.ExpiresAt) // valid: checked with the operation
 	switch {
 	case a.Available > MaxBalance-a.Held()-op.Amount:
 		return historyEntry{}, "", ErrBalanceOverflow
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
 		return historyEntry{}, "", ErrInvalidOperation // already expired
 	}
-	lot := Lot{ID: t.ID, Credits: op.Amount, Remaining: op.Amount, ExpiresAt: t.ExpiresAt, Priority: t.priority(),
+	lot := Lot{ID: t.ID, Credits: op.Amount, Remaining: op.Amount, ExpiresAt: expires, Priority: t.priority(),
 		Source: t.Source, Reference: t.Reference, Reason: t.Reason, GrantedAt: now.Truncate(time.Second)}
 	entry := historyEntry{kind: OpGrant, credits: op.Amount}
 	switch {
@@ -197,7 +242,12 @@ func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, erro
 	a.Lots = slices.Clone(a.Lots)
 	a.Available += op.Amount
 	a.lotsChanged = true
-	if a.openLots() >= MaxLots {
+	if a.liveLots() >= MaxLots {
+		if op.Purchase != "" {
+			l := &a.Lots[a.balanceLot(now)]
+			l.Remaining += op.Amount
+			return entry, l.ID, nil
+		}
 		for j := len(a.Lots) - 1; j >= 0; j-- {
 			if l := &a.Lots[j]; l.Closed == "" && l.Reference == "" && lot.Reference == "" && l.Source == lot.Source &&
 				l.Priority == lot.Priority && l.ExpiresAt.Equal(lot.ExpiresAt) && l.Reason == lot.Reason && l.ID != BalanceLotID {
@@ -243,11 +293,17 @@ func (a *Account) void(id string, now time.Time) (historyEntry, error) {
 	return entry, nil
 }
 
-// openLots counts the lots with credits left, to spend or held.
-func (a *Account) openLots() int {
+// liveLots counts the grants with credits left or held (the balance lot aside): those a
+// grant finds in MaxLots. A closed lot whose credits a hold still has counts: it is kept
+// until the hold ends.
+func (a *Account) liveLots() int {
+	return liveLots(a.Lots, a.heldByLot())
+}
+
+func liveLots(lots []Lot, held map[string]int64) int {
 	n := 0
-	for i := range a.Lots {
-		if l := &a.Lots[i]; l.Closed == "" && (l.Remaining > 0 || a.held(l.ID) > 0) {
+	for i := range lots {
+		if l := &lots[i]; l.ID != BalanceLotID && (l.Remaining > 0 || held[l.ID] > 0) {
 			n++
 		}
 	}

@@ -15,11 +15,14 @@ func grantLot(id string, n int64, priority int32, expires time.Time) Operation {
 	return Operation{Kind: OpGrant, Amount: n, Terms: LotTerms{ID: id, Priority: prio(priority), ExpiresAt: expires}}
 }
 
-// remaining is what is left of each lot, by ID.
+// remaining is what is left of each open lot, by ID (closed lots, spent ones among them,
+// have nothing left).
 func remaining(a Account) map[string]int64 {
 	out := map[string]int64{}
 	for _, l := range a.Lots {
-		out[l.ID] = l.Remaining
+		if l.Closed == "" {
+			out[l.ID] = l.Remaining
+		}
 	}
 	return out
 }
@@ -52,7 +55,7 @@ func TestAccountLotsAreSpentInOrder(t *testing.T) {
 		want    map[string]int64
 	}{
 		{1, map[string]int64{"promo": 1, "soon": 3, "late": 3, BalanceLotID: 5, "never": 4}},
-		{3, map[string]int64{"soon": 1, "late": 3, BalanceLotID: 5, "never": 4}}, // promo spent: dropped
+		{3, map[string]int64{"soon": 1, "late": 3, BalanceLotID: 5, "never": 4}}, // promo spent: closed
 		{5, map[string]int64{BalanceLotID: 4, "never": 4}},
 	} {
 		if _, _, err := r.do(Operation{Kind: OpConsume, Amount: step.consume}, now); err != nil {
@@ -197,8 +200,15 @@ func TestAccountSetCorrectsTheBalance(t *testing.T) {
 			t.Fatalf("after a set to %d: %v, want %v", step.set, got, step.want)
 		}
 	}
-	if r.obj.Spec.Lots != nil || r.obj.Spec.Credits != 3 {
-		t.Fatalf("with only a plain balance lot left, spec.lots is %v (want it gone: spec.credits says it)", r.obj.Spec.Lots)
+	if lots := r.obj.Spec.Lots; len(lots) != 2 || lots[0].ID != "promo" || lots[0].Closed != lotSpent {
+		t.Fatalf("the spent promotion is kept closed (a void of it is told it has nothing left): %+v", lots)
+	}
+	plain := newRecord(t, 0)
+	for _, n := range []int64{8, 3} {
+		_, _, _ = plain.do(Operation{Kind: OpSet, Amount: n}, now)
+	}
+	if plain.obj.Spec.Lots != nil || plain.obj.Spec.Credits != 3 {
+		t.Fatalf("with only a plain balance lot, spec.lots is %v (want none: spec.credits says it)", plain.obj.Spec.Lots)
 	}
 }
 
@@ -210,8 +220,12 @@ func TestAccountLotBoundsAndKeys(t *testing.T) {
 		d = d.Account.ApplyAll("user_A", []Operation{{Kind: OpGrant, Amount: 1, Purchase: fmt.Sprint("cs_", i)}}, now, r.rules)
 	}
 	r.write(d.Account)
-	if _, _, err := r.do(Operation{Kind: OpGrant, Amount: 1, Purchase: "cs_over"}, now); !errors.Is(err, ErrTooManyLots) {
-		t.Fatalf("the 101st purchase lot: %v, want ErrTooManyLots", err)
+	// Paid credits are never refused for the bound: the 101st purchase joins the balance lot.
+	if res, _, err := r.do(Operation{Kind: OpGrant, Amount: 1, Purchase: "cs_over"}, now); err != nil || res.LotID != BalanceLotID || res.Credits != MaxLots+1 {
+		t.Fatalf("the 101st purchase: %+v %v, want it in the balance lot", res, err)
+	}
+	if h := r.account().History(); h[0].Kind != KindPurchase || h[0].Reference != "cs_over" {
+		t.Fatalf("the purchase joining the balance lot is recorded as %+v", h[0])
 	}
 	res, _, err := r.do(Operation{Kind: OpGrant, Amount: 1, Terms: LotTerms{Source: SourceStripe}}, now)
 	if !errors.Is(err, ErrTooManyLots) {

@@ -168,7 +168,8 @@ func (t LotTerms) valid(kind OpKind) bool {
 		return okID && t == LotTerms{ID: t.ID}
 	}
 	okSource := t.Source == "" || t.Source == SourceAPI || t.Source == SourceStripe || t.Source == SourceGitOps
-	return kind == OpGrant && okID && okSource && (t.Priority == nil || *t.Priority >= 0 && *t.Priority <= MaxPriority) &&
+	_, okExpiry := StoredExpiry(t.ExpiresAt)
+	return kind == OpGrant && okID && okSource && okExpiry && (t.Priority == nil || *t.Priority >= 0 && *t.Priority <= MaxPriority) &&
 		ValidReason(t.Reason) && (t.Reference == "" || validLotReference(t.Reference))
 }
 

@@ -24,13 +24,15 @@ type Index struct {
 	dups  map[string][]*creditsv1alpha1.UserCredits
 	// observers are told about every object the index takes in or lets go.
 	observers []Observer
+	// grantKeys are the CreditGrant keys the objects' grant ledgers hold (grantkeys.go).
+	grantKeys grantKeyIndex
 
 	synced toolscache.ResourceEventHandlerRegistration
 }
 
 // NewIndex returns an empty index; Register feeds it from an informer.
 func NewIndex() *Index {
-	return &Index{users: map[string]*creditsv1alpha1.UserCredits{}, dups: map[string][]*creditsv1alpha1.UserCredits{}}
+	return &Index{users: map[string]*creditsv1alpha1.UserCredits{}, dups: map[string][]*creditsv1alpha1.UserCredits{}, grantKeys: newGrantKeyIndex()}
 }
 
 // Register feeds the index from c's UserCredits informer. Call it once, before c starts.
@@ -134,6 +136,7 @@ func (ix *Index) put(obj any) {
 		return
 	}
 	ix.mu.Lock()
+	ix.grantKeys.set(uc)
 	user := uc.Spec.UserID
 	shared := true
 	switch current := ix.users[user]; {
@@ -171,6 +174,7 @@ func (ix *Index) remove(obj any) {
 		return
 	}
 	ix.mu.Lock()
+	ix.grantKeys.drop(uc)
 	user := uc.Spec.UserID
 	shared := false
 	if current := ix.users[user]; current != nil {

@@ -7,6 +7,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
+	"github.com/gitread/usercredits-operator/internal/account"
 )
 
 func ucObj(name, user, rv string) *creditsv1alpha1.UserCredits {
@@ -89,5 +90,42 @@ func TestOverlayKeepsWritesUntilTheCacheShowsThem(t *testing.T) {
 	o.observe(ucObj("a", "u", "15"), true, false)
 	if o.pending("u") {
 		t.Fatal("kept after its object was deleted")
+	}
+}
+
+// withGitOpsKeys is obj in the cache's form, its ledger holding the CreditGrant key hashes.
+func withGitOpsKeys(obj *creditsv1alpha1.UserCredits, hashes string) *creditsv1alpha1.UserCredits {
+	obj.Annotations = map[string]string{account.GitOpsKeysAnnotation: hashes}
+	return obj
+}
+
+// TestIndexFindsTheUsersHoldingACreditGrantKey: the index follows each object's CreditGrant
+// keys through its versions and its deletion, and so does the overlay for this replica's
+// writes.
+func TestIndexFindsTheUsersHoldingACreditGrantKey(t *testing.T) {
+	ix := NewIndex()
+	a := withGitOpsKeys(ucObj("a", "user_1", "1"), "k1,")
+	ix.put(a)
+	ix.put(withGitOpsKeys(ucObj("b", "user_2", "2"), "k1,k2,"))
+	if got := ix.GrantKeyUsers("k1"); len(got) != 2 {
+		t.Fatalf("k1 held by %v, want both users", got)
+	}
+	a2 := withGitOpsKeys(ucObj("a", "user_1", "3"), "k3,")
+	ix.update(a, a2)
+	if got := ix.GrantKeyUsers("k1"); !slices.Equal(got, []string{"user_2"}) {
+		t.Fatalf("after user_1's ledger let k1 go: %v", got)
+	}
+	if got := ix.GrantKeyUsers("k3"); !slices.Equal(got, []string{"user_1"}) {
+		t.Fatalf("k3: %v", got)
+	}
+	ix.remove(toolscache.DeletedFinalStateUnknown{Key: "ns/b", Obj: ucObj("b", "user_2", "2")})
+	ix.remove(a2)
+	if len(ix.grantKeys.users)+len(ix.grantKeys.keys) != 0 {
+		t.Fatalf("after every object is gone: %v %v", ix.grantKeys.users, ix.grantKeys.keys)
+	}
+	o := newOverlay()
+	o.remember(withGitOpsKeys(ucObj("c", "user_3", "5"), "k9,"))
+	if got := o.holding("k9"); !slices.Equal(got, []string{"user_3"}) || o.holding("k1") != nil {
+		t.Fatalf("overlay: %v", got)
 	}
 }

@@ -17,6 +17,9 @@ type Objects interface {
 	Lookup(userID string) []*creditsv1alpha1.UserCredits
 	// Observe calls f with every object the informer shows or deletes from now on.
 	Observe(f Observer)
+	// GrantKeyUsers returns the users whose objects hold the CreditGrant key whose hash
+	// is hash (grantkeys.go).
+	GrantKeyUsers(hash string) []string
 }
 
 // fetch gets the object at key from the apiserver, without its managedFields; nil when it

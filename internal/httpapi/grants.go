@@ -58,8 +58,8 @@ func parseGrant(body []byte, now time.Time) (int64, account.LotTerms, []byte) {
 		if err == nil {
 			at, err = time.Parse(time.RFC3339, text)
 		}
-		if err != nil || !at.After(now) {
-			return 0, terms, bodyInvalidExpiresAt
+		if _, storable := account.StoredExpiry(at); err != nil || !at.After(now) || !storable {
+			return 0, terms, bodyInvalidExpiresAt // past, or past what a record holds (year 9999 in UTC)
 		}
 		terms.ExpiresAt = at
 	}

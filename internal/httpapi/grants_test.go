@@ -87,6 +87,8 @@ func TestGrantRefusals(t *testing.T) {
 		{"expiresAt without a zone", `{"credits":5,"expiresAt":"2030-06-01T00:00:00"}`, "expiresAt"},
 		{"expiresAt in words", `{"credits":5,"expiresAt":"tomorrow"}`, "expiresAt"},
 		{"expiresAt a Unix time", `{"credits":5,"expiresAt":1900000000}`, "expiresAt"},
+		{"expiresAt in year 10000 in UTC", `{"credits":5,"expiresAt":"9999-12-31T23:59:59-23:59"}`, "expiresAt"},
+		{"expiresAt rounding up into year 10000", `{"credits":5,"expiresAt":"9999-12-31T23:59:59.5Z"}`, "expiresAt"},
 		{"expiresAt empty", `{"credits":5,"expiresAt":""}`, "expiresAt"},
 		{"expiresAt null", `{"credits":5,"expiresAt":null}`, "expiresAt"},
 		{"expiresAt twice", `{"credits":5,"expiresAt":"2031-01-01T00:00:00Z","expiresAt":"2032-01-01T00:00:00Z"}`, "expiresAt"},

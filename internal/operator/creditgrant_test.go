@@ -241,3 +241,37 @@ func TestCreditGrantLostStatusAfterItsExpiry(t *testing.T) {
 	}
 	unchangedFor(t, user, 500*time.Millisecond)
 }
+
+// TestCreditGrantNameMovedToAnotherUser: on two replicas (both reconciling, as during a
+// hand-over), a CreditGrant applied to one user, deleted and created again under its name
+// for another user is refused NameReused (its key is in the first user's record only);
+// created again for the first user, it is that user's grant again, replayed.
+func TestCreditGrantNameMovedToAnotherUser(t *testing.T) {
+	extraReplica(t)
+	first := grantManifest{name: "cg6", user: "user_CG6a", credits: 11}
+	if err := k8sClient.Create(context.Background(), first.object()); err != nil {
+		t.Fatal(err)
+	}
+	lot := waitApplied(t, first.name, applied, creditsv1alpha1.ReasonGranted).Status.LotID
+	deleteGrant(t, first.name)
+	moved := first
+	moved.user = "user_CG6b"
+	if err := k8sClient.Create(context.Background(), moved.object()); err != nil {
+		t.Fatal(err)
+	}
+	cg := waitApplied(t, moved.name, refused, creditsv1alpha1.ReasonNameReused)
+	if c := cg.Status.Conditions[0]; !strings.Contains(c.Message, `applied to user "user_CG6a"`) {
+		t.Errorf("NameReused message %q does not name the user the name was applied to", c.Message)
+	}
+	unchangedFor(t, moved.user, 500*time.Millisecond)
+	deleteGrant(t, moved.name)
+	if err := k8sClient.Create(context.Background(), first.object()); err != nil {
+		t.Fatal(err)
+	}
+	if again := waitApplied(t, first.name, applied, creditsv1alpha1.ReasonGranted); again.Status.LotID != lot {
+		t.Fatalf("created again for %s: lot %s, was %s", first.user, again.Status.LotID, lot)
+	}
+	if a, b := balanceOf(t, first.user), balanceOf(t, moved.user); a != `{"credits":11}` || b != `{"credits":0}` {
+		t.Fatalf("balances %s %s, want 11 and 0", a, b)
+	}
+}

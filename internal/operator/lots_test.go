@@ -186,7 +186,7 @@ func TestEditOfCreditsThatBreaksTheLotsIsRefused(t *testing.T) {
 	}
 	for _, edit := range []struct{ patch, says string }{
 		{`[{"op":"replace","path":"/spec/lots/0/remaining","value":4},{"op":"replace","path":"/spec/credits","value":4}]`, "a lot's remaining cannot exceed its credits"},
-		{`[{"op":"add","path":"/spec/lots/0/closed","value":"voided"}]`, "a closed (voided or expired) lot keeps no remaining credits"},
+		{`[{"op":"add","path":"/spec/lots/0/closed","value":"voided"}]`, "a closed (voided, expired or spent) lot keeps no remaining credits"},
 	} {
 		err := k8sClient.Patch(context.Background(), statusOf(t, lotted), client.RawPatch("application/json-patch+json", []byte(edit.patch)))
 		if err == nil || !strings.Contains(err.Error(), edit.says) {

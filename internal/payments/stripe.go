@@ -113,9 +113,10 @@ func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte)
 	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
 	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
 	res, err := wh.Store.Apply(r.Context(), account.UserID(session.ClientReferenceID), op) // checked by credits()
+	// A purchase is never refused for the lot bound (it joins the balance lot at it): were it
+	// ever, it would be an error below, retried, not a session dropped.
 	switch {
-	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow),
-		errors.Is(err, account.ErrTooManyLots):
+	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow):
 		wh.unassignable(event.ID, session, err.Error())
 	case err != nil:
 		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
