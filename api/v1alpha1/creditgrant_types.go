@@ -91,9 +91,11 @@ type CreditGrantStatus struct {
 // +kubebuilder:resource:shortName=cg,categories=credits
 // +kubebuilder:printcolumn:name="User",type=string,JSONPath=`.spec.userID`
 // +kubebuilder:printcolumn:name="Credits",type=integer,JSONPath=`.spec.credits`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.spec.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.spec.expiresAt`
 // +kubebuilder:printcolumn:name="Applied",type=string,JSONPath=`.status.conditions[?(@.type=="Applied")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Reason",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Applied")].reason`
+// +kubebuilder:printcolumn:name="Lot",type=string,priority=1,JSONPath=`.status.lotID`
 type CreditGrant struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

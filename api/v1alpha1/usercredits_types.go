@@ -93,6 +93,8 @@ type UserCreditsSpec struct {
 }
 
 // Lot is one grant of credits, spent in its turn (UserCreditsSpec.Lots).
+// +kubebuilder:validation:XValidation:rule="self.id == 'balance' || self.remaining <= self.credits",message="a lot's remaining cannot exceed its credits: grant more with POST /api/credits/grant (or a CreditGrant), which makes a new lot"
+// +kubebuilder:validation:XValidation:rule="!has(self.closed) || self.remaining == 0",message="a closed (voided or expired) lot keeps no remaining credits"
 type Lot struct {
 	// ID names the lot in GET /api/credits/grants and its void.
 	// +required
@@ -234,7 +236,7 @@ type UserCreditsStatus struct {
 // +kubebuilder:printcolumn:name="Reserved",type=integer,JSONPath=`.status.reserved`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Expiring",type=integer,JSONPath=`.status.expiringCredits`,priority=1
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.nextExpiry`,priority=1
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.nextExpiry`,priority=1
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.status.updatedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type UserCredits struct {

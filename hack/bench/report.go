@@ -23,6 +23,7 @@ type results struct {
 	ceiling, bareGet, opGet []Summary
 	opSet, rawPatch         []Summary
 	holds, consumes         []Summary
+	lotConsumes             []Summary // consumes on users whose balance is in lotsPerUser lots
 	hot, twoHot, twoGet     []Summary
 	hotExact                []bool
 	largeGet                []Summary
@@ -93,6 +94,7 @@ func (r *results) targets() []target {
 	hot, writes := throughputs(r.hot), throughputs(r.opSet)
 	large, small := throughputs(r.largeGet), throughputs(r.smallBesideLarge)
 	largeRatio := ratios(r.largeGet, r.smallBesideLarge)
+	lotRatio := ratios(r.lotConsumes, r.consumes)
 	exact := !slices.Contains(r.hotExact, false) && len(r.hotExact) > 0
 	return []target{
 		{"load generator ceiling vs bare handler (so the GET ratio is not capped by the generator)", "≥ 125 %",
@@ -102,8 +104,9 @@ func (r *results) targets() []target {
 		{"POST (set) throughput vs raw client-go patches, same objects and concurrency", "≥ 85 %", ratioText(write), write.median >= 0.85},
 		{"hot user: 200 concurrent consumes vs the distinct-user write rate", "≥ 100 %, exact",
 			fmt.Sprintf("%s (%.0f vs %.0f/s), exact: %v", pct(hot.median/writes.median), hot.median, writes.median, exact), hot.median >= writes.median && exact},
-		{"errors in the GET, write and hold runs", "0", fmt.Sprint(errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.twoGet)),
-			errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.twoGet) == 0},
+		{fmt.Sprintf("consume on users with %d lots vs users with none (run in turn)", lotsPerUser), "≥ 90 %", ratioText(lotRatio), lotRatio.median >= 0.9},
+		{"errors in the GET, write and hold runs", "0", fmt.Sprint(errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.lotConsumes, r.twoGet)),
+			errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.lotConsumes, r.twoGet) == 0},
 		{fmt.Sprintf("seeded grant keys are honoured, %d objects", r.scale), "a retried grant replays", fmt.Sprint(r.seededKeyReplayed), r.seededKeyReplayed},
 		{fmt.Sprintf("seeded histories read back, %d objects", r.scale), "100 entries", fmt.Sprint(r.historyRead), r.historyRead},
 		{fmt.Sprintf("RSS after sync, %d objects (%d grant keys and %d history entries each)", r.scale, scaleGrantKeys, historyEntries), "≤ 300 MiB",
@@ -166,7 +169,7 @@ func (r *results) write(dir string) error {
 	}{
 		{r.ceiling, getConcurrency}, {r.bareGet, getConcurrency}, {r.opGet, getConcurrency}, {r.twoGet, getConcurrency},
 		{r.smallBesideLarge, getConcurrency}, {r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency},
-		{r.consumes, writeConcurrency}, {r.holds, writeConcurrency}, {r.hot, hotConsumes}, {r.twoHot, hotConsumes},
+		{r.consumes, writeConcurrency}, {r.lotConsumes, writeConcurrency}, {r.holds, writeConcurrency}, {r.hot, hotConsumes}, {r.twoHot, hotConsumes},
 	} {
 		if len(sc.runs) == 0 {
 			continue

@@ -33,6 +33,7 @@ type seeding struct {
 	balance   int64
 	grantKeys int  // applied grant keys, as checkouts leave them
 	history   bool // a full transaction history (110 entries, the most the ring keeps)
+	lots      int  // the balance split into this many lots, of mixed priority and expiry
 }
 
 // seed creates n validated UserCredits (status included, as a running controller leaves
@@ -48,7 +49,7 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 		if spec.history {
 			fullHistory(annotations, spec.balance, now)
 		}
-		if err := seedOne(ctx, c, namespace, userID(prefix, i), spec.balance, annotations); err != nil {
+		if err := seedOne(ctx, c, namespace, userID(prefix, i), spec.balance, seededLots(spec, now), annotations); err != nil {
 			firstErr.CompareAndSwap(nil, err)
 			return -1
 		}
@@ -60,12 +61,12 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 	return sum.Duration, nil
 }
 
-func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64, annotations map[string]string) error {
+func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64, lots []creditsv1alpha1.Lot, annotations map[string]string) error {
 	obj := &creditsv1alpha1.UserCredits{
 		// As the API creates them: under the derived name, labelled so (account.NameLabel).
 		ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: namespace, Annotations: annotations,
 			Labels: map[string]string{account.NameLabel: account.NameDerived}},
-		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance, Lots: lots},
 	}
 	if err := c.Create(ctx, obj); err != nil {
 		return err
@@ -73,6 +74,27 @@ func seedOne(ctx context.Context, c client.Client, namespace, user string, balan
 	base := obj.DeepCopy()
 	obj.Status = controllers.Validate(obj, nil, metav1.Now(), 0, controllers.Record{}).Status
 	return c.Status().Patch(ctx, obj, client.MergeFrom(base))
+}
+
+// seededLots splits spec.balance into spec.lots lots as grants leave them: priorities and
+// expiries differ (so spending order matters), none expires during the run, and the
+// last lot takes the remainder so that the lots add up to the balance (the CRD checks it).
+func seededLots(spec seeding, now time.Time) []creditsv1alpha1.Lot {
+	if spec.lots == 0 {
+		return nil
+	}
+	lots := make([]creditsv1alpha1.Lot, spec.lots)
+	each := spec.balance / int64(spec.lots)
+	for i := range lots {
+		credits := each
+		if i == len(lots)-1 {
+			credits = spec.balance - each*int64(spec.lots-1)
+		}
+		expires := metav1.NewTime(now.Add(time.Duration(30+i) * 24 * time.Hour).Truncate(time.Second))
+		lots[i] = creditsv1alpha1.Lot{ID: fmt.Sprintf("lot_seed%02d", i), Credits: credits, Remaining: credits,
+			ExpiresAt: &expires, Priority: int32(10 * (i % 5)), Source: "api", GrantedAt: metav1.NewTime(now.Truncate(time.Second))}
+	}
+	return lots
 }
 
 // seedGrantKey is the Idempotency-Key of user's i-th seeded grant, as a checkout session ID.

@@ -3,6 +3,7 @@ package account
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -241,11 +242,17 @@ func TestAccountLotBoundsAndKeys(t *testing.T) {
 	if _, _, err := r3.do(other, now); !errors.Is(err, ErrIdempotencyKeyReused) {
 		t.Fatalf("the same key with other terms: %v", err)
 	}
+	// The bound counts characters, as the CRD's maxLength does.
+	if _, _, err := r3.do(Operation{Kind: OpGrant, Amount: 1, IdempotencyKey: "k-accented", Terms: LotTerms{Reason: strings.Repeat("é", MaxReasonLength)}}, now); err != nil {
+		t.Fatalf("a reason of %d two-byte characters: %v", MaxReasonLength, err)
+	}
 	for _, bad := range []Operation{
 		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Priority: prio(101)}},
 		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Priority: prio(-1)}},
 		{Kind: OpGrant, Amount: 1, Terms: LotTerms{ExpiresAt: now}},
-		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: string(make([]byte, MaxReasonLength+1))}},
+		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: strings.Repeat("r", MaxReasonLength+1)}},
+		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: "line\nbreak"}},
+		{Kind: OpGrant, Amount: 1, Terms: LotTerms{Reason: "\xff not UTF-8"}},
 		{Kind: OpConsume, Amount: 1, Terms: LotTerms{Reason: "x"}},
 		{Kind: OpVoid},
 	} {
@@ -268,5 +275,36 @@ func TestAccountLotsAddUpToTheBalance(t *testing.T) {
 	r.obj.Spec.Lots = nil // an edit that drops the lots: the whole balance becomes one lot
 	if a, err := Decode(r.obj); err != nil || len(a.Lots) != 1 || a.Lots[0].ID != BalanceLotID || a.Lots[0].Remaining != 9 {
 		t.Fatalf("a balance without lots: %+v %v", a.Lots, err)
+	}
+}
+
+// TestAccountCreditGrantLots: what the CreditGrant controller relies on. A lot may name a
+// CreditGrant, whose name may hold dots; a grant's key is answered before its expiry is
+// judged, so that a CreditGrant applied just before its expiresAt, whose status write was
+// lost, is told its lot rather than that it expired.
+func TestAccountCreditGrantLots(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	grant := Operation{Kind: OpGrant, Amount: 7, IdempotencyKey: "creditgrant:welcome.2026-q1",
+		Terms: LotTerms{ID: "lot_a", ExpiresAt: now.Add(time.Minute), Source: SourceGitOps, Reference: "welcome.2026-q1"}}
+	if res, _, err := r.do(grant, now); err != nil || res.LotID != "lot_a" {
+		t.Fatalf("a grant naming a dotted CreditGrant: %+v %v", res, err)
+	}
+	if lots := r.account().Lots; len(lots) != 1 || lots[0].Reference != "welcome.2026-q1" || lots[0].Source != SourceGitOps {
+		t.Fatalf("stored lots %+v", lots)
+	}
+	later := grant
+	later.Terms.ID = "lot_b"
+	if res, _, err := r.do(later, now.Add(2*time.Minute)); err != nil || !res.Replayed || res.LotID != "lot_a" {
+		t.Fatalf("the same grant after its expiry: %+v %v, want the replay of lot_a", res, err)
+	}
+	for _, ref := range []string{"a,b", "a;b", "a b", string(make([]byte, 256))} {
+		bad := Operation{Kind: OpGrant, Amount: 1, Terms: LotTerms{Source: SourceGitOps, Reference: ref}}
+		if _, _, err := r.do(bad, now); !errors.Is(err, ErrInvalidOperation) {
+			t.Errorf("reference %q: %v, want ErrInvalidOperation", ref, err)
+		}
+	}
+	if ValidReference("welcome.2026-q1") {
+		t.Error("a Stripe reference (the history's) accepts a dot")
 	}
 }

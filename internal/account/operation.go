@@ -2,7 +2,10 @@ package account
 
 import (
 	"errors"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // OpKind is what an Operation does to a balance.
@@ -166,5 +169,22 @@ func (t LotTerms) valid(kind OpKind) bool {
 	}
 	okSource := t.Source == "" || t.Source == SourceAPI || t.Source == SourceStripe || t.Source == SourceGitOps
 	return kind == OpGrant && okID && okSource && (t.Priority == nil || *t.Priority >= 0 && *t.Priority <= MaxPriority) &&
-		len(t.Reason) <= MaxReasonLength && (t.Reference == "" || ValidReference(t.Reference))
+		ValidReason(t.Reason) && (t.Reference == "" || validLotReference(t.Reference))
+}
+
+// ValidReason reports whether a lot's reason can be stored and shown: at most
+// MaxReasonLength characters (the CRD's maxLength counts characters, not bytes), valid
+// UTF-8 and no control characters, which would garble `kubectl get` and logs.
+func ValidReason(reason string) bool {
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLength {
+		return false
+	}
+	return strings.IndexFunc(reason, unicode.IsControl) < 0
+}
+
+// validLotReference accepts what ValidReference does and '.': a lot's reference names a
+// Checkout Session or a CreditGrant, whose name may hold dots (a DNS subdomain). A lot's
+// reference is never written into the history, whose separators ValidReference keeps out.
+func validLotReference(ref string) bool {
+	return ref != "" && len(ref) <= maxReferenceLength && idChars(strings.ReplaceAll(ref, ".", "_"))
 }

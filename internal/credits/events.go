@@ -16,8 +16,8 @@ import (
 )
 
 // operationEvents are the operations that leave a Normal Event on the user's object;
-// consumes and holds are too frequent for that, and a purchase leaves CreditsPurchased
-// (writer.done). The notes carry no amounts: repeated Events of one reason about one
+// consumes and holds are too frequent for that, a purchase leaves CreditsPurchased and a
+// CreditGrant's grant a CreditsGranted naming it (writer.done). The notes carry no amounts: repeated Events of one reason about one
 // object form a series (below), which keeps its first note. Amounts are in the history
 // (GET /api/credits/transactions) and the logs.
 var operationEvents = map[account.OpKind]struct{ reason, note string }{
@@ -41,6 +41,12 @@ func eventSubject(obj *creditsv1alpha1.UserCredits) *creditsv1alpha1.UserCredits
 // are paid for: one Event object each costs the apiserver nothing to speak of.
 func checkoutSession(id string) *corev1.ObjectReference {
 	return &corev1.ObjectReference{APIVersion: "stripe.com/v1", Kind: "CheckoutSession", Name: id}
+}
+
+// creditGrant is the related object of a CreditGrant's Event: the CreditGrant, so that each
+// has an Event of its own, as each purchase does.
+func creditGrant(namespace, name string) *corev1.ObjectReference {
+	return &corev1.ObjectReference{APIVersion: creditsv1alpha1.GroupVersion.String(), Kind: "CreditGrant", Namespace: namespace, Name: name}
 }
 
 // reporter tells people about records the store cannot trust or could not read whole:
@@ -119,6 +125,12 @@ func (r *reporter) wrote(written *creditsv1alpha1.UserCredits, applied []account
 		if op.Purchase != "" {
 			r.recorder.Eventf(eventSubject(written), checkoutSession(op.Purchase), "Normal", "CreditsPurchased", "UpdateBalance",
 				"%s purchased: Stripe Checkout Session %s", account.CountCredits(op.Amount), op.Purchase)
+			continue
+		}
+		if op.Kind == account.OpGrant && op.Terms.Source == account.SourceGitOps {
+			// The lot keeps the ID the store picked for it (a CreditGrant's lot never joins another).
+			r.recorder.Eventf(eventSubject(written), creditGrant(written.Namespace, op.Terms.Reference), "Normal", "CreditsGranted", "UpdateBalance",
+				"%s granted by CreditGrant %s: lot %s", account.CountCredits(op.Amount), op.Terms.Reference, op.Terms.ID)
 			continue
 		}
 		if e, ok := operationEvents[op.Kind]; ok {

@@ -123,6 +123,29 @@ func badCases(t *testing.T, signer *auth.Signer, cluster *auth.Signer) []badCase
 		badCase{group: "operation", what: "release with malformed JSON", method: "POST", path: hold + "release", body: `{`, header: bearer(valid)},
 		badCase{group: "operation", what: "release with trailing data", method: "POST", path: hold + "release", body: `{} {}`, header: bearer(valid)},
 		badCase{group: "operation", what: "capture with a misspelt member", method: "POST", path: hold + "capture", body: `{"credit":1}`, header: bearer(valid)},
+	)
+	grant, key := "/api/credits/grant?userId=u", append(bearer("svc-admin"), "Idempotency-Key", "k")
+	lot := "/api/credits/grants/lot_0123456789abcdef/void?userId=u"
+	cases = append(cases,
+		badCase{group: "grant", what: "expiresAt in the past", method: "POST", path: grant, body: `{"credits":5,"expiresAt":"2020-01-01T00:00:00Z"}`, header: key},
+		badCase{group: "grant", what: "expiresAt not RFC 3339 (a date only)", method: "POST", path: grant, body: `{"credits":5,"expiresAt":"2030-06-01"}`, header: key},
+		badCase{group: "grant", what: "expiresAt a Unix time", method: "POST", path: grant, body: `{"credits":5,"expiresAt":1900000000}`, header: key},
+		badCase{group: "grant", what: "priority 101", method: "POST", path: grant, body: `{"credits":5,"priority":101}`, header: key},
+		badCase{group: "grant", what: "priority -1", method: "POST", path: grant, body: `{"credits":5,"priority":-1}`, header: key},
+		badCase{group: "grant", what: "priority 1.5", method: "POST", path: grant, body: `{"credits":5,"priority":1.5}`, header: key},
+		badCase{group: "grant", what: "priority a string", method: "POST", path: grant, body: `{"credits":5,"priority":"high"}`, header: key},
+		badCase{group: "grant", what: "reason over 256 characters", method: "POST", path: grant, body: `{"credits":5,"reason":"` + strings.Repeat("r", 257) + `"}`, header: key},
+		badCase{group: "grant", what: "reason null", method: "POST", path: grant, body: `{"credits":5,"reason":null}`, header: key},
+		badCase{group: "grant", what: "unknown member (misspelt expiresAt)", method: "POST", path: grant, body: `{"credits":5,"expiresat":"2030-06-01T00:00:00Z"}`, header: key},
+		badCase{group: "grant", what: "duplicate member", method: "POST", path: grant, body: `{"credits":5,"priority":1,"priority":2}`, header: key},
+		badCase{group: "grant", what: "Idempotency-Key reused with other terms", method: "POST", path: grant, body: `{"credits":5,"priority":1}`, header: key, storeErr: account.ErrIdempotencyKeyReused},
+		badCase{group: "grant", what: "100 grants with credits left, none of the same terms", method: "POST", path: grant, body: `{"credits":5,"priority":1}`, header: key, storeErr: account.ErrTooManyLots},
+		badCase{group: "void", what: "unknown lot", method: "POST", path: lot, header: bearer("svc-admin"), storeErr: account.ErrLotNotFound},
+		badCase{group: "void", what: "malformed lot ID", method: "POST", path: "/api/credits/grants/bad$id/void?userId=u", header: bearer("svc-admin")},
+		badCase{group: "void", what: "void twice (nothing left)", method: "POST", path: lot, header: bearer("svc-admin"), storeErr: account.ErrLotClosed},
+		badCase{group: "void", what: "body other than {}", method: "POST", path: lot, body: `{"credits":1}`, header: bearer("svc-admin")},
+		badCase{group: "void", what: "Clerk user voids", method: "POST", path: "/api/credits/grants/lot_0123456789abcdef/void", header: bearer(valid)},
+		badCase{group: "void", what: "service without the grant verb", method: "POST", path: lot, header: bearer("svc-viewer")},
 		badCase{group: "route", what: "malformed reservation ID", method: "POST", path: "/api/credits/reservations/bad$id/capture", header: bearer(valid)},
 		badCase{group: "route", what: "65-character reservation ID", method: "POST", path: "/api/credits/reservations/" + strings.Repeat("a", 65) + "/release", header: bearer(valid)},
 		badCase{group: "route", what: "malformed reservation ID, no token", method: "POST", path: "/api/credits/reservations/bad$id/capture"},
@@ -164,6 +187,9 @@ func TestBadInputTable(t *testing.T) {
 		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)
 		if rec.Code < 400 || store.writes != 0 {
 			t.Errorf("%s/%s: answered %d with %d writes; a bad input must be refused and change nothing", c.group, c.what, rec.Code, store.writes)
+		}
+		if c.storeErr == nil && len(store.ops) != 0 {
+			t.Errorf("%s/%s: reached the store (%+v); only a refusal of the store's may", c.group, c.what, store.ops)
 		}
 		input := c.body
 		if len(input) > 48 {

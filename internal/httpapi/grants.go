@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gitread/usercredits-operator/internal/account"
 )
@@ -73,8 +72,8 @@ func parseGrant(body []byte, now time.Time) (int64, account.LotTerms, []byte) {
 		terms.Priority = &priority
 	}
 	if raw, ok := found[fieldReason]; ok {
-		if json.Unmarshal(raw, &terms.Reason) != nil || utf8.RuneCountInString(terms.Reason) > account.MaxReasonLength ||
-			len(terms.Reason) > 4*account.MaxReasonLength {
+		// A string only: null would read as no reason, as expiresAt and priority refuse it.
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &terms.Reason) != nil || !account.ValidReason(terms.Reason) {
 			return 0, terms, bodyInvalidReason
 		}
 	}

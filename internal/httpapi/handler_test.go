@@ -30,6 +30,7 @@ type memoryStore struct {
 	applyResult account.Result
 	history     []account.Transaction
 	grants      []account.GrantView
+	grantsOf    []string // the users whose grants were read
 }
 
 func (m *memoryStore) Balance(_ context.Context, user account.UserID) (int64, error) {
@@ -61,10 +62,11 @@ func (m *memoryStore) Apply(_ context.Context, user account.UserID, op account.O
 	return account.Result{Credits: op.Amount}, nil
 }
 
-// Grants answers grants, or the store's error.
-func (m *memoryStore) Grants(context.Context, account.UserID) ([]account.GrantView, error) {
+// Grants records the user and answers grants, or the store's error.
+func (m *memoryStore) Grants(_ context.Context, user account.UserID) ([]account.GrantView, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.grantsOf = append(m.grantsOf, string(user))
 	return m.grants, m.err
 }
 

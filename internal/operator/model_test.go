@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -19,7 +21,9 @@ import (
 )
 
 // rawAdd adds delta to user's balance straight at the apiserver with a read-modify-write
-// under the resourceVersion precondition, as a careful script behind the API would.
+// under the resourceVersion precondition, as a careful script behind the API would: with
+// lots stored, to the balance lot too (the CRD refuses a spec.credits that disagrees with
+// them).
 func rawAdd(ctx context.Context, user string, delta int64) error {
 	for {
 		obj := &creditsv1alpha1.UserCredits{}
@@ -28,6 +32,17 @@ func rawAdd(ctx context.Context, user string, delta int64) error {
 		}
 		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		obj.Spec.Credits += delta
+		if len(obj.Spec.Lots) > 0 && delta != 0 {
+			i := slices.IndexFunc(obj.Spec.Lots, func(l creditsv1alpha1.Lot) bool { return l.ID == account.BalanceLotID })
+			if i < 0 {
+				obj.Spec.Lots = append(obj.Spec.Lots, creditsv1alpha1.Lot{ID: account.BalanceLotID, Credits: 1, Priority: account.DefaultPriority,
+					Source: account.SourceSet, GrantedAt: metav1.Now()})
+				i = len(obj.Spec.Lots) - 1
+			}
+			l := &obj.Spec.Lots[i]
+			l.Remaining += delta
+			l.Credits = max(l.Credits, l.Remaining)
+		}
 		err := k8sClient.Patch(ctx, obj, patch)
 		if !apierrors.IsConflict(err) {
 			return err

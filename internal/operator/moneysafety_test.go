@@ -20,7 +20,10 @@ func rawSet(t *testing.T, user string, balance int64) {
 	t.Helper()
 	obj := &creditsv1alpha1.UserCredits{}
 	obj.Namespace, obj.Name = testNamespace, account.ObjectNameForUser(user)
-	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d}}`, balance))
+	// Without spec.lots, as a person setting a balance by hand would do once the user has
+	// lots (the CRD refuses a spec.credits that disagrees with them): the whole balance is
+	// then one lot.
+	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"credits":%d,"lots":null}}`, balance))
 	if err := k8sClient.Patch(context.Background(), obj, patch); err != nil {
 		t.Fatal(err)
 	}

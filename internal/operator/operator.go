@@ -35,7 +35,7 @@ import (
 	"github.com/gitread/usercredits-operator/internal/payments"
 )
 
-// NewScheme returns a scheme with the built-in kinds and UserCredits.
+// NewScheme returns a scheme with the built-in kinds and the credits.gitread.dev kinds.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
@@ -78,7 +78,8 @@ func ManagerOptions(o *options.Options) ctrl.Options {
 // +kubebuilder:rbac:groups="",namespace=system,resources=events,verbs=create;patch
 
 // Operator is the assembled operator: a controller-runtime manager with the index of users,
-// the UserCredits controller, the credits store, the Stripe webhook and the API server.
+// the UserCredits and CreditGrant controllers, the credits store, the Stripe webhook and
+// the API server.
 type Operator struct {
 	Manager ctrl.Manager
 
@@ -145,6 +146,11 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 		Recorder: op.Manager.GetEventRecorder("usercredits-controller"), Users: users, Holds: op.store}
 	if err := op.reconciler.SetupWithManager(op.Manager); err != nil {
 		return nil, fmt.Errorf("setting up the controller: %w", err)
+	}
+	grants := &controllers.CreditGrantReconciler{Client: op.Manager.GetClient(),
+		Recorder: op.Manager.GetEventRecorder("creditgrant-controller"), Grants: op.store, Users: users}
+	if err := grants.SetupWithManager(op.Manager); err != nil {
+		return nil, fmt.Errorf("setting up the CreditGrant controller: %w", err)
 	}
 	metrics.SetLowBalanceUsers(func() float64 {
 		return float64(users.Count(func(o *creditsv1alpha1.UserCredits) bool {

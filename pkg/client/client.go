@@ -17,6 +17,9 @@
 //		return err
 //	}
 //	_, err = c.Capture(ctx, userID, hold.ID)
+//
+// Grants are lots with their own expiry and priority (Grant's WithExpiry, WithPriority,
+// WithReason); Grants lists them and Void removes what is left of one.
 package client
 
 import (
@@ -98,14 +101,15 @@ type Reservation struct {
 // Transaction is one entry of a user's history.
 type Transaction struct {
 	// Type is set, consume, grant, purchase (a Stripe Checkout grant), reserve, capture,
-	// release or expire.
+	// release, expire (a hold, or credits of a lot whose time was up) or void.
 	Type string `json:"type"`
 	// Credits is, for a set, the balance it set; otherwise what the change moved.
 	Credits int64 `json:"credits"`
 	// Balance is the available balance after the change.
 	Balance int64     `json:"balance"`
 	At      time.Time `json:"at"`
-	// Reference is a purchase's Checkout Session ID; empty for other types.
+	// Reference is a purchase's Checkout Session ID, or the lot an expire or void removed
+	// credits from; empty otherwise.
 	Reference string `json:"reference,omitempty"`
 }
 
@@ -149,9 +153,13 @@ func (c *Client) Consume(ctx context.Context, userID string, n int64, opts ...Ca
 	return c.change(ctx, "/api/credits/consume", userID, map[string]any{"credits": n}, opts)
 }
 
-// Grant adds n credits to userID's (the grant verb).
+// Grant adds n credits to userID's as a lot of their own (the grant verb) and returns the
+// available balance after it. Optional terms: WithExpiry, WithPriority, WithReason (without
+// them the lot never expires and has priority 50). ErrConflict when the key was used for
+// another grant (other credits or terms), or when the user has 100 lots with credits left
+// and none of these terms to join.
 func (c *Client) Grant(ctx context.Context, userID string, n int64, opts ...CallOption) (int64, error) {
-	return c.change(ctx, "/api/credits/grant", userID, map[string]any{"credits": n}, opts)
+	return c.change(ctx, grantPath, userID, map[string]any{"credits": n}, opts)
 }
 
 // Reserve holds n credits of userID's for ttl (the API's default when 0), until Capture or
@@ -206,7 +214,8 @@ func (c *Client) change(ctx context.Context, path, userID string, body map[strin
 
 // call is one logical call, over its attempts.
 type call struct {
-	key string
+	key   string
+	terms grantTerms // Grant's only
 }
 
 // do sends one call: a change's attempts all carry the same Idempotency-Key, which its
@@ -221,6 +230,12 @@ func (c *Client) do(ctx context.Context, method, path, userID string, body map[s
 	}
 	if cl.key == "" {
 		cl.key = NewIdempotencyKey()
+	}
+	if cl.terms.set() {
+		if path != grantPath {
+			return &ChangeError{Key: cl.key, Err: errTermsNotForThisCall(path)}
+		}
+		cl.terms.addTo(body)
 	}
 	var payload []byte
 	if body != nil {

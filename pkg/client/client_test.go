@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 // recorded is what the server saw of one request.
 type recorded struct {
 	method, path, key, auth string
+	query, body             string
 }
 
 // apiServer answers every request with status and body, and records the requests.
@@ -34,8 +36,9 @@ func newAPIServer(t *testing.T, status int, body string) *apiServer {
 	t.Helper()
 	s := &apiServer{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		payload, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.requests = append(s.requests, recorded{r.Method, r.URL.Path, r.Header.Get("Idempotency-Key"), r.Header.Get("Authorization")})
+		s.requests = append(s.requests, recorded{r.Method, r.URL.EscapedPath(), r.Header.Get("Idempotency-Key"), r.Header.Get("Authorization"), r.URL.RawQuery, string(payload)})
 		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -88,6 +91,10 @@ var changes = map[string]func(ctx context.Context, c *Client, opts ...CallOption
 	},
 	"Release": func(ctx context.Context, c *Client, o ...CallOption) error {
 		_, err := c.Release(ctx, "u", "rsv_1", o...)
+		return err
+	},
+	"Void": func(ctx context.Context, c *Client, o ...CallOption) error {
+		_, err := c.Void(ctx, "u", "lot_1", o...)
 		return err
 	},
 }

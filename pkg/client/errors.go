@@ -19,10 +19,11 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrInvalidRequest: the request was refused as malformed (400).
 	ErrInvalidRequest = errors.New("invalid request")
-	// ErrNotFound: no such reservation for this user.
+	// ErrNotFound: no such reservation, or lot (Void), for this user.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the reservation was closed the other way, the user has too many open
-	// holds, or the Idempotency-Key was used for another request.
+	// holds or grants, the lot has nothing left to void, or the Idempotency-Key was used for
+	// another request.
 	ErrConflict = errors.New("conflict")
 	// ErrExpired: the reservation expired.
 	ErrExpired = errors.New("reservation expired")
@@ -86,7 +87,7 @@ func apiError(status int, body []byte) error {
 }
 
 // ChangeError is the error of every change that failed (Set, Consume, Grant, Reserve,
-// Capture, CapturePart, Release): what ended it, and the Idempotency-Key all its attempts
+// Capture, CapturePart, Release, Void): what ended it, and the Idempotency-Key all its attempts
 // were sent with. After ErrServer, a timeout or a cancelled context the change may or may
 // not have been applied; sending it again WithIdempotencyKey(Key) within the API's key
 // window applies it at most once (docs/go-client.md). errors.Is and errors.As see through

@@ -80,6 +80,10 @@ func TestDocsReader(t *testing.T) {
 			"NAME                        USER       CREDITS   RESERVED   VALID   UPDATED   AGE",
 			"user-dev-45dc95b2b7b75794   user_dev   10                   True    2s        2s",
 		}
+		wide := []string{
+			"NAME       USER       CREDITS   EXPIRING   EXPIRES                AGE",
+			"user-dev   user_dev   57        50         2027-01-31T00:00:00Z   2s",
+		}
 		for _, tc := range []struct {
 			name  string
 			want  []string
@@ -99,6 +103,11 @@ func TestDocsReader(t *testing.T) {
 			{"table, reserved filled", table, table[0] + "\n" + strings.Replace(table[1], "10         ", "10        1", 1), false},
 			{"table, extra row", table, strings.Join(table, "\n") + "\nalice  user_a  1  True  1s  1s", false},
 			{"table, other columns", table, strings.Replace(table[0], "VALID", "READY", 1) + "\n" + table[1], false},
+			{"lot ID", []string{`{"id":"lot_5c1e0f2a9b3d4e67"}`}, `{"id":"lot_0123456789abcdef"}`, true},
+			{"a hold ID for a lot ID", []string{`{"id":"lot_5c1e0f2a9b3d4e67"}`}, `{"id":"rsv_0123456789abcdef"}`, false},
+			{"table, any expiry", wide, wide[0] + "\n" + strings.Replace(wide[1], "2027-01-31T00:00:00Z", "2026-12-30T07:00:00Z", 1), true},
+			{"table, no expiry", wide, wide[0] + "\n" + strings.Replace(wide[1], "2027-01-31T00:00:00Z", "                    ", 1), false},
+			{"table, other expiring", wide, wide[0] + "\n" + strings.Replace(wide[1], "50 ", "49 ", 1), false},
 		} {
 			err := matchOutput(tc.want, tc.got)
 			if (err == nil) != tc.match {

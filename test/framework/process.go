@@ -3,6 +3,7 @@ package framework
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -14,14 +15,45 @@ import (
 	"time"
 )
 
-// FreeAddr returns a loopback address with a free port.
+// FreeAddr returns a loopback address with a port free now, for a process started next.
+// The port is picked below the kernel's ephemeral range: a port from that range (what
+// listening on ":0" hands out) is also what the kernel gives the next outgoing
+// connection, and with apiservers, etcd and managers all connecting at once one of them
+// took the port between this check and the process binding it ("address already in use").
 func FreeAddr() (string, error) {
+	low := ephemeralPortsStart()
+	for range 50 {
+		port := freePortFloor + rand.IntN(low-freePortFloor)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		return addr, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// freePortFloor keeps FreeAddr above the well-known and commonly configured ports.
+const freePortFloor = 20000
+
+// ephemeralPortsStart is the first port the kernel hands out for ":0" and outgoing
+// connections (Linux: /proc/sys/net/ipv4/ip_local_port_range; 32768 where unknown).
+func ephemeralPortsStart() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if low, err := strconv.Atoi(f[0]); err == nil && low > freePortFloor+1000 {
+				return low
+			}
+		}
+	}
+	return 32768
 }
 
 // BuildManager builds the manager binary (./cmd) into dir and returns its path.
