@@ -165,6 +165,11 @@ func (a *Account) set(n int64, now time.Time) error {
 	case n > a.Available:
 		a.Lots = slices.Clone(a.Lots)
 		i := a.balanceLot(now)
+		if l := &a.Lots[i]; l.Closed != "" {
+			// The balance lot was voided (a closed lot keeps no credits): the set makes
+			// the balance what it says, and the balance lot is open again to hold it.
+			l.Closed, l.ClosedAt = "", time.Time{}
+		}
 		a.Lots[i].Remaining += n - a.Available
 		a.Available = n
 		a.lotsChanged = true

@@ -308,3 +308,30 @@ func TestAccountCreditGrantLots(t *testing.T) {
 		t.Error("a Stripe reference (the history's) accepts a dot")
 	}
 }
+
+// TestAccountSetAfterTheBalanceLotWasVoided: a set above the balance after the balance lot
+// was voided opens the balance lot again to hold what it adds, rather than adding credits
+// to a closed lot (a record every later decision refused as untrusted, every set a 500).
+func TestAccountSetAfterTheBalanceLotWasVoided(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 5)
+	if _, _, err := r.do(grantLot("g", 3, 50, time.Time{}), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.do(Operation{Kind: OpVoid, Terms: LotTerms{ID: BalanceLotID}}, now); err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := r.do(Operation{Kind: OpSet, Amount: 10}, now)
+	if err != nil || res.Credits != 10 {
+		t.Fatalf("set 10 after the balance lot was voided: %+v, %v", res, err)
+	}
+	if got := remaining(r.account()); fmt.Sprint(got) != fmt.Sprint(map[string]int64{"g": 3, BalanceLotID: 7}) {
+		t.Fatalf("lots %v, want g 3 and balance 7", got)
+	}
+	if _, _, err := r.do(Operation{Kind: OpVoid, Terms: LotTerms{ID: BalanceLotID}}, now); err != nil {
+		t.Fatalf("voiding the balance lot again: %v", err)
+	}
+	if got := r.available(); got != 3 {
+		t.Fatalf("available %d after the second void, want 3", got)
+	}
+}
