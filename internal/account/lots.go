@@ -187,7 +187,7 @@ func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, erro
 	case a.Available > MaxBalance-a.Held()-op.Amount:
 		return historyEntry{}, "", ErrBalanceOverflow
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
-		return historyEntry{}, "", ErrInvalidOperation // already expired
+		return historyEntry{}, "", ErrGrantExpired
 	}
 	lot := Lot{ID: t.ID, Credits: op.Amount, Remaining: op.Amount, ExpiresAt: t.ExpiresAt, Priority: t.priority(),
 		Source: t.Source, Reference: t.Reference, Reason: t.Reason, GrantedAt: now.Truncate(time.Second)}

@@ -335,3 +335,26 @@ func TestAccountSetAfterTheBalanceLotWasVoided(t *testing.T) {
 		t.Fatalf("available %d after the second void, want 3", got)
 	}
 }
+
+// TestAccountGrantReplayedAfterItsExpiry: a grant's key is looked up before its expiresAt
+// is judged, so that a retry sent after the lot expired (its first answer lost) is told
+// the grant applied; a new grant with a past expiresAt is refused.
+func TestAccountGrantReplayedAfterItsExpiry(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	op := grantLot("", 4, 50, now.Add(10*time.Second))
+	op.IdempotencyKey = "promo-1"
+	first, _, err := r.do(op, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(time.Minute)
+	res, changed, err := r.do(op, later)
+	if err != nil || changed || !res.Replayed || res.Credits != first.Credits || res.LotID != first.LotID {
+		t.Fatalf("the grant again after its expiry: %+v changed %v, %v; want a replay of %+v", res, changed, err, first)
+	}
+	op.IdempotencyKey = "promo-2"
+	if _, _, err := r.do(op, later); !errors.Is(err, ErrGrantExpired) || !errors.Is(err, ErrInvalidOperation) {
+		t.Fatalf("a new grant whose expiresAt has passed: %v, want ErrGrantExpired (an invalid operation)", err)
+	}
+}
