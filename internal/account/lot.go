@@ -75,7 +75,9 @@ func (l *Lot) expired(now time.Time) bool { return !l.ExpiresAt.IsZero() && !now
 // spendable reports whether l's remaining credits can be spent or held at now.
 func (l *Lot) spendable(now time.Time) bool { return l.Closed == "" && !l.expired(now) }
 
-// before reports whether a is spent before b.
+// before reports whether a is spent before b. Lots granted within the same second compare
+// equal: its callers sort stably, in the order the lots are stored, which is the order
+// they were made in ("then the oldest"; their IDs are random and say nothing of it).
 func before(a, b *Lot) int {
 	if c := cmp.Compare(a.Priority, b.Priority); c != 0 {
 		return c
@@ -89,10 +91,7 @@ func before(a, b *Lot) int {
 	case !a.ExpiresAt.Equal(b.ExpiresAt):
 		return a.ExpiresAt.Compare(b.ExpiresAt)
 	}
-	if c := a.GrantedAt.Compare(b.GrantedAt); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
+	return a.GrantedAt.Compare(b.GrantedAt)
 }
 
 func sumCredits(parts []LotCredits) int64 {

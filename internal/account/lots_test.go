@@ -358,3 +358,29 @@ func TestAccountGrantReplayedAfterItsExpiry(t *testing.T) {
 		t.Fatalf("a new grant whose expiresAt has passed: %v, want ErrGrantExpired (an invalid operation)", err)
 	}
 }
+
+// TestAccountLotsOfOneSecondAreSpentOldestFirst: lots of the same terms granted within one
+// second (grantedAt is stored to the second) are spent in the order they were granted,
+// whatever their (random) IDs.
+func TestAccountLotsOfOneSecondAreSpentOldestFirst(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	for i, id := range []string{"lot_f", "lot_a", "lot_c"} {
+		if _, _, err := r.do(grantLot(id, 2, 50, time.Time{}), now.Add(time.Duration(i)*100*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := []string{}
+	for _, g := range r.account().Grants(now) {
+		order = append(order, g.ID)
+	}
+	if fmt.Sprint(order) != "[lot_f lot_a lot_c]" {
+		t.Fatalf("spending order %v, want the order of the grants: [lot_f lot_a lot_c]", order)
+	}
+	if _, _, err := r.do(Operation{Kind: OpConsume, Amount: 3}, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := remaining(r.account()); fmt.Sprint(got) != fmt.Sprint(map[string]int64{"lot_a": 1, "lot_c": 2}) {
+		t.Fatalf("after consuming 3: %v, want lot_f spent, lot_a 1, lot_c 2", got)
+	}
+}
