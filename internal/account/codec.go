@@ -291,10 +291,15 @@ func (a *Account) storedLots() []creditsv1alpha1.Lot {
 	return out
 }
 
-// lotsOf reads obj's lots; without any, the whole balance is the balance lot.
+// lotsOf reads obj's lots; without any, the whole balance is the balance lot, which is
+// there too, empty, while a hold keeps credits of it, so that it is listed as a lot with
+// credits held, as when some of it is left.
 func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
 	if len(obj.Spec.Lots) == 0 {
-		if obj.Spec.Credits == 0 {
+		heldFromBalance := slices.ContainsFunc(obj.Spec.Reservations, func(r creditsv1alpha1.Reservation) bool {
+			return len(r.From) == 0 || slices.ContainsFunc(r.From, func(p creditsv1alpha1.LotCredits) bool { return p.Lot == BalanceLotID })
+		})
+		if obj.Spec.Credits == 0 && !heldFromBalance {
 			return nil
 		}
 		return []Lot{{ID: BalanceLotID, Credits: obj.Spec.Credits, Remaining: obj.Spec.Credits, Priority: DefaultPriority, Source: SourceSet,
