@@ -28,8 +28,8 @@ func (m *refModel) render() string {
 	fmt.Fprintf(&b, "credits %d\n", m.available())
 	if m.storesLots() {
 		for _, l := range m.lots {
-			fmt.Fprintf(&b, "lot %s %d of %d expires %s priority %d %s %q granted %s %s\n", l.id, l.remaining, l.credits,
-				refTime(l.expiresAt), l.priority, l.source, l.reason, refTime(l.grantedAt), l.closed)
+			fmt.Fprintf(&b, "lot %s %d of %d expires %s priority %d %s %q %q granted %s %s\n", l.id, l.remaining, l.credits,
+				refTime(l.expiresAt), l.priority, l.source, l.reference, l.reason, refTime(l.grantedAt), l.closed)
 		}
 	}
 	for _, h := range m.holds {
@@ -51,8 +51,8 @@ func renderStored(obj *creditsv1alpha1.UserCredits) string {
 		if l.ExpiresAt != nil {
 			expires = l.ExpiresAt.Time
 		}
-		fmt.Fprintf(&b, "lot %s %d of %d expires %s priority %d %s %q granted %s %s\n", l.ID, l.Remaining, l.Credits,
-			refTime(expires), l.Priority, l.Source, l.Reason, refTime(l.GrantedAt.Time), l.Closed)
+		fmt.Fprintf(&b, "lot %s %d of %d expires %s priority %d %s %q %q granted %s %s\n", l.ID, l.Remaining, l.Credits,
+			refTime(expires), l.Priority, l.Source, l.Reference, l.Reason, refTime(l.GrantedAt.Time), l.Closed)
 	}
 	for _, r := range obj.Spec.Reservations {
 		var from []refPart
@@ -166,7 +166,7 @@ func (m *refModel) adopt(obj *creditsv1alpha1.UserCredits) {
 	}
 	for _, s := range obj.Spec.Lots {
 		l := refLot{id: s.ID, credits: s.Credits, remaining: s.Remaining, priority: s.Priority, source: s.Source, reason: s.Reason,
-			grantedAt: s.GrantedAt.Time, closed: s.Closed}
+			reference: s.Reference, grantedAt: s.GrantedAt.Time, closed: s.Closed}
 		if s.ExpiresAt != nil {
 			l.expiresAt = s.ExpiresAt.Time
 		}
@@ -194,28 +194,31 @@ func (m *refModel) adopt(obj *creditsv1alpha1.UserCredits) {
 	}
 }
 
+// refGrantView is one lot of GET /api/credits/grants, as the contract words it.
+type refGrantView struct {
+	ID        string  `json:"id"`
+	Credits   int64   `json:"credits"`
+	Remaining int64   `json:"remaining"`
+	ExpiresAt *string `json:"expiresAt"`
+	Priority  int32   `json:"priority"`
+	Source    string  `json:"source"`
+	Reference string  `json:"reference,omitempty"`
+	Reason    string  `json:"reason"`
+	GrantedAt string  `json:"grantedAt"`
+}
+
 // grantsView is GET /api/credits/grants as the model says it: the lots with credits left
 // (to spend or held) whose time is not up, in spending order.
 func (m *refModel) grantsView(now time.Time) string {
-	type view struct {
-		ID        string  `json:"id"`
-		Credits   int64   `json:"credits"`
-		Remaining int64   `json:"remaining"`
-		ExpiresAt *string `json:"expiresAt"`
-		Priority  int32   `json:"priority"`
-		Source    string  `json:"source"`
-		Reason    string  `json:"reason"`
-		GrantedAt string  `json:"grantedAt"`
-	}
-	out := []view{}
+	out := []refGrantView{}
 	for _, i := range m.order() {
 		l := m.lots[i]
 		held := m.heldFrom(l.id)
 		if l.closed != "" || l.due(now) || l.remaining+held == 0 {
 			continue
 		}
-		v := view{ID: l.id, Credits: l.credits, Remaining: l.remaining, Priority: l.priority, Source: l.source, Reason: l.reason,
-			GrantedAt: refTime(l.grantedAt)}
+		v := refGrantView{ID: l.id, Credits: l.credits, Remaining: l.remaining, Priority: l.priority, Source: l.source, Reference: l.reference,
+			Reason: l.reason, GrantedAt: refTime(l.grantedAt)}
 		if l.id == refBalanceLot {
 			v.Credits = l.remaining + held
 		}
@@ -229,37 +232,18 @@ func (m *refModel) grantsView(now time.Time) string {
 	return string(data)
 }
 
-// servedGrants is a GET /api/credits/grants body in grantsView's form (references aside:
-// the model's grants name none).
+// servedGrants is a GET /api/credits/grants body in grantsView's form; a member the
+// contract does not name fails the decoding.
 func servedGrants(body string) (string, error) {
 	var g struct {
-		Grants []map[string]any `json:"grants"`
+		Grants []refGrantView `json:"grants"`
 	}
-	if err := json.Unmarshal([]byte(body), &g); err != nil || g.Grants == nil {
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&g); err != nil || g.Grants == nil {
 		return "", fmt.Errorf("grants body %s: %v", body, err)
 	}
-	for _, v := range g.Grants {
-		delete(v, "reference")
-	}
-	type view struct {
-		ID        string  `json:"id"`
-		Credits   int64   `json:"credits"`
-		Remaining int64   `json:"remaining"`
-		ExpiresAt *string `json:"expiresAt"`
-		Priority  int32   `json:"priority"`
-		Source    string  `json:"source"`
-		Reason    string  `json:"reason"`
-		GrantedAt string  `json:"grantedAt"`
-	}
-	var list []view
 	data, _ := json.Marshal(g.Grants)
-	if err := json.Unmarshal(data, &list); err != nil {
-		return "", err
-	}
-	if list == nil {
-		list = []view{}
-	}
-	data, _ = json.Marshal(list)
 	return string(data), nil
 }
 

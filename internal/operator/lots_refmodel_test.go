@@ -30,6 +30,7 @@ type refLot struct {
 	expiresAt          time.Time // zero: never
 	priority           int32
 	source, reason     string
+	reference          string    // a CreditGrant's lot: the CreditGrant's name
 	grantedAt          time.Time // to the second, as stored; zero until learned
 	age                int       // the order lots were made in: "the oldest" within one second
 	closed             string    // "", "voided" or "expired"
@@ -87,6 +88,7 @@ type refModel struct {
 	// created is the object's creationTimestamp: the grantedAt of the balance lot a record
 	// without spec.lots stands for.
 	created time.Time
+	now     time.Time // when the operation being decided is
 }
 
 func newRefModel() *refModel {
@@ -248,9 +250,20 @@ func (m *refModel) controllerExpire(now time.Time) bool {
 	if !m.controllerActs(now) {
 		return false
 	}
+	from := len(m.history)
 	m.expireDue(now)
 	m.afterWrite()
+	m.settleHistory(from)
 	return true
+}
+
+// settleHistory gives the entries one write made, from index from on, the balance after
+// that write: the contract (docs/reservations.md) has every entry of one write show it,
+// such as a consume and the expiry of the lots that were due before it.
+func (m *refModel) settleHistory(from int) {
+	for i := from; i < len(m.history); i++ {
+		m.history[i].value = m.available()
+	}
 }
 
 // nextDue is when the next open lot's time is up; zero when none expires.
@@ -295,10 +308,11 @@ func (m *refModel) record(kind string, credits int64) {
 }
 
 // flatten is kubectl removing spec.lots and setting spec.credits to n: the whole balance is
-// one lot again, granted when the record was created.
+// one lot again, granted when the record was created (there, empty, while holds keep
+// credits of it).
 func (m *refModel) flatten(n int64) {
 	m.lots = nil
-	if n > 0 {
+	if n > 0 || m.heldFrom(refBalanceLot) > 0 {
 		m.lots = []refLot{{id: refBalanceLot, credits: n, remaining: n, priority: refDefaultPriority, source: "set", grantedAt: m.created}}
 	}
 }

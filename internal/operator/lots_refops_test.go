@@ -8,7 +8,7 @@ import (
 
 // refOp is one API request to the reference model.
 type refOp struct {
-	kind     string // set, consume, grant, reserve, capture, release, void
+	kind     string // set, consume, grant, reserve, capture, release, void, creditgrant
 	n        int64
 	all      bool // a capture of the whole hold
 	key      string
@@ -17,7 +17,11 @@ type refOp struct {
 	expires  time.Time
 	priority *int32
 	reason   string
-	asUser   bool // sent by the user with their session token (the model does not care who)
+	asUser   bool   // sent by the user with their session token (the model does not care who)
+	name     string // a CreditGrant's name (its key is controllers.GrantKey(name))
+	// recreate: a CreditGrant applied again, as a GitOps tool prunes and re-creates it, or
+	// as an operator killed before its status write leaves it (lots_modelcg_test.go).
+	recreate bool
 }
 
 // request is what a key's repeat must ask again to be a replay: the same operation, amount,
@@ -39,6 +43,7 @@ const (
 	refBodyReleased     = `{"error":"Reservation already released"}`
 	refBodyLotNotFound  = `{"error":"Grant not found"}`
 	refBodyLotClosed    = `{"error":"Grant has nothing left"}`
+	refBodyGrantExpired = `{"error":"Invalid expiresAt"}`
 	// refHoldIDMark stands for the hold ID in a reserve's answer until the answer names it.
 	refHoldIDMark = "<hold>"
 )
@@ -57,6 +62,11 @@ func (op refOp) String() string {
 		s += " " + op.hold
 	case "void":
 		s += " " + op.lot
+	case "creditgrant":
+		s += fmt.Sprintf(" %s %d", op.name, op.n)
+		if op.recreate {
+			s += " again"
+		}
 	default:
 		s += fmt.Sprintf(" %d", op.n)
 	}
@@ -105,12 +115,15 @@ func (m *refModel) apply(op refOp, now time.Time) (refAnswer, bool) {
 		return m.closedAnswer(op)
 	}
 	c := m.clone()
+	c.now = now
+	from := len(c.history)
 	c.expireDue(now)
 	ans, ok := c.decide(op)
 	if !ok {
 		return ans, false
 	}
 	c.afterWrite()
+	c.settleHistory(from)
 	if op.key != "" {
 		c.keys[op.key] = refKey{op.request(), ans}
 	}
@@ -158,14 +171,20 @@ func (m *refModel) decide(op refOp) (refAnswer, bool) {
 		m.take(op.n)
 		m.record("consume", op.n)
 		return refUpdated(m.available()), true
-	case "grant":
+	case "grant", "creditgrant":
+		if !op.expires.IsZero() && !m.now.Before(op.expires) {
+			return refAnswer{400, refBodyGrantExpired}, false
+		}
 		m.made++
 		p := int32(refDefaultPriority)
 		if op.priority != nil {
 			p = *op.priority
 		}
-		m.lots = append(m.lots, refLot{id: refNew, credits: op.n, remaining: op.n, expiresAt: op.expires, priority: p, source: "api",
-			reason: op.reason, age: m.made})
+		l := refLot{id: refNew, credits: op.n, remaining: op.n, expiresAt: op.expires, priority: p, source: "api", reason: op.reason, age: m.made}
+		if op.kind == "creditgrant" {
+			l.source, l.reference = "gitops", op.name
+		}
+		m.lots = append(m.lots, l)
 		m.record("grant", op.n)
 		return refUpdated(m.available()), true
 	case "reserve":
