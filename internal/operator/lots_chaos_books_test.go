@@ -2,10 +2,8 @@ package operator_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,127 +11,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
-	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/test/framework"
 )
 
-// chaosSend sends task's copies at once, each to a live replica, each again (same key,
-// maybe another replica) until it has an answer: a kill or a 500 leaves the first attempt's
-// fate unknown, and the key makes the retry safe.
-func chaosSend(t *testing.T, fleet *chaosFleet, admin string, task chaosTask, tally *chaosTally) {
-	replicas := make([]*chaosReplica, task.copies)
-	for i := range replicas {
-		replicas[i] = fleet.pick()
-	}
-	var wg sync.WaitGroup
-	for _, first := range replicas {
-		wg.Go(func() {
-			r, cut := first, false
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				status, body, replayed, err := chaosPost(r, task.path, task.req.user, admin, task.req.key, task.body)
-				switch {
-				case err == nil && status == 200:
-					task.req.answered(body, replayed, t)
-					if cut {
-						tally.interrupted.Add(1)
-						if replayed {
-							tally.replayedAfterKill.Add(1)
-						} else {
-							tally.fresh.Add(1)
-						}
-					}
-					return
-				case err == nil && status != 500:
-					t.Errorf("%s %s: %d %s", task.path, task.req.key, status, body)
-					return
-				case time.Now().After(deadline):
-					t.Errorf("%s %s: no answer within 30 s (last: %d %s %v)", task.path, task.req.key, status, body, err)
-					return
-				}
-				cut = true
-				time.Sleep(20 * time.Millisecond)
-				r = fleet.pick()
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// answered records a 200 answer to c.
-func (c *chaosKeyed) answered(body string, replayed bool, t *testing.T) {
-	var a struct {
-		Credits int64 `json:"credits"`
-	}
-	if err := json.Unmarshal([]byte(body), &a); err != nil || a.Credits < 0 {
-		t.Errorf("%s: answer %s", c.key, body)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !replayed {
-		c.applied++
-	}
-	c.bodies = append(c.bodies, body)
-}
-
-// lotsWatch follows every stored version of the chaos users' records: the lot invariant
-// must hold in each, and it notes when each lot was first seen closed as expired.
-type lotsWatch struct {
-	mu       sync.Mutex
-	versions int
-	broken   []string
-	expired  map[string]time.Duration // user/lot → seen closed this long after its expiry
-}
-
-func watchLots(t *testing.T, ctx context.Context, prefix string) *lotsWatch {
+// checkChaosBooks checks a chaos run's outcome (TestLotsChaos), the replicas still serving.
+func checkChaosBooks(t *testing.T, p *chaosPlan, seen *lotsWatch, admin string, fleet *chaosFleet) {
 	t.Helper()
-	wc, err := client.NewWithWatch(restCfg, client.Options{Scheme: operator.NewScheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &lotsWatch{expired: map[string]time.Duration{}}
-	go func() {
-		for ctx.Err() == nil {
-			wi, err := wc.Watch(ctx, &creditsv1alpha1.UserCreditsList{}, client.InNamespace(testNamespace))
-			if err != nil {
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			for ev := range wi.ResultChan() {
-				if obj, ok := ev.Object.(*creditsv1alpha1.UserCredits); ok && strings.HasPrefix(obj.Spec.UserID, prefix) {
-					w.observe(obj)
-				}
-			}
-			wi.Stop()
-		}
-	}()
-	return w
-}
-
-func (w *lotsWatch) observe(obj *creditsv1alpha1.UserCredits) {
-	now := time.Now()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.versions++
-	if err := lotInvariant(obj); err != nil && len(w.broken) < 10 {
-		w.broken = append(w.broken, fmt.Sprintf("%s (resourceVersion %s): %v", obj.Spec.UserID, obj.ResourceVersion, err))
-	}
-	for _, l := range obj.Spec.Lots {
-		id := obj.Spec.UserID + "/" + l.ID
-		if _, seen := w.expired[id]; !seen && l.Closed == "expired" && l.ExpiresAt != nil {
-			w.expired[id] = now.Sub(l.ExpiresAt.Time)
-		}
-	}
-}
-
-// checkChaosBooks: no request applied twice, every answer to a key the same, the books of
-// every user closed exactly, every expiring lot removed whole within the bound, and the lot
-// invariant in every version the watch saw.
-func checkChaosBooks(t *testing.T, grants, consumes []*chaosKeyed, seen *lotsWatch, prefix string) {
-	t.Helper()
-	want := map[string]int64{}
 	twice := 0
-	for _, c := range append(append([]*chaosKeyed{}, grants...), consumes...) {
+	for _, c := range append(append(append([]*chaosKeyed{}, p.grants...), p.consumes...), p.voids...) {
 		c.mu.Lock()
 		switch {
 		case len(c.bodies) == 0:
@@ -145,102 +29,207 @@ func checkChaosBooks(t *testing.T, grants, consumes []*chaosKeyed, seen *lotsWat
 			t.Errorf("%s answered differently: %v", c.key, c.bodies)
 		}
 		c.mu.Unlock()
-		switch {
-		case !c.grant:
-			want[c.user]--
-		case c.expires.IsZero():
-			want[c.user] += c.credits
-		}
 	}
-	t.Logf("%d grants and %d consumes, %d applied twice by their answers", len(grants), len(consumes), twice)
+	t.Logf("%d grants, %d consumes and %d voids: %d applied twice by their answers", len(p.grants), len(p.consumes), len(p.voids), twice)
 
 	var list creditsv1alpha1.UserCreditsList
-	if err := k8sClient.List(context.Background(), &list, client.InNamespace(testNamespace)); err != nil {
+	if err := k8sClient.List(context.Background(), &list, client.InNamespace(chaosNamespace)); err != nil {
 		t.Fatal(err)
 	}
-	users := 0
-	for _, obj := range list.Items {
-		if !strings.HasPrefix(obj.Spec.UserID, prefix) {
-			continue
+	stored := map[string]*creditsv1alpha1.UserCredits{}
+	for i := range list.Items {
+		obj := &list.Items[i]
+		if _, dup := stored[obj.Spec.UserID]; dup {
+			t.Errorf("%s: two objects", obj.Spec.UserID)
 		}
-		users++
-		if err := lotInvariant(&obj); err != nil {
-			t.Errorf("%s: %v", obj.Spec.UserID, err)
-		}
-		if got := obj.Spec.Credits; got != want[obj.Spec.UserID] {
-			t.Errorf("%s: %d credits stored, the books say %d (a grant or consume applied twice, or lost)", obj.Spec.UserID, got, want[obj.Spec.UserID])
-		}
-		if c := apimeta.FindStatusCondition(obj.Status.Conditions, "Valid"); c == nil || c.Status != "True" {
-			t.Errorf("%s: Valid condition %v", obj.Spec.UserID, c)
-		}
+		stored[obj.Spec.UserID] = obj
 	}
-	if users != chaosUsers {
-		t.Errorf("%d chaos users stored, want %d", users, chaosUsers)
-	}
-	checkChaosExpiries(t, grants, list.Items, seen)
-}
-
-// checkChaosExpiries: each expiring lot is stored once, closed as expired with nothing
-// left, at most 5 s after its time by the operator's own stamp (closedAt, to the second);
-// the watch's first sight of it is logged.
-func checkChaosExpiries(t *testing.T, grants []*chaosKeyed, objs []creditsv1alpha1.UserCredits, seen *lotsWatch) {
-	t.Helper()
-	byUser := map[string]*creditsv1alpha1.UserCredits{}
-	for _, g := range grants {
-		for i := range objs {
-			if objs[i].Spec.UserID == g.user {
-				byUser[g.user] = &objs[i]
-			}
-		}
-	}
-	late, expiring := 0, 0
-	for _, g := range grants {
-		if g.expires.IsZero() {
-			continue
-		}
-		expiring++
-		obj := byUser[g.user]
+	late, worst := 0, time.Duration(0)
+	for _, user := range p.users {
+		obj := stored[user]
 		if obj == nil {
+			t.Errorf("%s: no object", user)
 			continue
 		}
-		var found []creditsv1alpha1.Lot
-		for _, l := range obj.Spec.Lots {
-			if l.Credits == g.credits && l.Priority == 100 && l.ExpiresAt != nil && l.ExpiresAt.Time.Equal(g.expires) {
-				found = append(found, l)
-			}
+		books := newChaosBooks(p, user)
+		for _, problem := range books.check(obj) {
+			t.Errorf("%s: %s", user, problem)
 		}
-		if len(found) != 1 {
-			t.Errorf("%s: %d lots of grant %s (%d credits expiring %s), want 1", g.user, len(found), g.key, g.credits, refTime(g.expires))
-			continue
+		late += books.late
+		worst = max(worst, books.worst)
+		if c := apimeta.FindStatusCondition(obj.Status.Conditions, "Valid"); c == nil || c.Status != "True" {
+			t.Errorf("%s: Valid condition %v", user, c)
 		}
-		l := found[0]
-		if l.Closed != "expired" || l.Remaining != 0 || l.ClosedAt == nil || l.ClosedAt.Sub(g.expires) > chaosExpiryBound {
-			late++
-			t.Errorf("%s: lot %s expiring %s: closed %q at %v with %d left, want expired within %v", g.user, l.ID, refTime(g.expires),
-				l.Closed, l.ClosedAt, l.Remaining, chaosExpiryBound)
+		var history struct {
+			Transactions []chaosEntry `json:"transactions"`
+		}
+		chaosGet(t, fleet, admin, "/api/credits/transactions", user, &history)
+		if err := checkHistory(history.Transactions, obj.Spec.Credits); err != nil {
+			t.Errorf("%s: history: %v", user, err)
 		}
 	}
 	seen.mu.Lock()
 	defer seen.mu.Unlock()
-	var worst time.Duration
+	var watched time.Duration
 	for _, d := range seen.expired {
-		worst = max(worst, d)
+		watched = max(watched, d)
 	}
-	t.Logf("%d lots expired during the run, %d late; the watch saw %d stored versions, saw %d expiries, the last %v after its time",
-		expiring, late, seen.versions, len(seen.expired), worst.Round(time.Millisecond))
+	t.Logf("%d users; lots expired late: %d, the latest closedAt %v after its time; the watch saw %d stored versions and %d expiries, "+
+		"the last first seen %v after its time", len(p.users), late, worst, seen.versions, len(seen.expired), watched.Round(time.Millisecond))
 	for _, b := range seen.broken {
 		t.Errorf("a stored version broke the lot invariant: %s", b)
 	}
-	framework.Eventually(t, 5*time.Second, func() error {
-		for user := range byUser {
-			var obj creditsv1alpha1.UserCredits
-			if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(byUser[user]), &obj); err != nil {
-				return err
-			}
-			if obj.Status.NextExpiry != nil || obj.Status.ExpiringCredits != 0 {
-				return fmt.Errorf("%s: status still says %d credits expire at %v", user, obj.Status.ExpiringCredits, obj.Status.NextExpiry)
+}
+
+// chaosBooks is what one user's record must say.
+type chaosBooks struct {
+	user     string
+	balance  int64             // granted − consumed − expired − voided
+	expiring []*chaosKeyed     // grants whose lots expire whole
+	voided   *chaosKeyed       // the grant whose lot was voided
+	cg       *chaosCreditGrant // the user's CreditGrant
+	late     int
+	worst    time.Duration
+}
+
+func newChaosBooks(p *chaosPlan, user string) *chaosBooks {
+	b := &chaosBooks{user: user, voided: p.toVoid[user]}
+	for _, g := range p.grants {
+		switch {
+		case g.user != user:
+		case !g.expires.IsZero():
+			b.expiring = append(b.expiring, g) // granted, then expired whole
+		case g != b.voided:
+			b.balance += g.credits
+		}
+	}
+	for _, c := range p.consumes {
+		if c.user == user {
+			b.balance -= c.credits
+		}
+	}
+	for _, cg := range p.creditGrants {
+		if cg.user == user {
+			b.cg = cg
+			if cg.expires.IsZero() {
+				b.balance += cg.credits
 			}
 		}
-		return nil
-	})
+	}
+	return b
+}
+
+// check compares obj with the books: the balance, each expiring lot stored once and closed
+// as expired within the bound, the voided lot closed, the CreditGrant's one lot.
+func (b *chaosBooks) check(obj *creditsv1alpha1.UserCredits) []string {
+	var problems []string
+	if err := lotInvariant(obj); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if obj.Spec.Credits != b.balance {
+		problems = append(problems, fmt.Sprintf("%d credits stored, the books say %d (granted − consumed − expired − voided): "+
+			"a request applied twice, or lost", obj.Spec.Credits, b.balance))
+	}
+	closedAs := func(l creditsv1alpha1.Lot, how string, credits int64, expires time.Time) {
+		switch {
+		case l.Closed != how || l.Remaining != 0 || l.Credits != credits || l.ClosedAt == nil:
+			problems = append(problems, fmt.Sprintf("lot %s: %d of %d left, closed %q at %v; want %d, closed %q", l.ID, l.Remaining, l.Credits,
+				l.Closed, l.ClosedAt, credits, how))
+		case how == "expired":
+			late := l.ClosedAt.Sub(expires)
+			b.worst = max(b.worst, late)
+			if late > chaosExpiryBound {
+				b.late++
+				problems = append(problems, fmt.Sprintf("lot %s expiring %s closed at %s: over %v late", l.ID, refTime(expires), refTime(l.ClosedAt.Time), chaosExpiryBound))
+			}
+		}
+	}
+	find := func(what string, match func(l creditsv1alpha1.Lot) bool) (creditsv1alpha1.Lot, bool) {
+		var found []creditsv1alpha1.Lot
+		for _, l := range obj.Spec.Lots {
+			if match(l) {
+				found = append(found, l)
+			}
+		}
+		if len(found) != 1 {
+			problems = append(problems, fmt.Sprintf("%d lots of %s, want 1: %+v", len(found), what, found))
+			return creditsv1alpha1.Lot{}, false
+		}
+		return found[0], true
+	}
+	for _, g := range b.expiring {
+		if l, ok := find("grant "+g.key, func(l creditsv1alpha1.Lot) bool {
+			return l.Source == "api" && l.Reason == g.reason && l.ExpiresAt != nil && l.ExpiresAt.Time.Equal(g.expires) && l.Credits == g.credits
+		}); ok {
+			closedAs(l, "expired", g.credits, g.expires)
+		}
+	}
+	if l, ok := find("the voided grant "+b.voided.key, func(l creditsv1alpha1.Lot) bool { return l.Reason == chaosVoidReason }); ok {
+		closedAs(l, "voided", b.voided.credits, time.Time{})
+	}
+	if l, ok := find("CreditGrant "+b.cg.name, func(l creditsv1alpha1.Lot) bool { return l.Reference == b.cg.name }); ok {
+		if l.Source != "gitops" || l.Credits != b.cg.credits {
+			problems = append(problems, fmt.Sprintf("CreditGrant %s's lot %+v", b.cg.name, l))
+		}
+		if !b.cg.expires.IsZero() {
+			closedAs(l, "expired", b.cg.credits, b.cg.expires)
+		}
+		problems = append(problems, b.checkCreditGrant(l.ID)...)
+	}
+	return problems
+}
+
+// checkCreditGrant: the user's CreditGrant is Applied, naming lot, at a time.
+func (b *chaosBooks) checkCreditGrant(lot string) []string {
+	var cg creditsv1alpha1.CreditGrant
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: chaosNamespace, Name: b.cg.name}, &cg); err != nil {
+		return []string{err.Error()}
+	}
+	c := apimeta.FindStatusCondition(cg.Status.Conditions, creditsv1alpha1.ConditionApplied)
+	if c == nil || c.Status != "True" || cg.Status.LotID != lot || cg.Status.AppliedAt == nil {
+		return []string{fmt.Sprintf("CreditGrant %s: status %+v, want Applied, naming lot %s", b.cg.name, cg.Status, lot)}
+	}
+	return nil
+}
+
+// chaosEntry is one entry of GET /api/credits/transactions.
+type chaosEntry struct {
+	Type    string `json:"type"`
+	Credits int64  `json:"credits"`
+	Balance int64  `json:"balance"`
+	At      string `json:"at"`
+}
+
+// checkHistory: the history (newest first, the last 100) adds up: from its oldest write
+// on, each write's entries (one write's share its time and the balance after it) move the
+// balance by what they say, and the newest shows the balance stored.
+func checkHistory(entries []chaosEntry, balance int64) error {
+	if len(entries) == 0 {
+		return fmt.Errorf("empty")
+	}
+	if entries[0].Balance != balance {
+		return fmt.Errorf("the newest entry %+v, the balance stored %d", entries[0], balance)
+	}
+	// The oldest write's entries (some maybe already out of the window) are the start.
+	first := len(entries) - 1
+	for first > 0 && entries[first-1].At == entries[first].At && entries[first-1].Balance == entries[first].Balance {
+		first--
+	}
+	running := entries[first].Balance
+	for i := first - 1; i >= 0; i-- {
+		e := entries[i]
+		switch e.Type {
+		case "grant":
+			running += e.Credits
+		case "consume", "expire", "void":
+			running -= e.Credits
+		default:
+			return fmt.Errorf("entry %+v: no such change in this run", e)
+		}
+		sameWrite := i > 0 && entries[i-1].At == e.At && entries[i-1].Balance == e.Balance
+		if !sameWrite && running != e.Balance {
+			return fmt.Errorf("entry %d from the newest %+v: the entries before it make the balance %d", i, e, running)
+		}
+	}
+	return nil
 }
