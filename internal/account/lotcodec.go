@@ -40,7 +40,9 @@ func (a *Account) storedLots() []creditsv1alpha1.Lot {
 // it: GET /api/credits/grants lists it while they are held).
 func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
 	if len(obj.Spec.Lots) == 0 {
-		heldBalance := slices.ContainsFunc(obj.Spec.Reservations, func(r creditsv1alpha1.Reservation) bool { return len(r.From) == 0 })
+		heldBalance := slices.ContainsFunc(obj.Spec.Reservations, func(r creditsv1alpha1.Reservation) bool {
+			return len(r.From) == 0 || slices.ContainsFunc(r.From, func(p creditsv1alpha1.LotCredits) bool { return p.Lot == BalanceLotID })
+		})
 		if obj.Spec.Credits == 0 && !heldBalance {
 			return nil
 		}

@@ -207,6 +207,11 @@ func (a *Account) set(n int64, now time.Time) error {
 	case n > a.Available:
 		a.Lots = slices.Clone(a.Lots)
 		i := a.balanceLot(now)
+		if l := &a.Lots[i]; l.Closed != "" {
+			// The balance lot was voided (a closed lot keeps no credits): the set makes
+			// the balance what it says, and the balance lot is open again to hold it.
+			l.Closed, l.ClosedAt = "", time.Time{}
+		}
 		a.Lots[i].Remaining += n - a.Available
 		a.Available = n
 		a.lotsChanged = true
@@ -227,7 +232,7 @@ func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, erro
 	case a.Available > MaxBalance-a.Held()-op.Amount:
 		return historyEntry{}, "", ErrBalanceOverflow
 	case !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt):
-		return historyEntry{}, "", ErrInvalidOperation // already expired
+		return historyEntry{}, "", ErrGrantExpired
 	}
 	lot := Lot{ID: t.ID, Credits: op.Amount, Remaining: op.Amount, ExpiresAt: expires, Priority: t.priority(),
 		Source: t.Source, Reference: t.Reference, Reason: t.Reason, GrantedAt: now.Truncate(time.Second)}

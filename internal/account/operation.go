@@ -2,6 +2,7 @@ package account
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -128,6 +129,11 @@ var (
 	ErrLotNotFound = errors.New("lot not found")
 	// ErrLotClosed: the lot has nothing left to void: spent, voided or expired.
 	ErrLotClosed = errors.New("lot has nothing left")
+	// ErrGrantExpired: a grant whose expiresAt is not after the time it is decided at (an
+	// invalid operation). It is decided after the grant's Idempotency-Key is looked up, so
+	// that a retry of a grant applied before, sent after its lot expired, answers as a
+	// replay rather than as a refusal that says nothing was stored.
+	ErrGrantExpired = fmt.Errorf("%w: expiresAt is not in the future", ErrInvalidOperation)
 )
 
 // MaxReservationTTL is the longest a hold may last.

@@ -184,3 +184,20 @@ func TestRefusalSeesAGrantMadeBehindItsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestVoidOfALotTheCacheDoesNotShowYet: a lot granted through another replica (or a
+// CreditGrant's controller) is voided through this one before its informer has shown the
+// grant. A 404 is final to a caller ("Grant not found"), so the store must not answer it
+// from the cache: as for a hold, it reads the record before refusing.
+func TestVoidOfALotTheCacheDoesNotShowYet(t *testing.T) {
+	ctx := context.Background()
+	user := "user_VoidBehind1"
+	before := setThroughStore(t, user, 5)
+	other, _ := storeWith(t, following) // another replica
+	granted, err := other.Apply(ctx, account.UserID(user), account.Operation{Kind: account.OpGrant, Amount: 3, IdempotencyKey: "g1"})
+	if err != nil || granted.LotID == "" {
+		t.Fatalf("grant: %+v, %v", granted, err)
+	}
+	void := account.Operation{Kind: account.OpVoid, Terms: account.LotTerms{ID: granted.LotID}}
+	applyOnStale(t, user, before, void, 5)
+}

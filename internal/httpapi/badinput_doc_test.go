@@ -127,7 +127,7 @@ func badCases(t *testing.T, signer *auth.Signer, cluster *auth.Signer) []badCase
 	grant, key := "/api/credits/grant?userId=u", append(bearer("svc-admin"), "Idempotency-Key", "k")
 	lot := "/api/credits/grants/lot_0123456789abcdef/void?userId=u"
 	cases = append(cases,
-		badCase{group: "grant", what: "expiresAt in the past", method: "POST", path: grant, body: `{"credits":5,"expiresAt":"2020-01-01T00:00:00Z"}`, header: key},
+		badCase{group: "grant", what: "expiresAt in the past", method: "POST", path: grant, body: `{"credits":5,"expiresAt":"2020-01-01T00:00:00Z"}`, header: key, storeErr: account.ErrGrantExpired},
 		badCase{group: "grant", what: "expiresAt not RFC 3339 (a date only)", method: "POST", path: grant, body: `{"credits":5,"expiresAt":"2030-06-01"}`, header: key},
 		badCase{group: "grant", what: "expiresAt a Unix time", method: "POST", path: grant, body: `{"credits":5,"expiresAt":1900000000}`, header: key},
 		badCase{group: "grant", what: "expiresAt past year 9999 in UTC", method: "POST", path: grant, body: `{"credits":5,"expiresAt":"9999-12-31T23:59:59-23:59"}`, header: key},

@@ -29,7 +29,7 @@ func (h *Handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return
 	}
 	var bad []byte
-	if op.Amount, op.Terms, bad = parseGrant(body, h.now()); bad != nil {
+	if op.Amount, op.Terms, bad = parseGrant(body); bad != nil {
 		writeJSON(w, http.StatusBadRequest, bad)
 		return
 	}
@@ -38,8 +38,11 @@ func (h *Handler) grant(ctx context.Context, w http.ResponseWriter, r *http.Requ
 
 // parseGrant reads a grant's body; it returns the body of a 400 when it cannot be granted.
 // A member other than those above is refused, not ignored: a misspelt "expiresat" must not
-// become a grant that never expires.
-func parseGrant(body []byte, now time.Time) (int64, account.LotTerms, []byte) {
+// become a grant that never expires. An expiresAt that is not in the future is the store's
+// to refuse (account.ErrGrantExpired), after it has looked the Idempotency-Key up: a
+// retry of a grant applied before its lot expired is a replay, not a 400 saying that
+// nothing was stored.
+func parseGrant(body []byte) (int64, account.LotTerms, []byte) {
 	found, err := members(body, true, fieldCredits, fieldExpiresAt, fieldPriority, fieldReason)
 	var terms account.LotTerms
 	if fe, isField := err.(fieldError); isField && fe.field != fieldCredits {
@@ -58,8 +61,8 @@ func parseGrant(body []byte, now time.Time) (int64, account.LotTerms, []byte) {
 		if err == nil {
 			at, err = time.Parse(time.RFC3339, text)
 		}
-		if _, storable := account.StoredExpiry(at); err != nil || !at.After(now) || !storable {
-			return 0, terms, bodyInvalidExpiresAt // past, or past what a record holds (year 9999 in UTC)
+		if _, storable := account.StoredExpiry(at); err != nil || !storable {
+			return 0, terms, bodyInvalidExpiresAt // past what a record holds (year 9999 in UTC); a past one is the store's to refuse
 		}
 		terms.ExpiresAt = at
 	}

@@ -23,6 +23,7 @@ var outcomes = []outcome{
 	{account.ErrIdempotencyKeyReused, http.StatusConflict, bodyIdempotencyKeyReused, "key_reused"},
 	{account.ErrInvalidUserID, http.StatusBadRequest, bodyInvalidUserID, "invalid"},
 	{account.ErrBalanceOverflow, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
+	{account.ErrGrantExpired, http.StatusBadRequest, bodyInvalidExpiresAt, "invalid"}, // before ErrInvalidOperation, which it wraps
 	{account.ErrInvalidOperation, http.StatusBadRequest, bodyInvalidCredits, "invalid"},
 	{account.ErrUntrusted, http.StatusInternalServerError, bodyUpdateError, "untrusted_record"},
 	{account.ErrTooManyReservations, http.StatusConflict, bodyTooManyReservations, "too_many_reservations"},
