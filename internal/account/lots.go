@@ -76,6 +76,10 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 			l.Closed, l.ClosedAt = "", time.Time{}
 			l.Remaining += part.Credits
 			a.Available += part.Credits
+			// A hand edit raised the lot's remaining while the hold kept some of it (the
+			// apiserver cannot see holds): the edit gave those credits, and the lot's credits
+			// grow with what comes back rather than the record breaking its own invariant.
+			l.Credits = max(l.Credits, l.Remaining)
 		}
 	}
 	a.lotsChanged = true

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -34,13 +35,16 @@ func TestLotEditLeavesHoldsReleasable(t *testing.T) {
 	}
 
 	// kubectl edit: the lot's remaining (6, 4 held) to its credits (10), spec.credits with it.
-	obj := statusOf(t, user)
-	before := obj.DeepCopy()
-	if len(obj.Spec.Lots) != 1 || obj.Spec.Lots[0].Remaining != 6 {
-		t.Fatalf("lots %+v, want one lot with 6 left", obj.Spec.Lots)
-	}
-	obj.Spec.Lots[0].Remaining, obj.Spec.Credits = 10, 10
-	err := k8sClient.Patch(context.Background(), obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	var obj *creditsv1alpha1.UserCredits
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error { // the controller writes status meanwhile
+		obj = statusOf(t, user)
+		before := obj.DeepCopy()
+		if len(obj.Spec.Lots) != 1 || obj.Spec.Lots[0].Remaining != 6 {
+			t.Fatalf("lots %+v, want one lot with 6 left", obj.Spec.Lots)
+		}
+		obj.Spec.Lots[0].Remaining, obj.Spec.Credits = 10, 10
+		return k8sClient.Patch(context.Background(), obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	})
 	if apierrors.IsInvalid(err) {
 		t.Logf("the edit is refused: %v", err)
 		return
