@@ -229,7 +229,9 @@ func (m *refModel) expireDue(now time.Time) bool {
 		any = true
 		n := l.remaining
 		l.remaining, l.closed, l.closedUnknown = 0, "expired", true
-		m.history = append(m.history, refEntry{"expire", n, m.available()})
+		if n > 0 { // all of it held: the hold's return records the removal
+			m.history = append(m.history, refEntry{"expire", n, m.available()})
+		}
 	}
 	return any
 }
@@ -277,13 +279,21 @@ func (m *refModel) nextDue() time.Time {
 	return next
 }
 
-// afterWrite is what every write does last: lots with nothing left, spent or held, are
-// dropped (closed ones are kept, to answer a void "nothing left"); a record whose only lot
-// is the plain balance lot stores no lots, and reads back as one granted at its creation.
+// afterWrite is what every write does last: a grant with nothing left, spent or held, is
+// closed as spent (kept, to answer a void "nothing left"), the balance lot dropped; of the
+// closed lots no hold took from, the last refMaxClosedLots closed are kept; a record whose
+// only lot is the plain balance lot stores no lots, and reads back as one granted at its
+// creation.
 func (m *refModel) afterWrite() {
 	m.lots = slices.DeleteFunc(m.lots, func(l refLot) bool {
-		return l.closed == "" && l.remaining == 0 && m.heldFrom(l.id) == 0
+		return l.id == refBalanceLot && l.closed == "" && l.remaining == 0 && m.heldFrom(l.id) == 0
 	})
+	for i := range m.lots {
+		if l := &m.lots[i]; l.closed == "" && l.remaining == 0 && m.heldFrom(l.id) == 0 {
+			l.closed, l.closedUnknown = "spent", true
+		}
+	}
+	m.trimClosed()
 	if i := m.lot(refBalanceLot); i >= 0 { // not a grant: its credits are what it holds
 		m.lots[i].credits = max(1, m.lots[i].remaining+m.heldFrom(refBalanceLot))
 	}
@@ -315,4 +325,37 @@ func (m *refModel) flatten(n int64) {
 	if n > 0 || m.heldFrom(refBalanceLot) > 0 {
 		m.lots = []refLot{{id: refBalanceLot, credits: n, remaining: n, priority: refDefaultPriority, source: "set", grantedAt: m.created}}
 	}
+}
+
+// refMaxClosedLots is how many closed lots no hold took from a record keeps (account.MaxClosedLots).
+const refMaxClosedLots = 20
+
+// trimClosed drops the closed lots no hold took from beyond the last refMaxClosedLots,
+// oldest closed first (one closed by this write, its time not learned yet, is the newest).
+func (m *refModel) trimClosed() {
+	var dead []int
+	for i, l := range m.lots {
+		if l.closed != "" && m.heldFrom(l.id) == 0 {
+			dead = append(dead, i)
+		}
+	}
+	if len(dead) <= refMaxClosedLots {
+		return
+	}
+	slices.SortStableFunc(dead, func(i, j int) int {
+		a, b := m.lots[i], m.lots[j]
+		switch {
+		case a.closedUnknown != b.closedUnknown:
+			if a.closedUnknown {
+				return 1
+			}
+			return -1
+		}
+		return a.closedAt.Compare(b.closedAt)
+	})
+	drop := map[string]bool{}
+	for _, i := range dead[:len(dead)-refMaxClosedLots] {
+		drop[m.lots[i].id] = true
+	}
+	m.lots = slices.DeleteFunc(m.lots, func(l refLot) bool { return drop[l.id] })
 }
