@@ -12,8 +12,9 @@ import (
 // (GrantKeyDigestAnnotation): reads never need them, and keeping them whole for 100,000
 // users cost 127 MiB of the operator's memory (make bench); a decision that needs them
 // gets ErrNeedWholeRecord and is decided again on the record read from the apiserver.
-// Other annotations (the rest of the history, a GitOps tool's, kubectl's copy of the whole
-// object) are for other readers. The kept ones go into a map of their own size: a map
+// The import's record (ImportedAnnotation) is kept until the controller has written the
+// status it gives a time to. Other annotations (the rest of the history, a GitOps tool's,
+// kubectl's copy of the whole object) are for other readers. The kept ones go into a map of their own size: a map
 // emptied in place keeps the room it had. It is idempotent, as client-go requires of a
 // transform (an object may pass through it again): a digest is kept as it is.
 func CacheForm(obj *creditsv1alpha1.UserCredits) {
@@ -23,10 +24,13 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 	ann := obj.Annotations
 	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
 	// object has, and an empty cached map must not be taken for an object without any.
-	kept := make(map[string]string, 6)
+	kept := make(map[string]string, 7)
 	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation, GrantKeyDigestAnnotation}
 	if h := decodeHistory(ann); !h.damaged && h.filling() >= 0 {
 		names = append(names, HistoryChunkAnnotation(h.filling()))
+	}
+	if importedWanted(obj) {
+		names = append(names, ImportedAnnotation)
 	}
 	for _, name := range names {
 		if v, ok := ann[name]; ok {
