@@ -30,7 +30,7 @@ func readCSV(data []byte) ([]rawRow, []BadRow, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var rows []rawRow
+	rows := make([]rawRow, 0, bytes.Count(data, []byte{'\n'})) // a row a line, mostly: no copying as it grows
 	var bad []BadRow
 	for {
 		record, err := r.Read()
@@ -55,9 +55,9 @@ func readCSV(data []byte) ([]rawRow, []BadRow, error) {
 			bad = append(bad, BadRow{Line: line, Reason: reason})
 			continue
 		}
-		raw := rawRow{line: line, values: make(map[string]string, len(names)), given: make(map[string]bool, len(names))}
-		for i, name := range names {
-			raw.values[name], raw.given[name] = record[i], true
+		raw := rawRow{line: line}
+		for i, c := range names {
+			raw.values[c], raw.given[c] = record[i], true
 		}
 		rows = append(rows, raw)
 	}
@@ -65,21 +65,23 @@ func readCSV(data []byte) ([]rawRow, []BadRow, error) {
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
-// headerColumns checks a CSV header: known names, none twice, user_id and credits there.
-func headerColumns(header []string) ([]string, error) {
-	names := make([]string, len(header))
+// headerColumns checks a CSV header (known names, none twice, user_id and credits there)
+// and returns the column of each field.
+func headerColumns(header []string) ([]int, error) {
+	names := make([]int, len(header))
 	seen := map[string]bool{}
 	for i, h := range header {
 		name := strings.ToLower(strings.TrimSpace(h))
+		c, known := column(name)
 		switch {
-		case !knownColumn(name):
+		case !known:
 			return nil, fmt.Errorf("line 1: unknown column %q: a file of the credits table has %s (and an export of this operator %s); select only those, e.g. \\copy (select user_id, credits, updated_at from credits) to 'credits.csv' csv header",
 				h, strings.Join(columns[:3], ","), strings.Join(columns[3:], ","))
 		case seen[name]:
 			return nil, fmt.Errorf("line 1: column %q named twice", name)
 		}
 		seen[name] = true
-		names[i] = name
+		names[i] = c
 	}
 	for _, need := range []string{ColUserID, ColCredits} {
 		if !seen[need] {

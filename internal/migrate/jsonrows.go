@@ -189,11 +189,21 @@ func (o *objects) object(dec *json.Decoder, lc *lineCounter) error {
 		}
 		return fmt.Errorf("line %d: malformed JSON: %v", line, err)
 	}
-	raw := rawRow{line: line, values: map[string]string{}, given: map[string]bool{}}
 	var unknown []string
-	for key, value := range fields {
-		if !knownColumn(key) {
+	for key := range fields {
+		if _, ok := column(key); !ok {
 			unknown = append(unknown, strconv.Quote(key))
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		o.bad = append(o.bad, BadRow{Line: line, Reason: fmt.Sprintf("unknown key %v", unknown)})
+		return nil
+	}
+	raw := rawRow{line: line}
+	for c, key := range columns { // in the columns' order: the first bad value is the one reported
+		value, ok := fields[key]
+		if !ok {
 			continue
 		}
 		text, given, err := jsonValue(key, value)
@@ -201,12 +211,7 @@ func (o *objects) object(dec *json.Decoder, lc *lineCounter) error {
 			o.bad = append(o.bad, BadRow{Line: line, Reason: err.Error()})
 			return nil
 		}
-		raw.values[key], raw.given[key] = text, given
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		o.bad = append(o.bad, BadRow{Line: line, Reason: fmt.Sprintf("unknown key %v", unknown)})
-		return nil
+		raw.values[c], raw.given[c] = text, given
 	}
 	o.rows = append(o.rows, raw)
 	return nil

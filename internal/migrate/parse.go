@@ -96,7 +96,7 @@ func Parse(data []byte, format Format) (File, error) {
 // dedupe keeps each user's first row and reports every later one.
 func dedupe(rows []Row) ([]Row, []BadRow) {
 	first := make(map[account.UserID]int, len(rows)) // user → index of the first row
-	kept := rows[:0:0]
+	kept := make([]Row, 0, len(rows))
 	var bad []BadRow
 	for i, r := range rows {
 		j, seen := first[r.UserID]

@@ -42,14 +42,25 @@ const (
 // columns are the names a file may use, in the order an export writes them.
 var columns = []string{ColUserID, ColCredits, ColUpdatedAt, ColReserved, ColReservations, ColLots}
 
-// knownColumn reports whether name is one of columns.
-func knownColumn(name string) bool {
-	for _, c := range columns {
+// Indices of the columns in a rawRow.
+const (
+	iUserID = iota
+	iCredits
+	iUpdatedAt
+	iReserved
+	iReservations
+	iLots
+	numColumns
+)
+
+// column is name's index in columns; false when no column has that name.
+func column(name string) (int, bool) {
+	for i, c := range columns {
 		if c == name {
-			return true
+			return i, true
 		}
 	}
-	return false
+	return 0, false
 }
 
 // Row is one user's balance as a file gives it, checked.
@@ -91,16 +102,16 @@ func (b BadRow) String() string { return fmt.Sprintf("line %d: %s", b.Line, b.Re
 // rawRow is a row's values as text, before they are checked: what both formats produce.
 type rawRow struct {
 	line   int
-	values map[string]string
-	// given lists which values were present at all (a JSON null or a missing key is not).
-	given map[string]bool
+	values [numColumns]string
+	// given says which values were present at all (a JSON null or a missing key is not).
+	given [numColumns]bool
 }
 
 // check turns raw into a Row, or says why it is bad.
 func (raw rawRow) check() (Row, error) {
 	r := Row{Line: raw.line}
-	id, ok := raw.values[ColUserID]
-	if !ok || id == "" {
+	id := raw.values[iUserID]
+	if id == "" {
 		return r, fmt.Errorf("no %s", ColUserID)
 	}
 	user, err := account.ParseUserID(id)
@@ -108,19 +119,19 @@ func (raw rawRow) check() (Row, error) {
 		return r, fmt.Errorf("invalid user ID %s: 1 to %d bytes of UTF-8 without whitespace, control or invisible characters", strconv.Quote(id), account.MaxUserIDBytes)
 	}
 	r.UserID = user
-	if r.Credits, err = parseCredits(raw.values[ColCredits], raw.given[ColCredits]); err != nil {
+	if r.Credits, err = parseCredits(raw.values[iCredits], raw.given[iCredits]); err != nil {
 		return r, err
 	}
-	if r.UpdatedAt, err = ParseTime(raw.values[ColUpdatedAt]); err != nil {
+	if r.UpdatedAt, err = ParseTime(raw.values[iUpdatedAt]); err != nil {
 		return r, err
 	}
-	if r.Holds, err = decodeList[creditsv1alpha1.Reservation](raw.values[ColReservations], ColReservations); err != nil {
+	if r.Holds, err = decodeList[creditsv1alpha1.Reservation](raw.values[iReservations], ColReservations); err != nil {
 		return r, err
 	}
-	if r.Lots, err = decodeList[creditsv1alpha1.Lot](raw.values[ColLots], ColLots); err != nil {
+	if r.Lots, err = decodeList[creditsv1alpha1.Lot](raw.values[iLots], ColLots); err != nil {
 		return r, err
 	}
-	if text, ok := raw.values[ColReserved]; ok && text != "" {
+	if text := raw.values[iReserved]; text != "" {
 		reserved, err := strconv.ParseInt(text, 10, 64)
 		if held := r.Reserved(); err != nil || reserved != held {
 			return r, fmt.Errorf("%s %q is not the sum of the holds' credits (%d)", ColReserved, text, held)
