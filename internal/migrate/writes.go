@@ -14,6 +14,10 @@ import (
 	"github.com/gitread/usercredits-operator/internal/account"
 )
 
+// strict makes the apiserver refuse a field its CRD does not know rather than drop it: an
+// older CRD (without lots, say) must fail a row that carries them, not store it without.
+const strict = client.FieldValidation("Strict")
+
 // maxDecisions bounds how often one row is decided again because the user's object
 // changed between the decision and its write (the live API writing the same user).
 const maxDecisions = 5
@@ -30,7 +34,7 @@ func (im *Importer) write(ctx context.Context, o Outcome) Outcome {
 	create := o.Action == Create
 	for range maxDecisions {
 		if create {
-			err := im.Client.Create(ctx, NewObject(o.Row, im.Namespace), client.FieldOwner(FieldManager))
+			err := im.Client.Create(ctx, NewObject(o.Row, im.Namespace), client.FieldOwner(FieldManager), strict)
 			if !apierrors.IsAlreadyExists(err) {
 				return done(o, Create, err)
 			}
@@ -92,7 +96,7 @@ func (im *Importer) overwrite(ctx context.Context, current *creditsv1alpha1.User
 		return false, err
 	}
 	tested := account.TestedState(current)
-	err = im.Client.Patch(ctx, current.DeepCopy(), client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager))
+	err = im.Client.Patch(ctx, current.DeepCopy(), client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager), strict)
 	switch {
 	case err == nil:
 		return false, nil
