@@ -131,4 +131,38 @@ func TestCluster(t *testing.T) {
 			t.Errorf("a run after them: %+v, %v", res.Counts, err)
 		}
 	})
+
+	t.Run("an interrupted run writes nothing more and says what is left", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		rows := []Row{{UserID: "user_int_1", Credits: 1}, {UserID: "user_int_2", Credits: 2}, {UserID: "user_1", Credits: 1}}
+		im := &Importer{Client: c, Namespace: ns, Concurrency: 2, Observer: cancelOnPlan{cancel}}
+		res, err := im.Run(ctx, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.NotDone != 2 || res.Counts[Unchanged] != 1 || res.Writes() != 0 || len(res.Failed) != 0 {
+			t.Errorf("interrupted: %+v", res)
+		}
+		if !strings.HasPrefix(res.closing(), "Interrupted after 0 writes: 2 rows are not written.") {
+			t.Errorf("closing: %s", res.closing())
+		}
+		users := map[string]bool{}
+		list := &creditsv1alpha1.UserCreditsList{}
+		if err := c.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, obj := range list.Items {
+			users[obj.Spec.UserID] = true
+		}
+		if users["user_int_1"] || users["user_int_2"] {
+			t.Errorf("written after the interruption: %v", users)
+		}
+	})
 }
+
+// cancelOnPlan interrupts an import as soon as it has planned (a Ctrl-C before any write).
+type cancelOnPlan struct{ cancel context.CancelFunc }
+
+func (c cancelOnPlan) Planned(int, int) { c.cancel() }
+func (c cancelOnPlan) Done(Outcome)     {}

@@ -5,16 +5,24 @@
 //
 // Files, top to bottom (a file uses only those below it):
 //
-//   - importer.go, writes.go, export.go, progress.go: the cluster around the pure parts: one
-//     consistent LIST, the rate-limited writes, the progress line and the summary;
-//   - plan.go: what each row comes to against what the cluster holds (create, unchanged,
-//     differing, overwrite), and the objects and patches that write it, through the account
-//     model (internal/account) exactly as the API writes them;
-//   - csv.go, jsonrows.go: the file formats, read and written;
+//   - importer.go, writes.go: the import: one LIST of what the namespace holds, then each
+//     row that needs it written by one create or one guarded patch, rate-limited and a few
+//     at a time, decided again on a fresh read when the user changed under it;
+//   - export.go: the export; list.go: a LIST whose pages are one snapshot;
+//   - progress.go, report.go: the progress bar, the rows a person must hear of, the summary;
+//   - plan.go: what each row comes to against what the cluster holds (create, already
+//     imported, unchanged, differs, overwrite, contested), and the object or patch that
+//     writes it;
+//   - parse.go, csv.go, jsonrows.go: the file formats, read and written;
 //   - row.go: a row and the rules of its values (this file).
 //
-// Nothing below importer.go talks to the apiserver: parsing, validation and every decision
-// are pure functions, unit-tested without a cluster.
+// Exactly once: every object the import writes records, in the same write, a digest of the
+// row it was written from (account.ImportedAnnotation). A row whose digest the user's
+// object records was imported already, by this run or an earlier one, and is never
+// written again, whatever the API has done to the balance since.
+//
+// Nothing below list.go talks to the apiserver: parsing, validation and every decision
+// are pure functions, unit-tested without a cluster (cluster_test.go is the rest).
 package migrate
 
 import (
