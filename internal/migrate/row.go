@@ -5,11 +5,11 @@
 //
 // Files, top to bottom (a file uses only those below it):
 //
+//   - progress.go, report.go: the progress bar, the rows a person must hear of, the summary;
 //   - importer.go, writes.go: the import: one LIST of what the namespace holds, then each
 //     row that needs it written by one create or one guarded patch, rate-limited and a few
 //     at a time, decided again on a fresh read when the user changed under it;
 //   - export.go: the export; list.go: a LIST whose pages are one snapshot;
-//   - progress.go, report.go: the progress bar, the rows a person must hear of, the summary;
 //   - plan.go: what each row comes to against what the cluster holds (create, already
 //     imported, unchanged, differs, overwrite, contested), and the object or patch that
 //     writes it;
