@@ -132,6 +132,30 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a user who had the row's balance already is imported from then on", func(t *testing.T) {
+		row := Row{UserID: "user_2", Credits: 2}
+		res, err := (&Importer{Client: c, Namespace: ns}).Run(ctx, []Row{row})
+		if err != nil || res.Counts[Unchanged] != 1 || len(res.Failed) != 0 {
+			t.Fatalf("first run: %+v, %v", res, err)
+		}
+		// The user spends; an import of the same row with --overwrite never gives it back.
+		obj := &creditsv1alpha1.UserCredits{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(seeded[2]), obj); err != nil {
+			t.Fatal(err)
+		}
+		obj.Spec.Credits = 1
+		if err := c.Update(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+		res, err = (&Importer{Client: c, Namespace: ns, Overwrite: true}).Run(ctx, []Row{row})
+		if err != nil || res.Counts[AlreadyImported] != 1 || res.Writes() != 0 {
+			t.Errorf("second run: %+v, %v", res.Counts, err)
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(seeded[2]), obj); err != nil || obj.Spec.Credits != 1 {
+			t.Errorf("user_2 has %d credits, want the 1 left after spending (%v)", obj.Spec.Credits, err)
+		}
+	})
+
 	t.Run("an interrupted run writes nothing more and says what is left", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -141,10 +165,10 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.NotDone != 2 || res.Counts[Unchanged] != 1 || res.Writes() != 0 || len(res.Failed) != 0 {
+		if res.NotDone != 3 || res.Counts[Unchanged] != 0 || res.Writes() != 0 || len(res.Failed) != 0 {
 			t.Errorf("interrupted: %+v", res)
 		}
-		if !strings.HasPrefix(res.closing(), "Interrupted after 0 writes: 2 rows are not written.") {
+		if !strings.HasPrefix(res.closing(), "Interrupted after 0 writes: 3 rows are not written.") {
 			t.Errorf("closing: %s", res.closing())
 		}
 		users := map[string]bool{}

@@ -75,13 +75,14 @@ func (e *Exporter) Run(ctx context.Context) (Export, error) {
 }
 
 // RowOf is obj's user as an export writes it: the available balance, the holds and lots
-// as stored, and when the balance last changed: the time its import gave it while its
-// spec is still the imported one (so that an export of a namespace just imported, before
-// the controller has written every status, says what the source said), else
-// status.updatedAt.
+// as stored, and when the balance last changed: status.updatedAt once the controller has
+// judged the spec as it is; before that, the time its import gave it if the spec is still
+// the imported one (so that an export of a namespace just imported says what the source
+// said, whether or not the controller has caught up).
 func RowOf(obj *creditsv1alpha1.UserCredits) Row {
 	r := Row{UserID: account.UserID(obj.Spec.UserID), Credits: obj.Spec.Credits, Holds: obj.Spec.Reservations, Lots: obj.Spec.Lots}
-	if at, ok := account.ImportedAt(obj); ok {
+	current := obj.Status.UpdatedAt != nil && obj.Status.ObservedGeneration == obj.Generation
+	if at, ok := account.ImportedAt(obj); ok && !current {
 		r.UpdatedAt = at
 	} else if obj.Status.UpdatedAt != nil {
 		r.UpdatedAt = obj.Status.UpdatedAt.UTC().Truncate(time.Second)

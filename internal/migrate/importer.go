@@ -76,7 +76,8 @@ type Result struct {
 	Elapsed time.Duration
 }
 
-// Writes counts the rows the run wrote (or, in a dry run, would write).
+// Writes counts the rows whose balance the run wrote (or, in a dry run, would write); the
+// unchanged ones it marked are not among them.
 func (r Result) Writes() int { return r.Counts[Create] + r.Counts[Overwrite] }
 
 // Run imports rows. It returns an error only when it could not start (the LIST failed);
@@ -99,7 +100,7 @@ func (im *Importer) Run(ctx context.Context, rows []Row) (Result, error) {
 		if ex != nil {
 			o.Object, o.Was = ex.Name, ex.Credits
 		}
-		if (o.Action == Create || o.Action == Overwrite) && !im.DryRun {
+		if (o.Action == Create || o.Action == Overwrite || o.Action == Unchanged) && !im.DryRun {
 			writes = append(writes, o)
 			continue
 		}

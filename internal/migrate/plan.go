@@ -26,7 +26,10 @@ const (
 	// was written by this import before (an earlier run, or one that was killed), and is
 	// left as it is now, whatever the API has done to it since.
 	AlreadyImported Action = "already imported"
-	// Unchanged: the user's object already has the row's balance (and holds and lots).
+	// Unchanged: the user's object already has the row's balance (and holds and lots). The
+	// object is marked with the row all the same (MarkPatch), so that the row counts as
+	// imported from then on: a later run with --overwrite never takes back what the user
+	// spent after it.
 	Unchanged Action = "unchanged"
 	// Differs: the user's object has another balance; left alone without --overwrite.
 	Differs Action = "differs"
@@ -169,6 +172,19 @@ func OverwritePatch(current *creditsv1alpha1.UserCredits, r Row, now time.Time) 
 	// Any write of spec moves the generation by one: the import's write makes it this.
 	ops = append(ops, account.PatchOp{Op: "add", Path: "/metadata/annotations/" + pointerEscape(account.ImportedAnnotation),
 		Value: r.imported(current.Generation + 1)})
+	return json.Marshal(ops)
+}
+
+// MarkPatch is the JSON patch that records on current that it holds r already: the
+// record alone, under the same tests as an overwrite (so that it is refused if the user
+// changed since current was read). It changes no spec, so the generation stays.
+func MarkPatch(current *creditsv1alpha1.UserCredits, r Row) ([]byte, error) {
+	ops := account.Tests(current)
+	if current.Annotations == nil {
+		ops = append(ops, account.PatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
+	}
+	ops = append(ops, account.PatchOp{Op: "add", Path: "/metadata/annotations/" + pointerEscape(account.ImportedAnnotation),
+		Value: r.imported(current.Generation)})
 	return json.Marshal(ops)
 }
 

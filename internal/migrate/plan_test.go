@@ -163,3 +163,51 @@ func TestOverwritePatch(t *testing.T) {
 		t.Error("an untrusted record was overwritten")
 	}
 }
+
+func TestMarkPatch(t *testing.T) {
+	current := &creditsv1alpha1.UserCredits{ObjectMeta: metav1.ObjectMeta{Name: "a", UID: "uid-1", Generation: 3, ResourceVersion: "9"},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: "user_a", Credits: 5}}
+	row := Row{UserID: "user_a", Credits: 5, UpdatedAt: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)}
+	patch, err := MarkPatch(current, row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := jsonpatch.DecodePatch(patch)
+	doc, _ := json.Marshal(current)
+	out, err := p.Apply(doc)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, patch)
+	}
+	next := &creditsv1alpha1.UserCredits{}
+	if err := json.Unmarshal(out, next); err != nil {
+		t.Fatal(err)
+	}
+	// Metadata alone: the generation stays, and the record names it.
+	if at, ok := account.ImportedAt(next); !ok || !at.Equal(row.UpdatedAt) || next.Spec.Credits != 5 {
+		t.Errorf("marked: %v %v, %+v", at, ok, next.Spec)
+	}
+	if ex := ExistingOf(next); Decide(row, &ex, true) != AlreadyImported {
+		t.Error("a marked user is not taken for imported")
+	}
+	if !strings.Contains(string(patch), `{"op":"test","path":"/metadata/generation","value":3}`) {
+		t.Errorf("the mark does not test the generation: %s", patch)
+	}
+}
+
+func TestRowOfTakesTheTimeTheStatusWillHave(t *testing.T) {
+	source := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	obj := NewObject(Row{UserID: "user_a", Credits: 5, UpdatedAt: source}, "ns")
+	obj.Generation = 1
+	if r := RowOf(obj); !r.UpdatedAt.Equal(source) || r.Credits != 5 {
+		t.Errorf("before the controller: %+v", r)
+	}
+	judged := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	obj.Status = creditsv1alpha1.UserCreditsStatus{ObservedGeneration: 1, UpdatedAt: &judged}
+	if r := RowOf(obj); !r.UpdatedAt.Equal(judged.Time) {
+		t.Errorf("once judged: %v, want the status' %v", r.UpdatedAt, judged)
+	}
+	obj.Generation = 2 // spent since; the controller has not judged it yet
+	if r := RowOf(obj); !r.UpdatedAt.Equal(judged.Time) {
+		t.Errorf("changed since the import: %v, want the status' %v", r.UpdatedAt, judged)
+	}
+}

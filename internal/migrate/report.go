@@ -44,7 +44,7 @@ var summaryLines = []struct {
 }{
 	{Create, ""},
 	{AlreadyImported, "written by an earlier run of this import, left as they are now"},
-	{Unchanged, "the user already had this balance"},
+	{Unchanged, "the user already had this balance: recorded as imported"},
 	{Differs, "left alone: --overwrite replaces them"},
 	{Overwrite, ""},
 	{Contested, "claimed by several objects: left alone"},
@@ -85,9 +85,14 @@ func (r Result) closing() string {
 	case r.NotDone > 0:
 		return fmt.Sprintf("Interrupted after %d writes: %d rows are not written. Run the same command again to finish: what was written is found, and never written twice.",
 			writes, r.NotDone)
-	case writes == 0 && len(r.Failed) == 0:
+	case writes == 0 && r.Counts[Unchanged] == 0 && len(r.Failed) == 0:
 		return "Nothing was written: no row needed it."
 	}
-	rate := float64(writes) / max(r.Elapsed.Seconds(), 1e-3)
-	return fmt.Sprintf("%d rows written in %v (%.0f/s).", writes, r.Elapsed.Round(100*time.Millisecond), rate)
+	marked := r.Counts[Unchanged]
+	rate := float64(writes+marked) / max(r.Elapsed.Seconds(), 1e-3)
+	text := fmt.Sprintf("%d rows written", writes)
+	if marked > 0 {
+		text += fmt.Sprintf(", %d unchanged ones recorded as imported,", marked)
+	}
+	return fmt.Sprintf("%s in %v (%.0f/s).", text, r.Elapsed.Round(100*time.Millisecond), rate)
 }

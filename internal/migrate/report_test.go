@@ -95,6 +95,7 @@ credits.csv into namespace usercredits-system (3 objects there at resourceVersio
 		{Result{Counts: map[Action]int{AlreadyImported: 5}}, "Nothing was written: no row needed it."},
 		{Result{Counts: map[Action]int{Create: 5}, DryRun: true}, "Dry run: nothing was written (5 rows would be)."},
 		{Result{Counts: map[Action]int{Create: 5}, NotDone: 3}, "Interrupted after 5 writes: 3 rows are not written."},
+		{Result{Counts: map[Action]int{Create: 1, Unchanged: 2}, Elapsed: time.Second}, "1 rows written, 2 unchanged ones recorded as imported, in 1s (3/s)."},
 	} {
 		if got := c.res.closing(); !strings.HasPrefix(got, c.want) {
 			t.Errorf("closing %q, want %q", got, c.want)

@@ -22,7 +22,8 @@ const strict = client.FieldValidation("Strict")
 // changed between the decision and its write (the live API writing the same user).
 const maxDecisions = 5
 
-// write makes one planned row's write: a create, or an overwrite. Whatever the cluster
+// write makes one planned row's write: a create, an overwrite, or the mark of an unchanged
+// user. Whatever the cluster
 // shows when a write is refused for a changed state (an object created meanwhile, by the
 // API or by a second run of this import; a balance spent meanwhile) is decided again on a
 // fresh read, so the row ends up written once, found written already, or left alone.
@@ -50,12 +51,24 @@ func (im *Importer) write(ctx context.Context, o Outcome) Outcome {
 		create = false
 		ex := ExistingOf(current)
 		o.Was = ex.Credits
-		if action := Decide(o.Row, &ex, im.Overwrite); action != Overwrite {
+		action := Decide(o.Row, &ex, im.Overwrite)
+		var patch []byte
+		switch action {
+		case Overwrite:
+			patch, err = OverwritePatch(current, o.Row, time.Now())
+		case Unchanged:
+			patch, err = MarkPatch(current, o.Row)
+		default:
 			return done(o, action, nil)
 		}
-		stale, err := im.overwrite(ctx, current, o.Row)
-		if !stale {
-			return done(o, Overwrite, err)
+		if err != nil {
+			if errors.Is(err, account.ErrUntrusted) {
+				err = fmt.Errorf("the user's object cannot be trusted as it is (the API refuses it too): %w", err)
+			}
+			return done(o, action, err)
+		}
+		if stale, err := im.patch(ctx, current, o.Row, patch); !stale {
+			return done(o, action, err)
 		}
 	}
 	return done(o, o.Action, fmt.Errorf("the user's object kept changing: decided %d times", maxDecisions))
@@ -84,17 +97,10 @@ func (im *Importer) get(ctx context.Context, name string, user account.UserID) (
 	return obj, nil
 }
 
-// overwrite patches current to r's balance. stale: the apiserver refused the patch
-// because current changed after it was read (the patch's tests), so the row is to be
-// decided again on a fresh read.
-func (im *Importer) overwrite(ctx context.Context, current *creditsv1alpha1.UserCredits, r Row) (stale bool, err error) {
-	patch, err := OverwritePatch(current, r, time.Now())
-	if err != nil {
-		if errors.Is(err, account.ErrUntrusted) {
-			return false, fmt.Errorf("the user's object cannot be trusted as it is (the API refuses it too): %w", err)
-		}
-		return false, err
-	}
+// patch sends a patch decided on current for r. stale: the apiserver refused it because
+// current changed after it was read (the patch's tests), so the row is to be decided again
+// on a fresh read.
+func (im *Importer) patch(ctx context.Context, current *creditsv1alpha1.UserCredits, r Row, patch []byte) (stale bool, err error) {
 	tested := account.TestedState(current)
 	err = im.Client.Patch(ctx, current.DeepCopy(), client.RawPatch(types.JSONPatchType, patch), client.FieldOwner(FieldManager), strict)
 	switch {
