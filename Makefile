@@ -56,8 +56,9 @@ test: verify-generated fmt vet control-plane ## Run all tests against a real kub
 ##@ Build and run
 
 .PHONY: build
-build: manifests generate ## Build the manager binary.
+build: manifests generate ## Build the manager binary and the kubectl plugin (bin/kubectl-credits: kubectl credits import/export).
 	go build -o $(LOCALBIN)/manager ./cmd
+	go build -o $(LOCALBIN)/kubectl-credits ./cmd/kubectl-credits
 
 .PHONY: run
 run: build control-plane ## Run the manager (RUN_ARGS: its flags); starts a local control plane when no cluster is configured.

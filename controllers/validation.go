@@ -56,12 +56,13 @@ func RecordOf(acct account.Account, decodeErr error) Record {
 }
 
 // Validate decides the status of obj. peers are the names of other objects in the same
-// namespace that claim obj's spec.userID; now is the time to record for a balance change;
-// lowBalance is the operator's low-balance threshold (0: none unless the object sets one);
-// record is what its account holds besides the balance (RecordOf). A balance the API does
-// not serve (negative, contested, of a user ID no request can name, or of an untrusted
-// record) never reaches status.credits, which keeps the last valid value, so readers of
-// status never see a rejected balance.
+// namespace that claim obj's spec.userID; now is the time to record for a balance change
+// (a balance as `kubectl credits import` wrote it records its time at the source instead,
+// account.ImportedAt); lowBalance is the operator's low-balance threshold (0: none unless
+// the object sets one); record is what its account holds besides the balance (RecordOf).
+// A balance the API does not serve (negative, contested, of a user ID no request can name,
+// or of an untrusted record) never reaches status.credits, which keeps the last valid
+// value, so readers of status never see a rejected balance.
 func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time, lowBalance int64, record Record) Verdict {
 	status := *obj.Status.DeepCopy()
 	status.ObservedGeneration = obj.Generation
@@ -100,6 +101,9 @@ func Validate(obj *creditsv1alpha1.UserCredits, peers []string, now metav1.Time,
 		if status.Credits != obj.Spec.Credits || status.UpdatedAt == nil {
 			status.Credits = obj.Spec.Credits
 			status.UpdatedAt = &now
+			if at, ok := account.ImportedAt(obj); ok { // the balance as imported: when it changed at the source
+				status.UpdatedAt = &metav1.Time{Time: at}
+			}
 		}
 	}
 

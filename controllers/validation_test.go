@@ -229,3 +229,29 @@ func TestDamagedPartsAreReportedUntilRepaired(t *testing.T) {
 		t.Fatalf("repaired: conditions %+v, events %+v", obj.Status.Conditions, v.Events)
 	}
 }
+
+// TestValidateImportedBalanceKeepsItsTime: a balance as `kubectl credits import` wrote it
+// takes its updated_at from the export, until the balance changes.
+func TestValidateImportedBalanceKeepsItsTime(t *testing.T) {
+	source := time.Date(2024, 5, 1, 12, 34, 56, 0, time.UTC)
+	now := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	obj := newObj(25)
+	obj.Annotations = map[string]string{account.ImportedAnnotation: account.Imported{Row: "r1", Generation: 1, UpdatedAt: &source}.Encode()}
+	v := Validate(obj, nil, now, 0, Record{})
+	if v.Status.UpdatedAt == nil || !v.Status.UpdatedAt.Time.Equal(source) {
+		t.Fatalf("imported balance: updatedAt %v, want the export's %v", v.Status.UpdatedAt, source)
+	}
+	settle(obj, v)
+	// Spent since: the import's time no longer describes the balance.
+	obj.Spec.Credits, obj.Generation = 24, 2
+	if v = Validate(obj, nil, now, 0, Record{}); !v.Status.UpdatedAt.Equal(&now) {
+		t.Fatalf("after a change: updatedAt %v, want now", v.Status.UpdatedAt)
+	}
+	// Set back to the imported balance: still a change of now, not the export's time.
+	settle(obj, v)
+	obj.Spec.Credits, obj.Generation = 25, 3
+	later := metav1.NewTime(now.Add(time.Hour))
+	if v = Validate(obj, nil, later, 0, Record{}); !v.Status.UpdatedAt.Equal(&later) {
+		t.Fatalf("set back: updatedAt %v, want %v", v.Status.UpdatedAt, later)
+	}
+}

@@ -32,6 +32,8 @@ func main() {
 	requests := flag.Int("requests", 30_000, "requests per GET run")
 	rounds := flag.Int("rounds", 3, "runs of each reference and operator scenario, interleaved")
 	out := flag.String("out", "docs", "directory for benchmarks.md and bench-latency.png")
+	importRows := flag.Int("import-rows", 100_000, "rows of the import scenario (kubectl credits import); 0 leaves it out")
+	importOnly := flag.Bool("import-only", false, "run the import scenario alone and print its figures (docs/ is not written)")
 	flag.Parse()
 	serve := map[string]func(string) error{*bare: serveBare, *canned: serveCanned}
 	for addr, f := range serve {
@@ -46,7 +48,10 @@ func main() {
 	// The bench process's own cluster clients log only what goes wrong (envtest, client-go
 	// warnings); the operators under test log to their own files.
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
-	r, err := run(*scale, *requests, *rounds)
+	if *importOnly {
+		os.Exit(runImportOnly(*importRows))
+	}
+	r, err := run(*scale, *requests, *rounds, *importRows)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -73,7 +78,7 @@ const (
 	lotsPerUser      = 20
 )
 
-func run(scale, requests, rounds int) (*results, error) {
+func run(scale, requests, rounds, importRows int) (*results, error) {
 	ctx := context.Background()
 	r := &results{started: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), scale: scale, rounds: rounds}
 	work, err := os.MkdirTemp("", "usercredits-bench-")
@@ -88,7 +93,7 @@ func run(scale, requests, rounds int) (*results, error) {
 		return nil, err
 	}
 	step("starting kube-apiserver and etcd")
-	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale"}})
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale", importNamespace}})
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +211,11 @@ func run(scale, requests, rounds int) (*results, error) {
 	}
 	second.stop()
 
+	if importRows > 0 {
+		if r.imports, err = runImport(ctx, cluster, bin, kubeconfig, work, signer, importRows); err != nil {
+			return nil, err
+		}
+	}
 	if err := runScale(ctx, r, cluster, bin, kubeconfig, work, signer, scale, requests, small.addr, gets); err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@
 //   - settings.go: the rules people set (--grant-key-retention);
 //   - account.go: the Account type and its invariants;
 //   - keys.go, closed.go, history.go, userid.go: the parts (key ledgers, closed holds, the
-//     history ring) and user IDs;
+//     history ring) and user IDs; imported.go: what an import recorded on the object;
 //   - operation.go, ids.go: operations, answers, errors, limits.
 //
 // Credit lots (grants with their own expiry and priority, spent in order) are a part of

@@ -17,7 +17,8 @@ import (
 // Other annotations (the rest of the history, a GitOps tool's, kubectl's copy of the whole
 // object) are for other readers; the damaged history chunks among them are listed
 // (cacheDamageAnnotation), so that what decodes this form (the controller, which sets
-// Intact) still reports them. The kept ones go into a map of their own size: a map emptied
+// Intact) still reports them. The import's record (ImportedAnnotation) is kept until the
+// controller has written the status it gives a time to. The kept ones go into a map of their own size: a map emptied
 // in place keeps the room it had. It is idempotent, as client-go requires of a transform
 // (an object may pass through it again): an object carrying the digest is in this form
 // already, since no stored object can carry that key.
@@ -31,8 +32,12 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 	}
 	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
 	// object has, and an empty cached map must not be taken for an object without any.
-	kept := make(map[string]string, 8)
-	for _, name := range []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation} {
+	kept := make(map[string]string, 9)
+	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation}
+	if importedWanted(obj) {
+		names = append(names, ImportedAnnotation)
+	}
+	for _, name := range names {
 		if v, ok := ann[name]; ok {
 			kept[name] = v
 		}

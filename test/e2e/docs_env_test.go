@@ -4,9 +4,9 @@ package e2e
 // the bash session a doc's blocks share.
 //
 //   - make-run: what `make run` starts on a machine with no cluster configured:
-//     hack/run-local with bin/manager, run from a copy of the repository (symbolic links to
-//     its files and a bin/ of its own) with a clean environment, so bin/local-kubeconfig is
-//     the copy's. Blocks get KUBECONFIG and the dev TOKEN exported, as the README has the
+//     hack/run-local with bin/manager (and bin/kubectl-credits, which make run builds too),
+//     run from a copy of the repository (symbolic links to its files and a bin/ of its own)
+//     with a clean environment, so bin/local-kubeconfig is the copy's. Blocks get KUBECONFIG and the dev TOKEN exported, as the README has the
 //     user do. Every doc starts from a fresh make run's state: before a doc uses it after
 //     another doc, every UserCredits in default is deleted.
 //   - cluster: a bare control plane (no CRD) shared by the docs, admin KUBECONFIG exported;
@@ -142,6 +142,10 @@ func (e *docEnvs) startMakeRun(t *testing.T) (*docEnv, error) {
 	}
 	runner, err := framework.BuildRunLocal(bin)
 	if err != nil {
+		return nil, err
+	}
+	// make run builds the kubectl plugin too (make build): docs/migration.md runs it from bin/.
+	if _, err := framework.Build(bin, "./cmd/kubectl-credits", "kubectl-credits"); err != nil {
 		return nil, err
 	}
 	assets, err := controlplane.BinaryDir()
