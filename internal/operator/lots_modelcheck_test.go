@@ -256,6 +256,23 @@ func (m *refModel) historyView() []string {
 	return out
 }
 
+// historyMatches reports whether served (newest first) is the model's history, an expiry
+// shown either with the balance after the write the model folded it into or with the
+// balance right after it (the controller's own write won the race at the lot's time).
+func (m *refModel) historyMatches(served []string) bool {
+	want := m.historyView()
+	if len(served) != len(want) {
+		return false
+	}
+	for i, got := range served {
+		e := m.history[len(m.history)-1-i]
+		if got != want[i] && (e.kind != "expire" || got != fmt.Sprintf("expire %d→%d", e.credits, e.alone)) {
+			return false
+		}
+	}
+	return true
+}
+
 // servedHistory is a GET /api/credits/transactions body in historyView's form.
 func servedHistory(body string) ([]string, error) {
 	var h struct {
@@ -270,7 +287,7 @@ func servedHistory(body string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range h.Transactions {
-		out = append(out, refEntry{e.Type, e.Credits, e.Balance}.String())
+		out = append(out, refEntry{kind: e.Type, credits: e.Credits, value: e.Balance}.String())
 	}
 	return out, nil
 }

@@ -56,6 +56,9 @@ type refHold struct {
 type refEntry struct {
 	kind           string
 	credits, value int64
+	// alone is an expiry's balance had the controller removed it in a write of its own just
+	// before the operation the model folded it into (the two race at the lot's time).
+	alone int64
 }
 
 func (e refEntry) String() string { return fmt.Sprintf("%s %d→%d", e.kind, e.credits, e.value) }
@@ -220,7 +223,7 @@ func (m *refModel) give(parts []refPart) []refEntry {
 // expireDue closes the open lots whose time is up at now, recording each removal with the
 // balance after it, and reports whether any was due.
 func (m *refModel) expireDue(now time.Time) bool {
-	any := false
+	any, from := false, len(m.history)
 	for i := range m.lots {
 		l := &m.lots[i]
 		if l.closed != "" || !l.due(now) {
@@ -230,8 +233,11 @@ func (m *refModel) expireDue(now time.Time) bool {
 		n := l.remaining
 		l.remaining, l.closed, l.closedUnknown = 0, "expired", true
 		if n > 0 { // all of it held: the hold's return records the removal
-			m.history = append(m.history, refEntry{"expire", n, m.available()})
+			m.history = append(m.history, refEntry{kind: "expire", credits: n})
 		}
+	}
+	for i := from; i < len(m.history); i++ { // had they been a write of their own
+		m.history[i].value, m.history[i].alone = m.available(), m.available()
 	}
 	return any
 }
@@ -314,7 +320,7 @@ func (m *refModel) storesLots() bool {
 
 // record adds a history entry with the balance after it.
 func (m *refModel) record(kind string, credits int64) {
-	m.history = append(m.history, refEntry{kind, credits, m.available()})
+	m.history = append(m.history, refEntry{kind: kind, credits: credits, value: m.available()})
 }
 
 // flatten is kubectl removing spec.lots and setting spec.credits to n: the whole balance is
