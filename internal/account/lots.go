@@ -64,7 +64,11 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 	for _, part := range from {
 		i := a.lot(part.Lot)
 		if i < 0 {
-			i = a.balanceLot(now)
+			// Removed by hand: the credits are the balance lot's, and go with it when it was
+			// voided meanwhile (only a set or a purchase opens a voided balance lot again).
+			if i = a.lot(BalanceLotID); i < 0 || a.Lots[i].Closed == "" {
+				i = a.balanceLot(now)
+			}
 		}
 		l := &a.Lots[i]
 		switch {

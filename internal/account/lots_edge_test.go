@@ -113,3 +113,26 @@ func TestAccountBalanceLotAllHeldIsListed(t *testing.T) {
 		t.Fatalf("a hold of 2 of the balance lot, nothing left: grants %+v, want the balance lot with 2 held", grants)
 	}
 }
+
+// TestAccountHeldCreditsOfARemovedLotGoWithAVoidedBalanceLot: spec.lots removed by hand
+// while a hold keeps credits of a grant makes them the balance lot's; that lot voided, the
+// credits the hold returns are removed with it, not given back by opening it again (found
+// by TestLotsMatchTheModel).
+func TestAccountHeldCreditsOfARemovedLotGoWithAVoidedBalanceLot(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	if _, _, err := r.do(Operation{Kind: OpGrant, Amount: 5, Terms: LotTerms{ID: "lot_g"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.do(reserve("rsv_1", 3), now); err != nil {
+		t.Fatal(err)
+	}
+	r.obj.Spec.Lots, r.obj.Spec.Credits = nil, 2 // kubectl: the whole balance one lot
+	if res, _, err := r.do(Operation{Kind: OpVoid, Terms: LotTerms{ID: BalanceLotID}}, now); err != nil || res.Credits != 0 {
+		t.Fatalf("void of the balance lot: %+v, %v; want 0 left", res, err)
+	}
+	res, _, err := r.do(Operation{Kind: OpCapture, Amount: 1, ReservationID: "rsv_1"}, now)
+	if err != nil || res.Credits != 0 || r.available() != 0 {
+		t.Fatalf("capture 1 of 3 after the void: %+v, %v, %d available; want the 2 returned removed (0)", res, err, r.available())
+	}
+}
