@@ -99,4 +99,15 @@ spec:
 	if out, err := c.run([]byte(other), "apply", "--server-side", "-f", "-", "--as", sa("cg-credits-granter")); err == nil || !strings.Contains(out, "forbidden") {
 		t.Errorf("a granter's CreditGrant: %v %s", err, out)
 	}
+
+	// Void through the API (verb grant): the lot's remainder goes, a retry with its
+	// Idempotency-Key replays, another void of the emptied lot is 409, and a consumer may not.
+	voidURL := m.url("/api/credits/grants/" + lotID + "/void?userId=" + user)
+	consumer := c.caller(t, e2eNamespace, "cg-void-consumer", "credits-consumer")
+	expectHTTP(t, "void by a consumer", 403, `{"error":"Forbidden"}`)(httpDo(t, "POST", voidURL, consumer, "", "Idempotency-Key", "e2e-void-0"))
+	granter := c.caller(t, e2eNamespace, "cg-void-granter", "credits-granter")
+	void := func(key string) (int, string) { return httpDo(t, "POST", voidURL, granter, "", "Idempotency-Key", key) }
+	expectHTTP(t, "void", 200, `{"success":true,"credits":0}`)(void("e2e-void-1"))
+	expectHTTP(t, "void retried", 200, `{"success":true,"credits":0}`)(void("e2e-void-1"))
+	expectHTTP(t, "void again", 409, `{"error":"Grant has nothing left"}`)(void("e2e-void-2"))
 }
