@@ -60,7 +60,8 @@ func runSuite(m *testing.M) int {
 		err = users.Register(ctx, mgr.GetCache())
 	}
 	if err == nil {
-		err = (&UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller"), Users: users}).SetupWithManager(mgr)
+		err = (&UserCreditsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("usercredits-controller"), Users: users,
+			Settings: Settings{Workers: DefaultWorkers}}).SetupWithManager(mgr)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "setting up the manager:", err)

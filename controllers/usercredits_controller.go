@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -82,10 +83,10 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 	verdict := Validate(obj, peers, metav1.Now(), r.Settings.LowBalanceThreshold, RecordOf(acct, decodeErr))
 	if verdict.StatusChanged {
-		// The optimistic lock turns a decision made on a stale cache into a conflict;
-		// the newer object's watch event brings it back here.
-		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		obj.Status = verdict.Status
+		patch, err := statusPatch(obj.ResourceVersion, verdict.Status)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
 		if err := r.Client.Status().Patch(ctx, obj, patch); err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 				return ctrl.Result{}, nil
@@ -109,6 +110,23 @@ func (r *UserCreditsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{RequeueAfter: time.Until(next) + expiryGrace}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// statusPatch is the JSON patch that sets an object's whole status to status if the object
+// is still at resourceVersion: a resourceVersion in the patched object is the apiserver's
+// precondition (409 Conflict once it moved), so a decision made on a stale cache is never
+// written; the newer object's watch event brings it back here. Only the status is encoded
+// (a merge patch computed by diffing encodes the whole object twice and decodes both),
+// which keeps the controller's CPU for the apiserver when it writes thousands at start.
+func statusPatch(resourceVersion string, status creditsv1alpha1.UserCreditsStatus) (client.Patch, error) {
+	data, err := json.Marshal([]account.PatchOp{
+		{Op: "replace", Path: "/metadata/resourceVersion", Value: resourceVersion},
+		{Op: "add", Path: "/status", Value: status},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the status: %w", err)
+	}
+	return client.RawPatch(types.JSONPatchType, data), nil
 }
 
 // validationFailures are the reasons of Valid=False: each Warning Event of one counts in
@@ -205,11 +223,6 @@ func (r *UserCreditsReconciler) rejudgePeers(ctx context.Context, queue workqueu
 	return nil
 }
 
-// statusWorkers is how many objects are judged at once. One worker waits out each status
-// write's round trip (~3 ms) in turn, which capped a first start on 100,000 objects at about
-// 300 statuses a second; the workqueue never hands one object to two workers.
-const statusWorkers = 8
-
 // SetupWithManager registers the reconciler. r.Users must be registered on mgr's cache.
 func (r *UserCreditsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := r.Settings.Validate(); err != nil {
@@ -219,7 +232,7 @@ func (r *UserCreditsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&creditsv1alpha1.UserCredits{}, builder.WithPredicates(r.skipSettledOnStart())).
 		WatchesRawSource(source.Func(r.rejudgePeers)).
 		Named("usercredits").
-		WithOptions(controller.Options{MaxConcurrentReconciles: statusWorkers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: int(r.Settings.Workers)}).
 		Complete(r)
 }
 

@@ -114,7 +114,7 @@ func runImport(ctx context.Context, cluster *framework.Cluster, managerBin, kube
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	started := time.Now()
-	if err := watchServed(watchCtx, cw, good, servedCh); err != nil {
+	if err := watchServed(watchCtx, cw, importNamespace, good, servedCh); err != nil {
 		return f, err
 	}
 	out, errOut, err := plugin1(plugin, kubeconfig, "import", file, "-n", importNamespace)
@@ -167,11 +167,11 @@ func plugin1(bin, kubeconfig string, args ...string) (string, string, error) {
 	return out.String(), errOut.String(), err
 }
 
-// watchServed watches the import namespace from now and sends nil on done once want
-// objects carry a status the controller wrote for their spec (observedGeneration, a time,
-// Valid): the balance is served as the controller judged it.
-func watchServed(ctx context.Context, c client.WithWatch, want int, done chan<- error) error {
-	w, err := c.Watch(ctx, &creditsv1alpha1.UserCreditsList{}, client.InNamespace(importNamespace))
+// watchServed watches namespace from now and sends nil on done once want objects carry a
+// status the controller wrote for their spec (observedGeneration, a time, Valid): the
+// balance is served as the controller judged it.
+func watchServed(ctx context.Context, c client.WithWatch, namespace string, want int, done chan<- error) error {
+	w, err := c.Watch(ctx, &creditsv1alpha1.UserCreditsList{}, client.InNamespace(namespace))
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func watchServed(ctx context.Context, c client.WithWatch, want int, done chan<- 
 				return
 			}
 			// The apiserver ended the watch: go on from the last event seen.
-			if w, err = c.Watch(ctx, &creditsv1alpha1.UserCreditsList{}, client.InNamespace(importNamespace),
+			if w, err = c.Watch(ctx, &creditsv1alpha1.UserCreditsList{}, client.InNamespace(namespace),
 				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}}); err != nil {
 				done <- err
 				return

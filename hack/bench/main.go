@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -34,6 +35,13 @@ func main() {
 	out := flag.String("out", "docs", "directory for benchmarks.md and bench-latency.png")
 	importRows := flag.Int("import-rows", 100_000, "rows of the import scenario (kubectl credits import); 0 leaves it out")
 	importOnly := flag.Bool("import-only", false, "run the import scenario alone and print its figures (docs/ is not written)")
+	startObjects := flag.Int("start-objects", 20_000, "objects without status the start scenario's operator starts on; 0 leaves it out")
+	flag.Func("start-operator-args", "extra flags (space-separated) for the start scenario's operator, to compare settings", func(v string) error {
+		startOperatorArgs = strings.Fields(v)
+		return nil
+	})
+	managerBin := flag.String("manager-bin", "", "with -start-only: start this manager binary instead of building this tree's (to compare versions)")
+	startOnly := flag.Bool("start-only", false, "run the start scenario alone (-rounds times) and print its figures (docs/ is not written)")
 	flag.Parse()
 	serve := map[string]func(string) error{*bare: serveBare, *canned: serveCanned}
 	for addr, f := range serve {
@@ -51,7 +59,10 @@ func main() {
 	if *importOnly {
 		os.Exit(runImportOnly(*importRows))
 	}
-	r, err := run(*scale, *requests, *rounds, *importRows)
+	if *startOnly {
+		os.Exit(runStartOnly(*startObjects, *rounds, *managerBin))
+	}
+	r, err := run(*scale, *requests, *rounds, *importRows, *startObjects)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -78,7 +89,7 @@ const (
 	lotsPerUser      = 20
 )
 
-func run(scale, requests, rounds, importRows int) (*results, error) {
+func run(scale, requests, rounds, importRows, startObjects int) (*results, error) {
 	ctx := context.Background()
 	r := &results{started: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), scale: scale, rounds: rounds}
 	work, err := os.MkdirTemp("", "usercredits-bench-")
@@ -213,6 +224,11 @@ func run(scale, requests, rounds, importRows int) (*results, error) {
 
 	if importRows > 0 {
 		if r.imports, err = runImport(ctx, cluster, bin, kubeconfig, work, signer, importRows); err != nil {
+			return nil, err
+		}
+	}
+	if startObjects > 0 {
+		if r.starts, err = runStart(ctx, cluster, bin, kubeconfig, work, signer, startObjects, rounds); err != nil {
 			return nil, err
 		}
 	}

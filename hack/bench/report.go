@@ -35,6 +35,7 @@ type results struct {
 	seededKeyReplayed, historyRead   bool
 	profileTop                       string
 	imports                          importFigures
+	starts                           startFigures
 }
 
 // spread is the median and range of a figure over runs.
@@ -120,7 +121,7 @@ func (r *results) targets() []target {
 }
 
 func (r *results) allTargetsMet() bool {
-	for _, t := range append(r.targets(), r.imports.targets()...) {
+	for _, t := range slices.Concat(r.targets(), r.imports.targets(), r.starts.targets()) {
 		if !t.met {
 			return false
 		}
@@ -159,7 +160,7 @@ func (r *results) write(dir string) error {
 		"share them, so every figure includes their contention. Run: %s.\n\n", r.cpus, r.goVersion, r.started.UTC().Format(time.RFC3339))
 	b.WriteString("## Targets\n\n")
 	b.WriteString(row("target", "goal", "measured (median, range over runs)", "result") + row("---", "---", "---", "---"))
-	for _, t := range append(r.targets(), r.imports.targets()...) {
+	for _, t := range slices.Concat(r.targets(), r.imports.targets(), r.starts.targets()) {
 		b.WriteString(row(t.what, t.goal, t.measured, mark(t.met)))
 	}
 	b.WriteString("\n## Scenarios (medians, range over runs)\n\n")
@@ -195,6 +196,7 @@ func (r *results) write(dir string) error {
 	fmt.Fprintf(&b, "\nEach scale object holds %d applied grant keys and a %d-entry history (what 30 days of purchases and a busy user\n"+
 		"leave). Creating the %d objects (not part of start-up): %v.\n", scaleGrantKeys, historyEntries, r.scale, r.seedTime.Round(time.Second))
 	b.WriteString(r.imports.section())
+	b.WriteString(r.starts.section())
 	b.WriteString("\n## Latency\n\n![latency percentiles](bench-latency.png)\n")
 	if r.profileTop != "" {
 		b.WriteString("\n## CPU profile of the operator during an extra GET run, not counted above (top 40 by cumulative time)\n\n```text\n" + r.profileTop + "```\n")

@@ -132,3 +132,44 @@ func TestNamespaceSetting(t *testing.T) {
 		})
 	}
 }
+
+// TestControllerWorkers: --controller-workers=3 is how many objects the controller judges
+// at once, as its own metric says (8 without the flag), and with them it writes the status
+// of every object a person applied, from outside the API, without one.
+func TestControllerWorkers(t *testing.T) {
+	const ns, n = "e2e-workers", 24
+	suite.c.installNamespace(t, ns)
+	var manifests strings.Builder
+	for i := range n {
+		fmt.Fprintf(&manifests, "---\napiVersion: credits.gitread.dev/v1alpha1\nkind: UserCredits\nmetadata:\n  name: workers-%02d\n  namespace: %s\n"+
+			"spec:\n  userID: user_E2EWorkers%02d\n  credits: %d\n", i, ns, i, i+1)
+	}
+	suite.c.kubectl(t, []byte(manifests.String()), "apply", "-f", "-")
+	m := launch(t, []string{"--namespace=" + ns, "--controller-workers=3"})
+	scraper := suite.c.metricsReaderToken(t)
+	const workers = `controller_runtime_max_concurrent_reconciles{controller="usercredits"}`
+	framework.Eventually(t, 20*time.Second, func() error {
+		status, body := scrape(m.metricsAddr, scraper)
+		if status != 200 {
+			return fmt.Errorf("scrape: %d %.200s", status, body)
+		}
+		if got, err := metricValue(body, workers); err != nil || got != 3 {
+			return fmt.Errorf("%s = %v (%v), want 3", workers, got, err)
+		}
+		return nil
+	})
+	framework.Eventually(t, 30*time.Second, func() error {
+		out := suite.c.kubectl(t, nil, "get", "uc", "-n", ns, "-o",
+			`jsonpath={range .items[*]}{.status.conditions[?(@.type=="Valid")].status}/{.status.credits}/{.spec.credits} {end}`)
+		valid := 0
+		for _, f := range strings.Fields(out) {
+			if p := strings.Split(f, "/"); len(p) == 3 && p[0] == "True" && p[1] == p[2] {
+				valid++
+			}
+		}
+		if valid != n {
+			return fmt.Errorf("%d of %d objects have a Valid status for their balance: %s", valid, n, out)
+		}
+		return nil
+	})
+}

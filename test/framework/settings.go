@@ -37,6 +37,7 @@ func ManagerSettings() map[string]string {
 		"--reservation-ttl":            "3s",
 		"--grant-key-retention":        "48h",
 		"--low-balance-threshold":      "5",
+		"--controller-workers":         "3",
 		"STRIPE_WEBHOOK_SECRET":        "whsec_settings",
 		"--price-per-credit-cents":     "100",
 	}

@@ -3,6 +3,7 @@ package options_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -200,6 +201,9 @@ func TestValidateNamesTheSettingToFix(t *testing.T) {
 		"--reservation-ttl=500ms":                            "--reservation-ttl",
 		"--reservation-ttl=25h":                              "--reservation-ttl",
 		"--low-balance-threshold=-1":                         "--low-balance-threshold",
+		"--controller-workers=0":                             "--controller-workers must be between 1 and 256, not 0",
+		"--controller-workers=257":                           "--controller-workers",
+		"--controller-workers=2.5":                           "--controller-workers: not a whole number",
 		"--price-per-credit-cents=0":                         "--price-per-credit-cents",
 		"--grant-key-retention=0s":                           "--grant-key-retention",
 		"--user-rate-limit=-1":                               "--user-rate-limit",
@@ -240,6 +244,23 @@ func TestRateLimitBoundsAreAccepted(t *testing.T) {
 				t.Errorf("%s=%s: %v; want it accepted", flag, v, err)
 			}
 		}
+	}
+}
+
+// TestControllerWorkersBoundsAreAccepted: --controller-workers is refused just outside
+// 1–256 (above) and accepted at both ends; without it the controller judges 8 at once.
+func TestControllerWorkersBoundsAreAccepted(t *testing.T) {
+	for _, v := range []string{"1", "256"} {
+		o, _, err := parse(t, []string{"--controller-workers=" + v}, map[string]string{"CLERK_SECRET_KEY": "sk_test"})
+		if err != nil {
+			t.Errorf("--controller-workers=%s: %v; want it accepted", v, err)
+		} else if got := fmt.Sprint(o.Controller.Workers); got != v {
+			t.Errorf("--controller-workers=%s: the controller has %s workers", v, got)
+		}
+	}
+	o, _, err := parse(t, nil, map[string]string{"CLERK_SECRET_KEY": "sk_test"})
+	if err != nil || o.Controller.Workers != 8 {
+		t.Errorf("default workers %d (%v), want 8", o.Controller.Workers, err)
 	}
 }
 
