@@ -54,9 +54,10 @@ type Account struct {
 	writeSeq int64
 	// holdsChanged, lotsChanged: Holds, Lots differ from the stored ones.
 	holdsChanged, lotsChanged bool
-	// removed lists the credits this account's decisions removed from lots (expired,
-	// voided), for their history entries, Events and metrics.
-	removed []Removal
+	// changes lists the credits this account's decisions removed from lots (expired,
+	// voided, refunded, disputed) or returned to them, for their history entries, Events
+	// and metrics.
+	changes []LotChange
 	// damage lists stored parts that could not be read (hand edits): each was read as
 	// empty, and is rewritten whole when a decision next changes it.
 	damage []string
@@ -165,7 +166,8 @@ func (a *Account) check() error {
 func (a Account) History() []Transaction { return a.history.entries() }
 
 // checkLots is the invariants of lots: valid and distinct, their remaining credits adding
-// up to the available ones, at most MaxLots open and MaxClosedLots closed.
+// up to the available ones, at most MaxLots open (or spent purchases kept, MaxKeptPurchases
+// more) and MaxClosedLots closed.
 func checkLots(lots []Lot, available int64) []error {
 	var errs []error
 	seen := make(map[string]bool, len(lots))
@@ -173,7 +175,8 @@ func checkLots(lots []Lot, available int64) []error {
 	open, closed := 0, 0
 	for _, l := range lots {
 		if !ValidLotID(l.ID) || seen[l.ID] || l.Remaining < 0 || l.Remaining > MaxBalance || l.Priority < 0 || l.Priority > MaxPriority ||
-			(l.ID != BalanceLotID && l.Remaining > l.Credits) || (l.Closed != "" && l.Remaining != 0) {
+			l.Credits < 0 || l.Credits > MaxBalance || (l.ID != BalanceLotID && l.Remaining > l.Credits) || (l.Closed != "" && l.Remaining != 0) ||
+			!l.validPayment() {
 			errs = append(errs, fmt.Errorf("lot %q (%d of %d left) is invalid or repeated", l.ID, l.Remaining, l.Credits))
 			continue
 		}
@@ -188,8 +191,8 @@ func checkLots(lots []Lot, available int64) []error {
 	if remaining != available {
 		errs = append(errs, fmt.Errorf("the lots hold %d credits, the balance is %d", remaining, available))
 	}
-	if open > MaxLots || closed > MaxClosedLots {
-		errs = append(errs, fmt.Errorf("%d open and %d closed lots, over %d and %d", open, closed, MaxLots, MaxClosedLots))
+	if open > MaxLots+MaxKeptPurchases || closed > MaxClosedLots {
+		errs = append(errs, fmt.Errorf("%d open and %d closed lots, over %d and %d", open, closed, MaxLots+MaxKeptPurchases, MaxClosedLots))
 	}
 	return errs
 }

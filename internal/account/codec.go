@@ -266,54 +266,6 @@ func (a *Account) reservations() []creditsv1alpha1.Reservation {
 	return out
 }
 
-// storedLots is how the lots are stored: nil when the only one is a plain balance lot,
-// which spec.credits alone says (so that a balance never granted in lots keeps the shape
-// it always had, and an edit of spec.credits keeps working for it).
-func (a *Account) storedLots() []creditsv1alpha1.Lot {
-	if len(a.Lots) == 0 || len(a.Lots) == 1 && a.Lots[0].plainBalance() {
-		return nil
-	}
-	out := make([]creditsv1alpha1.Lot, len(a.Lots))
-	for i, l := range a.Lots {
-		credits := l.Credits
-		if l.ID == BalanceLotID {
-			credits = max(1, l.Remaining+a.held(l.ID)) // not a grant: what it holds
-		}
-		out[i] = creditsv1alpha1.Lot{ID: l.ID, Credits: credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source,
-			Reference: l.Reference, Reason: l.Reason, GrantedAt: metav1.NewTime(l.GrantedAt), Closed: l.Closed}
-		if !l.ExpiresAt.IsZero() {
-			out[i].ExpiresAt = &metav1.Time{Time: l.ExpiresAt}
-		}
-		if !l.ClosedAt.IsZero() {
-			out[i].ClosedAt = &metav1.Time{Time: l.ClosedAt}
-		}
-	}
-	return out
-}
-
-// lotsOf reads obj's lots; without any, the whole balance is the balance lot.
-func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
-	if len(obj.Spec.Lots) == 0 {
-		if obj.Spec.Credits == 0 {
-			return nil
-		}
-		return []Lot{{ID: BalanceLotID, Credits: obj.Spec.Credits, Remaining: obj.Spec.Credits, Priority: DefaultPriority, Source: SourceSet,
-			GrantedAt: obj.CreationTimestamp.Time}}
-	}
-	lots := make([]Lot, len(obj.Spec.Lots))
-	for i, l := range obj.Spec.Lots {
-		lots[i] = Lot{ID: l.ID, Credits: l.Credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source, Reference: l.Reference,
-			Reason: l.Reason, GrantedAt: l.GrantedAt.Time, Closed: l.Closed}
-		if l.ExpiresAt != nil {
-			lots[i].ExpiresAt = l.ExpiresAt.Time
-		}
-		if l.ClosedAt != nil {
-			lots[i].ClosedAt = l.ClosedAt.Time
-		}
-	}
-	return lots
-}
-
 // Tests are the preconditions of every write to current, as JSON patch tests: the
 // apiserver applies the write only if what its decision read is still what is stored.
 //   - metadata.uid, so that an object deleted and created again under the same name

@@ -31,15 +31,21 @@ type Transaction struct {
 	// Balance is the available balance after it.
 	Balance int64
 	At      time.Time
-	// Reference names what the change came from: a purchase's Checkout Session ID; "" else.
+	// Reference names what the change came from: a purchase's Checkout Session ID (for a
+	// purchase, refund, dispute or reinstatement), the lot an expiry or void removed
+	// credits from; "" else.
 	Reference string
+	// Unrecoverable, for a refund, is the credits it should have taken back that had been
+	// spent already (Credits is what it took).
+	Unrecoverable int64
 }
 
 // historyEntry is what a decision adds to the history.
 type historyEntry struct {
-	kind      OpKind
-	credits   int64
-	reference string
+	kind          OpKind
+	credits       int64
+	reference     string
+	unrecoverable int64
 }
 
 // history is the ring as stored: the count, and the chunks this account holds (all of
@@ -52,7 +58,8 @@ type history struct {
 }
 
 // kind codes in the stored entries: one letter each.
-var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v"}
+var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v",
+	OpRefund: "f", OpDispute: "d", KindReinstate: "w"}
 
 var codeKinds = func() map[string]OpKind {
 	m := map[string]OpKind{}
@@ -63,12 +70,16 @@ var codeKinds = func() map[string]OpKind {
 }()
 
 // with returns the history with e, and the balance after it, appended at now. An entry is
-// "code,credits,balance,unix seconds", and ",reference" when it has one.
+// "code,credits,balance,unix seconds", ",reference" when it has one, and ",unrecoverable"
+// after it when a refund has some.
 func (h history) with(e historyEntry, balance int64, now time.Time) history {
 	k := int((h.seq / historyChunkSize) % historyChunks)
 	text := kindCodes[e.kind] + "," + strconv.FormatInt(e.credits, 10) + "," + strconv.FormatInt(balance, 10) + "," + strconv.FormatInt(now.Unix(), 10)
-	if e.reference != "" {
+	if e.reference != "" || e.unrecoverable > 0 {
 		text += "," + e.reference
+	}
+	if e.unrecoverable > 0 {
+		text += "," + strconv.FormatInt(e.unrecoverable, 10)
 	}
 	if h.seq%historyChunkSize != 0 && h.chunks[k] != "" {
 		text = h.chunks[k] + ";" + text
@@ -112,7 +123,7 @@ func (h *history) entries() []Transaction {
 
 func parseEntry(text string) (Transaction, bool) {
 	f := strings.Split(text, ",")
-	if len(f) != 4 && len(f) != 5 {
+	if len(f) < 4 || len(f) > 6 {
 		return Transaction{}, false
 	}
 	kind, ok := codeKinds[f[0]]
@@ -123,8 +134,15 @@ func parseEntry(text string) (Transaction, bool) {
 		return Transaction{}, false
 	}
 	t := Transaction{Kind: kind, Credits: credits, Balance: balance, At: time.Unix(at, 0).UTC()}
-	if len(f) == 5 {
+	if len(f) >= 5 {
 		t.Reference = f[4]
+	}
+	if len(f) == 6 {
+		n, err := strconv.ParseInt(f[5], 10, 64)
+		if err != nil || n < 0 {
+			return Transaction{}, false
+		}
+		t.Unrecoverable = n
 	}
 	return t, true
 }

@@ -22,13 +22,26 @@ const (
 	MaxClosedLots = 20
 )
 
-// How a lot closed before it was spent (Lot.Closed, Removal.Why).
+// How a lot closed before it was spent (Lot.Closed, LotChange.Why).
 const (
 	lotVoided  = "voided"
 	lotExpired = "expired"
-	// RemovedExpired and RemovedVoided are a Removal's Why.
+)
+
+// What a LotChange is (its Why).
+const (
+	// RemovedExpired and RemovedVoided: what was left of the lot was removed.
 	RemovedExpired = lotExpired
 	RemovedVoided  = lotVoided
+	// Refunded: a Stripe refund of the lot's payment took credits back (and some may have
+	// been unrecoverable: spent).
+	Refunded = "refunded"
+	// Disputed: a dispute of the lot's payment took credits.
+	Disputed = "disputed"
+	// Reinstated: a won dispute returned what it took.
+	Reinstated = "reinstated"
+	// LostDispute: the dispute was lost; what it took stays taken.
+	LostDispute = "dispute lost"
 )
 
 // Lot is one grant of credits and what is left of it.
@@ -47,6 +60,11 @@ type Lot struct {
 	// ClosedAt): credits a hold returns to it are removed rather than made available again.
 	Closed   string
 	ClosedAt time.Time
+	// Payment names the Stripe PaymentIntent that paid for a purchase lot; Refund and
+	// Dispute are what refunds and a dispute of it took back (payments.go).
+	Payment string
+	Refund  Refund
+	Dispute Dispute
 }
 
 // LotCredits is what a hold took from one lot.
@@ -55,18 +73,24 @@ type LotCredits struct {
 	Credits int64
 }
 
-// Removal is credits a decision removed from a lot without anyone spending them.
-type Removal struct {
+// LotChange is credits a decision removed from a lot without anyone spending them, or
+// returned to it (a won dispute), for the history, Events and metrics.
+type LotChange struct {
 	Lot     string
 	Credits int64
-	// Why is lotExpired or lotVoided.
+	// Why is RemovedExpired, RemovedVoided, Refunded, Disputed, Reinstated or LostDispute.
 	Why string
+	// Reference names the lot's purchase (its Checkout Session) for refunds and disputes.
+	Reference string
+	// Unrecoverable, for a refund, is the credits it should have taken back that had been
+	// spent already.
+	Unrecoverable int64
 }
 
 // plainBalance reports whether l is the balance lot with nothing to say but its credits.
 func (l *Lot) plainBalance() bool {
 	return l.ID == BalanceLotID && l.Source == SourceSet && l.Priority == DefaultPriority && l.ExpiresAt.IsZero() &&
-		l.Closed == "" && l.Reason == "" && l.Reference == ""
+		l.Closed == "" && l.Reason == "" && l.Reference == "" && l.Payment == "" && l.Refund == Refund{} && l.Dispute == Dispute{}
 }
 
 // expired reports whether l's time is up at now.

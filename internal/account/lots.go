@@ -57,8 +57,9 @@ func (a *Account) take(n int64, now time.Time) []LotCredits {
 }
 
 // give returns credits a hold took to their lots: available again, or removed when their
-// lot has since been voided or has expired (recorded as a removal). A lot no longer there
-// (removed by hand) gets them back as the balance lot.
+// lot has since been voided or has expired (recorded as a change), or claimed by a refund
+// or dispute of the lot's payment (reclaim). A lot no longer there (removed by hand) gets
+// them back as the balance lot.
 func (a *Account) give(from []LotCredits, now time.Time) {
 	a.Lots = slices.Clone(a.Lots)
 	for _, part := range from {
@@ -67,18 +68,23 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 			i = a.balanceLot(now)
 		}
 		l := &a.Lots[i]
+		n := a.reclaim(l, part.Credits)
 		switch {
+		case n == 0:
 		case l.Closed != "":
-			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: l.Closed})
+			a.note(LotChange{Lot: l.ID, Credits: n, Why: l.Closed})
 		case l.expired(now):
-			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: lotExpired})
+			a.note(LotChange{Lot: l.ID, Credits: n, Why: lotExpired})
 		default:
-			l.Remaining += part.Credits
-			a.Available += part.Credits
+			l.Remaining += n
+			a.Available += n
 		}
 	}
 	a.lotsChanged = true
 }
+
+// note records a change of a lot for the history, Events and metrics.
+func (a *Account) note(c LotChange) { a.changes = append(slices.Clip(a.changes), c) }
 
 // balanceLot is the index of the balance lot, added empty when there is none.
 func (a *Account) balanceLot(now time.Time) int {
@@ -107,7 +113,7 @@ func (a *Account) expireLots(now time.Time) bool {
 		if l.Closed != "" || !l.expired(now) {
 			continue
 		}
-		a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
+		a.note(LotChange{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
 		a.Available -= l.Remaining
 		l.Remaining, l.Closed, l.ClosedAt = 0, lotExpired, now.Truncate(time.Second)
 	}
@@ -129,9 +135,11 @@ func (a *Account) held(id string) int64 {
 }
 
 // compactLots drops the lots with nothing left, spent or held, but the last MaxClosedLots
-// closed ones, which a void is told about (409, not 404).
-func (a *Account) compactLots() {
-	gone := func(l Lot) bool { return l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 }
+// closed ones, which a void is told about (409, not 404), and the purchases a refund or
+// dispute may still come for (keptPurchases).
+func (a *Account) compactLots(now time.Time) {
+	kept := a.keptPurchases(now)
+	gone := func(l Lot) bool { return l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 && !kept[l.ID] }
 	var closed []Lot
 	for _, l := range a.Lots {
 		if l.Closed != "" && a.held(l.ID) == 0 {
@@ -144,7 +152,9 @@ func (a *Account) compactLots() {
 		for _, l := range closed[:len(closed)-MaxClosedLots] {
 			old[l.ID] = true
 		}
-		gone = func(l Lot) bool { return old[l.ID] || l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 }
+		gone = func(l Lot) bool {
+			return old[l.ID] || l.Closed == "" && l.Remaining == 0 && a.held(l.ID) == 0 && !kept[l.ID]
+		}
 	}
 	if !slices.ContainsFunc(a.Lots, gone) {
 		return
@@ -189,7 +199,7 @@ func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, erro
 	entry := historyEntry{kind: OpGrant, credits: op.Amount}
 	switch {
 	case op.Purchase != "":
-		lot.Source, lot.Reference = SourceStripe, op.Purchase
+		lot.Source, lot.Reference, lot.Payment = SourceStripe, op.Purchase, op.Payment
 		entry.kind, entry.reference = KindPurchase, op.Purchase
 	case lot.Source == "":
 		lot.Source = SourceAPI
@@ -243,11 +253,12 @@ func (a *Account) void(id string, now time.Time) (historyEntry, error) {
 	return entry, nil
 }
 
-// openLots counts the lots with credits left, to spend or held.
+// openLots counts the lots with credits left, to spend or held, or to be returned by a
+// dispute that may yet be won.
 func (a *Account) openLots() int {
 	n := 0
 	for i := range a.Lots {
-		if l := &a.Lots[i]; l.Closed == "" && (l.Remaining > 0 || a.held(l.ID) > 0) {
+		if l := &a.Lots[i]; l.Closed == "" && (l.Remaining > 0 || a.held(l.ID) > 0 || l.Dispute.returnable()) {
 			n++
 		}
 	}
@@ -293,5 +304,6 @@ func (a Account) NextLotExpiry() (time.Time, int64) {
 	return next, credits
 }
 
-// Removed are the credits the decisions that made a removed from lots (expired, voided).
-func (a Account) Removed() []Removal { return slices.Clone(a.removed) }
+// Changes are the credits the decisions that made a removed from lots (expired, voided,
+// refunded, disputed) or returned to them (a won dispute).
+func (a Account) Changes() []LotChange { return slices.Clone(a.changes) }

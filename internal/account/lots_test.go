@@ -131,7 +131,7 @@ func TestAccountLotsExpire(t *testing.T) {
 	if h[0].Kind != OpExpire || h[0].Credits != 2 || h[0].Reference != "promo" || h[0].Balance != 1 {
 		t.Fatalf("history %+v", h[0])
 	}
-	if r.account().Removed() != nil {
+	if r.account().Changes() != nil {
 		t.Fatal("a decoded account carries removals")
 	}
 	// The hold took 3 from promo (before the balance lot's 1? no: promo is spent first).

@@ -158,7 +158,7 @@ func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []
 		if err != nil {
 			return nil, classifyWriteError(err)
 		}
-		w.done(written, d.Applied, d.Account.Removed())
+		w.done(written, d.Applied, d.Account.Changes())
 		return d.Answers, nil
 	}
 }
@@ -235,11 +235,11 @@ func (w *writer) patch(ctx context.Context, current *creditsv1alpha1.UserCredits
 
 // done finishes a successful write: read-your-writes, the history it extends, then a log
 // line for each operation it applied and an Event for those that leave one.
-func (w *writer) done(written *creditsv1alpha1.UserCredits, applied []account.Operation, removed []account.Removal) {
+func (w *writer) done(written *creditsv1alpha1.UserCredits, applied []account.Operation, changes []account.LotChange) {
 	written.ManagedFields = nil
 	w.reads.written.remember(written)
 	w.history.wrote(written)
-	w.report.wrote(written, applied, removed)
+	w.report.wrote(written, applied, changes)
 }
 
 // mayBeStale reports whether a write may have been refused because the object changed

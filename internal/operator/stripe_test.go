@@ -43,7 +43,7 @@ func deliver(t *testing.T, base string, payload []byte, secret string, at time.T
 }
 
 func stripeCount(result string) float64 {
-	return testutil.ToFloat64(metrics.StripeEvents.WithLabelValues(result))
+	return testutil.ToFloat64(metrics.StripeEvents.WithLabelValues("checkout.session", result))
 }
 
 // TestStripeCheckoutGrantsOnce: paid sessions grant amount_total/125 (or metadata.credits),

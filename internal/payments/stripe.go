@@ -171,4 +171,4 @@ func (wh *Webhook) unassignable(eventID string, s checkoutSession, reason string
 		"session", s.ID, "event", eventID, "reason", reason, "clientReferenceID", s.ClientReferenceID)
 }
 
-func count(result string) { metrics.StripeEvents.WithLabelValues(result).Inc() }
+func count(result string) { metrics.StripeEvents.WithLabelValues("checkout.session", result).Inc() }
