@@ -17,6 +17,8 @@ type Objects interface {
 	Lookup(userID string) []*creditsv1alpha1.UserCredits
 	// Observe calls f with every object the informer shows or deletes from now on.
 	Observe(f Observer)
+	// Payers returns the users whose lots name a Stripe PaymentIntent.
+	Payers(pi string) []string
 }
 
 // fetch gets the object at key from the apiserver, without its managedFields; nil when it

@@ -116,8 +116,8 @@ func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []
 			}
 		}
 		d := acct.ApplyAll(user, ops, time.Now(), w.rules)
-		if !fromAPI && (d.NeedsWholeRecord() || holdNotFound(d)) {
-			continue // decide on the record read whole; a hold another replica just made may be there
+		if !fromAPI && (d.NeedsWholeRecord() || notInCache(d)) {
+			continue // decide on the record read whole; a hold or purchase another replica just made may be there
 		}
 		if len(d.Applied) == 0 {
 			if d.Refused && !fromAPI {
@@ -163,13 +163,14 @@ func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []
 	}
 }
 
-// holdNotFound reports a capture or release refused because the hold is not known: the
-// refusal is confirmed against the apiserver before it is answered, every time, as the
-// hold may have just been made through another replica whose write this cache has not
-// shown (a caller takes 404 as final).
-func holdNotFound(d account.Decision) bool {
+// notInCache reports a capture or release refused because the hold is not known, or a
+// refund or dispute because no lot names its payment: the refusal is confirmed against
+// the apiserver before it is answered, every time, as the hold or purchase may have just
+// been made through another replica whose write this cache has not shown (a caller takes
+// 404 as final; Stripe takes 200 as final).
+func notInCache(d account.Decision) bool {
 	for _, a := range d.Answers {
-		if errors.Is(a.Err, account.ErrReservationNotFound) {
+		if errors.Is(a.Err, account.ErrReservationNotFound) || errors.Is(a.Err, account.ErrPaymentNotFound) {
 			return true
 		}
 	}

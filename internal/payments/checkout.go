@@ -1,0 +1,105 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/stripe/stripe-go/v82"
+
+	"github.com/gitread/usercredits-operator/internal/account"
+)
+
+// checkout grants a paid (or free: a 100 % coupon) session's credits, once per session, as
+// a purchase naming it and its PaymentIntent; a completed session whose payment is still on
+// its way (payment_status unpaid) waits for checkout.session.async_payment_succeeded.
+func (wh *Webhook) checkout(ctx context.Context, event delivery, s *stripe.CheckoutSession) string {
+	paid := s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid || s.PaymentStatus == stripe.CheckoutSessionPaymentStatusNoPaymentRequired ||
+		event.Type == evAsyncSucceeded // sent once the delayed payment is paid
+	if !paid {
+		wh.Log.V(1).Info("a Checkout Session completed unpaid: its credits wait for its payment", "event", event.ID, "session", s.ID)
+		return resultPending
+	}
+	amount, reason := wh.credits(s)
+	if reason != "" {
+		wh.unassignable(event, s, reason)
+		return resultUnassignable
+	}
+	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
+	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(s.ID), Purchase: s.ID, Payment: paymentOf(s.PaymentIntent)}
+	res, err := wh.Store.Apply(ctx, account.UserID(s.ClientReferenceID), op) // checked by credits()
+	switch {
+	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow),
+		errors.Is(err, account.ErrTooManyLots), errors.Is(err, account.ErrInvalidOperation):
+		wh.unassignable(event, s, err.Error())
+		return resultUnassignable
+	case err != nil:
+		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
+		wh.Log.Error(err, "granting a paid Checkout Session failed; Stripe will retry", "session", s.ID, "event", event.ID)
+		return resultError
+	case res.Replayed:
+		return resultReplayed
+	}
+	wh.Log.Info("granted a paid Checkout Session", "session", s.ID, "event", event.ID, "userID", s.ClientReferenceID, "credits", amount,
+		"paymentIntent", op.Payment)
+	return resultGranted
+}
+
+// GrantKey is the Idempotency-Key of a session's grant: both event types and every
+// redelivery of one session grant once.
+func GrantKey(sessionID string) string { return "stripe-checkout:" + sessionID }
+
+// paymentOf is a PaymentIntent's ID; "" for none (a session that needed no payment).
+func paymentOf(pi *stripe.PaymentIntent) string {
+	if pi == nil {
+		return ""
+	}
+	return pi.ID
+}
+
+// credits is what a paid session buys: metadata.credits when present, else the amount
+// before tax and discounts (amount_subtotal; with Adaptive Pricing, the session's source
+// amounts, in the currency the prices were made in) at the price per credit, in the
+// checkout currency only; reason says why it cannot be credited.
+func (wh *Webhook) credits(s *stripe.CheckoutSession) (int64, string) {
+	switch {
+	case s.ID == "":
+		return 0, "the session has no id"
+	case !account.ValidReference(s.ID):
+		return 0, "the session id is not a Stripe ID (letters, digits, '_', '-')"
+	case s.ClientReferenceID == "":
+		return 0, "the session has no client_reference_id (the Clerk user ID)"
+	case !account.ValidUserID(s.ClientReferenceID):
+		return 0, "client_reference_id is not a valid user ID"
+	case paymentOf(s.PaymentIntent) != "" && !account.ValidReference(paymentOf(s.PaymentIntent)):
+		return 0, "the session's payment_intent is not a Stripe ID"
+	}
+	if text, ok := s.Metadata["credits"]; ok {
+		n, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || n < 1 || n > account.MaxBalance {
+			return 0, "metadata.credits is not a whole number of credits"
+		}
+		return n, ""
+	}
+	currency, subtotal := string(s.Currency), s.AmountSubtotal
+	if cc := s.CurrencyConversion; cc != nil && cc.SourceCurrency != "" {
+		currency, subtotal = string(cc.SourceCurrency), cc.AmountSubtotal
+	}
+	switch {
+	case !strings.EqualFold(currency, wh.CheckoutCurrency):
+		return 0, "the session is in " + strconv.Quote(currency) + ", not --checkout-currency " + strconv.Quote(wh.CheckoutCurrency) +
+			": set metadata.credits on sessions in other currencies"
+	case subtotal <= 0:
+		return 0, "the session has no amount_subtotal"
+	case subtotal%wh.PricePerCreditCents != 0:
+		return 0, "amount_subtotal is not a whole number of credits at --price-per-credit-cents"
+	}
+	return subtotal / wh.PricePerCreditCents, ""
+}
+
+// unassignable reports a paid session that cannot be credited: it must not vanish.
+func (wh *Webhook) unassignable(event delivery, s *stripe.CheckoutSession, reason string) {
+	wh.Log.Error(nil, "a paid Stripe Checkout Session cannot be credited: fix it, then resend the event (stripe events resend)",
+		"session", s.ID, "event", event.ID, "reason", reason, "clientReferenceID", s.ClientReferenceID)
+}
