@@ -19,7 +19,8 @@
 //   - operation.go, ids.go: operations, answers, errors, limits.
 //
 // Credit lots (grants with their own expiry and priority, spent in order) are a part of
-// their own beside the ledgers, decided in apply.go and holds.go and stored by the codec.
+// their own beside the ledgers: lot.go and lots.go decide them, lotcodec.go stores them, and
+// payments.go follows a Stripe purchase's refunds and disputes on its lot.
 package account
 
 import (

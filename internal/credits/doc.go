@@ -17,8 +17,9 @@
 //     apiserver, by name); warmup.go: reads before the index has synced; overlay.go: this
 //     replica's writes until the cache shows them.
 //   - events.go: logs and Events; objects.go: the index's interface and one apiserver GET;
-//     index.go: user → objects, fed by the informer; transform.go: the cache's form of an
-//     object (account.CacheForm).
+//     index.go: user → objects, fed by the informer; payers.go: Stripe PaymentIntent → users
+//     (the same index) and Store.FollowPayment; transform.go: the cache's form of an object
+//     (account.CacheForm).
 //
 // # What is confirmed, and how
 //
