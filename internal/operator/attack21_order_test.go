@@ -188,3 +188,35 @@ func a21StripeReplica(t *testing.T, p *apiserverProxy) (base string, synced func
 		}
 	}
 }
+
+// TestAttack21SecondDisputeLostAfterAnInquiryClosed: an inquiry (du_1) is opened and
+// closed without a chargeback (warning_closed), then the buyer files a chargeback (du_2),
+// which is lost: the money is gone, so are the credits. Delivered as du_2 created, du_1
+// created, du_2 lost, du_1 closed (du_1's deliveries retried late), the webhook treats
+// du_2 as "replaced" by du_1, ignores du_2's loss, and du_1's close returns all 10 credits.
+// Every other order of the same four deliveries ends at 0. Want 0: deliveries converge.
+// Low realism (du_1's two deliveries must both reach the endpoint after du_2's), shown
+// because docs/stripe.md promises that any order of deliveries ends in the same balance.
+func TestAttack21SecondDisputeLostAfterAnInquiryClosed(t *testing.T) {
+	base := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
+	user, pi := "user_Attack21TwoDisputes", "pi_Attack21TwoDisputes"
+	if a21Deliver(t, base, "the purchase", a21Purchase("cs_Attack21TwoDisputes", user, pi)) != 200 {
+		t.Fatal("the purchase was not granted")
+	}
+	for _, d := range []struct {
+		what    string
+		payload []byte
+	}{
+		{"chargeback du_2 created", a21Dispute("evt_a21_d2c", "charge.dispute.created", "du_Attack21Two2", pi, "needs_response")},
+		{"inquiry du_1 created (late)", a21Dispute("evt_a21_d1c", "charge.dispute.created", "du_Attack21Two1", pi, "warning_needs_response")},
+		{"chargeback du_2 lost", a21Dispute("evt_a21_d2l", "charge.dispute.closed", "du_Attack21Two2", pi, "lost")},
+		{"inquiry du_1 closed (late)", a21Dispute("evt_a21_d1w", "charge.dispute.closed", "du_Attack21Two1", pi, "warning_closed")},
+	} {
+		if status := a21Deliver(t, base, d.what, d.payload); status != 200 {
+			t.Fatalf("%s: %d", d.what, status)
+		}
+	}
+	if got := storedBalanceOf(t, user); got != 0 {
+		t.Fatalf("a lost chargeback after a closed inquiry, delivered out of order: balance %d, want 0", got)
+	}
+}
