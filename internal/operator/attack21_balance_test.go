@@ -69,3 +69,31 @@ func TestAttack21PurchaseAfterAHundredUnspentPurchases(t *testing.T) {
 		t.Fatalf("101 paid 1-credit purchases: balance %d, want 101 (the buyer paid for %d credits never granted)", got, 101-got)
 	}
 }
+
+// TestAttack21RefundOfASessionAlsoGrantedThroughTheAPI: docs/stripe.md says a service may
+// grant a session through POST /api/credits/grant with the key stripe-checkout:<session>
+// and the same amount (e.g. from the app's success page), and that the webhook and the
+// service then grant it once. When the service's grant lands first, the webhook's purchase
+// is a replay: no purchase lot records the PaymentIntent, and the refund of that payment
+// is answered 200 "unmatched" with the 10 credits kept. Want the refund to take them back.
+func TestAttack21RefundOfASessionAlsoGrantedThroughTheAPI(t *testing.T) {
+	base := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
+	user, cs, pi := "user_Attack21ApiFirst", "cs_Attack21ApiFirst", "pi_Attack21ApiFirst"
+	admin := serviceAccountToken(t, "attack21-granter", "credits-admin")
+	if status, body := request(t, "POST", creditsURL(base, "/api/credits/grant", user), admin, `{"credits":10}`,
+		"Idempotency-Key", "stripe-checkout:"+cs); status != 200 {
+		t.Fatalf("the service's grant of the session: %d %s", status, body)
+	}
+	if a21Deliver(t, base, "the purchase", a21Purchase(cs, user, pi)) != 200 {
+		t.Fatal("the purchase was not answered 200")
+	}
+	if got := storedBalanceOf(t, user); got != 10 {
+		t.Fatalf("the session granted by both: balance %d, want 10 (once)", got)
+	}
+	if a21Deliver(t, base, "the full refund", a21Refund("evt_a21_apifirst_refund", pi, 1250)) != 200 {
+		t.Fatal("the refund was not answered 200")
+	}
+	if got := storedBalanceOf(t, user); got != 0 {
+		t.Fatalf("a session granted through the API first, then refunded in full: balance %d, want 0", got)
+	}
+}
