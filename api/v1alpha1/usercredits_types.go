@@ -85,12 +85,13 @@ type UserCreditsSpec struct {
 	// priority value first, then the soonest expiry (never-expiring last), then the oldest.
 	// Absent, the whole balance is one lot (source set) that never expires. Also kept: the
 	// last voided or expired lots, and Stripe purchases spent within the refund window, so
-	// that a refund or dispute finds them. Written by the credits API; grant credits from
-	// Git with a CreditGrant, not here.
+	// that a refund or dispute finds them. At most 100 grants with credits left, 100 spent
+	// purchases, 20 closed lots, and the balance lot. Written by the credits API; grant
+	// credits from Git with a CreditGrant, not here.
 	// +optional
 	// +listType=map
 	// +listMapKey=id
-	// +kubebuilder:validation:MaxItems=220
+	// +kubebuilder:validation:MaxItems=221
 	Lots []Lot `json:"lots,omitempty"`
 }
 

@@ -183,9 +183,10 @@ func checkLots(lots []Lot, available int64) []error {
 		}
 		seen[l.ID] = true
 		remaining += l.Remaining
-		if l.Closed != "" {
+		switch {
+		case l.Closed != "":
 			closed++
-		} else {
+		case l.ID != BalanceLotID: // beyond the bound: a purchase at the bound joins it
 			open++
 		}
 	}

@@ -32,6 +32,10 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		case found && err != nil:
 			return refuse(err)
 		case found:
+			next = a
+			if next.adoptPurchase(op, res) && next.check() == nil {
+				return next, res, true, nil // a replay that records the purchase on its lot: written
+			}
 			return a, res, false, nil
 		}
 	}

@@ -10,7 +10,8 @@ import (
 // then the oldest: Stripe's credit grants' order). What is not a grant (a balance set
 // through the API or by an edit of spec.credits, or one from before lots) is the balance
 // lot, BalanceLotID, which never expires. Lots with nothing left, spent or held, are
-// dropped. At most MaxLots lots have credits left.
+// dropped. At most MaxLots grants have credits left; the balance lot is not one of them,
+// so that a set, a purchase at the bound and a hold's return always have a lot to go to.
 const (
 	BalanceLotID = "balance"
 	MaxLots      = 100

@@ -183,9 +183,12 @@ func (a *Account) set(n int64, now time.Time) error {
 }
 
 // grant adds op's credits as a lot of its own, with op's terms, and says which. With
-// MaxLots lots open already, it joins the newest open lot of the very same terms that names
-// nothing (no Checkout Session, no CreditGrant: those stay lots of their own, to be refunded
-// or voided alone), or is refused.
+// MaxLots lots open already, one that names nothing (no Checkout Session, no CreditGrant:
+// those stay lots of their own, to be refunded or voided alone) joins the newest open lot
+// of the very same terms that names nothing either; a purchase joins the balance lot (paid
+// credits are never refused for a bound: the history and its Event still name the Checkout
+// Session, but no lot names its PaymentIntent, so a refund of it is unmatched); any other
+// is refused.
 func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, error) {
 	t := op.Terms
 	switch {
@@ -208,6 +211,11 @@ func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, erro
 	a.Available += op.Amount
 	a.lotsChanged = true
 	if a.openLots() >= MaxLots {
+		if op.Purchase != "" {
+			l := &a.Lots[a.balanceLot(now)]
+			l.Remaining += op.Amount
+			return entry, l.ID, nil
+		}
 		for j := len(a.Lots) - 1; j >= 0; j-- {
 			if l := &a.Lots[j]; l.Closed == "" && l.Reference == "" && lot.Reference == "" && l.Source == lot.Source &&
 				l.Priority == lot.Priority && l.ExpiresAt.Equal(lot.ExpiresAt) && l.Reason == lot.Reason && l.ID != BalanceLotID {
@@ -253,12 +261,13 @@ func (a *Account) void(id string, now time.Time) (historyEntry, error) {
 	return entry, nil
 }
 
-// openLots counts the lots with credits left, to spend or held, or to be returned by a
-// dispute that may yet be won.
+// openLots counts the grants with credits left, to spend or held, or to be returned by a
+// dispute that may yet be won; the balance lot is not one (a set, a purchase at the bound
+// and a hold's return always have it to go to).
 func (a *Account) openLots() int {
 	n := 0
 	for i := range a.Lots {
-		if l := &a.Lots[i]; l.Closed == "" && (l.Remaining > 0 || a.held(l.ID) > 0 || l.Dispute.returnable()) {
+		if l := &a.Lots[i]; l.Closed == "" && l.ID != BalanceLotID && (l.Remaining > 0 || a.held(l.ID) > 0 || l.Dispute.returnable()) {
 			n++
 		}
 	}

@@ -3,6 +3,7 @@ package account
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,8 +211,12 @@ func TestAccountLotBoundsAndKeys(t *testing.T) {
 		d = d.Account.ApplyAll("user_A", []Operation{{Kind: OpGrant, Amount: 1, Purchase: fmt.Sprint("cs_", i)}}, now, r.rules)
 	}
 	r.write(d.Account)
-	if _, _, err := r.do(Operation{Kind: OpGrant, Amount: 1, Purchase: "cs_over"}, now); !errors.Is(err, ErrTooManyLots) {
-		t.Fatalf("the 101st purchase lot: %v, want ErrTooManyLots", err)
+	// A paid purchase is never refused for the bound: it joins the balance lot.
+	if res, _, err := r.do(Operation{Kind: OpGrant, Amount: 1, Purchase: "cs_over", Payment: "pi_over"}, now); err != nil || res.LotID != BalanceLotID || r.available() != MaxLots+1 {
+		t.Fatalf("the 101st purchase: %+v %v, balance %d; want it credited to the balance lot", res, err, r.available())
+	}
+	if h := r.account().History(); !slices.ContainsFunc(h, func(e Transaction) bool { return e.Kind == KindPurchase && e.Reference == "cs_over" }) {
+		t.Fatalf("history %+v: no purchase naming the 101st session", h)
 	}
 	res, _, err := r.do(Operation{Kind: OpGrant, Amount: 1, Terms: LotTerms{Source: SourceStripe}}, now)
 	if !errors.Is(err, ErrTooManyLots) {

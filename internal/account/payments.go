@@ -164,9 +164,15 @@ func (a *Account) refund(op Operation) (applied bool, err error) {
 	return true, nil
 }
 
-// dispute records a dispute of op.Payment opened, won or lost. Deliveries of one dispute
-// converge whatever their order: a status it already has, or a late "created" after its
-// close, changes nothing; a close before its creation was seen decides as both would.
+// dispute records a dispute of op.Payment opened, won or lost. The lot records one
+// dispute, and a payment may have several (an inquiry, then a chargeback): deliveries of
+// them converge whatever their order because a loss is final. A lost dispute, whichever it
+// is, keeps what the lot's dispute took and takes what is left; nothing after it returns
+// anything (the money is gone). A win returns credits only when it closes the dispute the
+// lot follows while that one is open; the close of another (one this one replaced, or an
+// inquiry closed after a chargeback opened) changes nothing. A status a dispute already
+// has, or a late "created" after its close, changes nothing; a close before its creation
+// was seen decides as both would.
 func (a *Account) dispute(op Operation) (applied bool, err error) {
 	i, err := a.paymentLot(op.Payment)
 	if err != nil {
@@ -175,18 +181,20 @@ func (a *Account) dispute(op Operation) (applied bool, err error) {
 	d, id := a.Lots[i].Dispute, op.Charge.Dispute
 	same := d.ID == id
 	switch status := op.Charge.DisputeStatus; {
+	case d.Status == DisputeLost:
+		return false, nil // a loss is final: whatever comes after it changes nothing
 	case same && (status == DisputeOpen || d.Status != DisputeOpen):
 		return false, nil // a repeat, a late "created", or a dispute closed already
-	case !same && d.Status == DisputeOpen && status != DisputeOpen:
-		return false, nil // the close of a dispute this one replaced
 	case status == DisputeWon && same:
 		return true, a.reinstate(i)
-	case status == DisputeWon:
+	case status == DisputeWon && d.Status == "":
 		a.setDispute(i, Dispute{ID: id, Status: DisputeWon}) // won before its creation was seen: nothing to take
+	case status == DisputeWon:
+		return false, nil // the close of another dispute than the one the lot follows
 	case status == DisputeLost && same:
 		a.setDispute(i, Dispute{ID: id, Status: DisputeLost, Credits: d.Credits})
 		a.note(LotChange{Lot: a.Lots[i].ID, Why: LostDispute, Reference: a.Lots[i].historyReference()})
-	default: // opened, or lost before its creation was seen: take what is left
+	default: // opened, or lost (before its creation was seen, or another one): take what is left
 		took := int64(0)
 		if d.Status == DisputeOpen {
 			took = d.Credits // one that replaces an open dispute keeps what that one took

@@ -27,7 +27,8 @@ func (wh *Webhook) refund(ctx context.Context, event delivery, c *stripe.Charge)
 }
 
 // dispute makes the purchase's lot follow a dispute: created takes what is left of the
-// purchase's credits; closed as won (or an inquiry closed, warning_closed) and
+// purchase's credits; closed as won (or an inquiry closed, warning_closed, or prevented:
+// the issuer's dispute was stopped before it became a chargeback, the money stays) and
 // funds_reinstated return them, once; closed as lost keeps them taken.
 func (wh *Webhook) dispute(ctx context.Context, event delivery, d *stripe.Dispute) string {
 	status, result := account.DisputeOpen, resultDisputed
@@ -35,7 +36,7 @@ func (wh *Webhook) dispute(ctx context.Context, event delivery, d *stripe.Disput
 	case event.Type == evDisputeReinstated:
 		status, result = account.DisputeWon, resultReinstated
 	case event.Type == evDisputeCreated:
-	case d.Status == stripe.DisputeStatusWon || d.Status == stripe.DisputeStatusWarningClosed:
+	case d.Status == stripe.DisputeStatusWon || d.Status == stripe.DisputeStatusWarningClosed || d.Status == stripe.DisputeStatusPrevented:
 		status, result = account.DisputeWon, resultReinstated
 	case d.Status == stripe.DisputeStatusLost:
 		status, result = account.DisputeLost, resultDisputeLost

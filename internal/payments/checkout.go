@@ -29,9 +29,11 @@ func (wh *Webhook) checkout(ctx context.Context, event delivery, s *stripe.Check
 	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
 	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(s.ID), Purchase: s.ID, Payment: paymentOf(s.PaymentIntent)}
 	res, err := wh.Store.Apply(ctx, account.UserID(s.ClientReferenceID), op) // checked by credits()
+	// A purchase is never refused for the lot bound (it joins the balance lot at it): were it
+	// ever, it would be an error below, retried, not a session dropped.
 	switch {
 	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow),
-		errors.Is(err, account.ErrTooManyLots), errors.Is(err, account.ErrInvalidOperation):
+		errors.Is(err, account.ErrInvalidOperation):
 		wh.unassignable(event, s, err.Error())
 		return resultUnassignable
 	case err != nil:

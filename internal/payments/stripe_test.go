@@ -177,6 +177,7 @@ func TestRefundsAndDisputesFollowThePayment(t *testing.T) {
 		{evDisputeCreated, dispute("needs_response"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeOpen}}, resultDisputed},
 		{evDisputeClosed, dispute("won"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
 		{evDisputeClosed, dispute("warning_closed"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
+		{evDisputeClosed, dispute("prevented"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
 		{evDisputeReinstated, dispute("won"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
 		{evDisputeClosed, dispute("lost"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeLost}}, resultDisputeLost},
 		{evDisputeUpdated, dispute("under_review"), nil, resultIgnored},

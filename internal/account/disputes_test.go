@@ -1,0 +1,86 @@
+package account
+
+import (
+	"testing"
+	"time"
+)
+
+// permutations are every order of n deliveries.
+func permutations(n int) [][]int {
+	if n == 0 {
+		return [][]int{{}}
+	}
+	var out [][]int
+	for _, p := range permutations(n - 1) {
+		for at := 0; at <= len(p); at++ {
+			q := append(append(append([]int{}, p[:at]...), n-1), p[at:]...)
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// TestTwoDisputesConvergeWhateverTheOrder: an inquiry (du_1) opened and closed without a
+// chargeback, and a chargeback (du_2) lost. The money is gone: every order of the four
+// deliveries, each delivered twice, ends with nothing left, as a loss is final.
+func TestTwoDisputesConvergeWhateverTheOrder(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	steps := []Operation{disputed("pi_1", "du_1", DisputeOpen), disputed("pi_1", "du_1", DisputeWon),
+		disputed("pi_1", "du_2", DisputeOpen), disputed("pi_1", "du_2", DisputeLost)}
+	for _, order := range permutations(len(steps)) {
+		r := newRecord(t, 5)
+		mustDo(t, r, purchase("cs_1", "pi_1", 10), now)
+		for _, i := range order {
+			mustDo(t, r, steps[i], now)
+			mustDo(t, r, steps[i], now)
+		}
+		if got := r.available(); got != 5 {
+			t.Errorf("order %v: balance %d after a lost chargeback, want 5 (what the user had besides the purchase)", order, got)
+		}
+		if d := lotOf(t, r.account(), "pi_1").Dispute; d.Status != DisputeLost || d.Credits != 10 {
+			t.Errorf("order %v: dispute %+v, want lost with the 10 credits it took", order, d)
+		}
+	}
+}
+
+// TestTwoDisputesWonReturnTheCreditsOnce: an inquiry closed and a chargeback won; every
+// order ends with the credits back once the dispute the lot follows is won, and a later
+// dispute of the same payment takes them again.
+func TestTwoDisputesWonReturnTheCreditsOnce(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 5)
+	mustDo(t, r, purchase("cs_1", "pi_1", 10), now)
+	for _, op := range []Operation{disputed("pi_1", "du_1", DisputeOpen), disputed("pi_1", "du_1", DisputeWon),
+		disputed("pi_1", "du_1", DisputeWon), disputed("pi_1", "du_2", DisputeOpen), disputed("pi_1", "du_2", DisputeWon)} {
+		mustDo(t, r, op, now)
+	}
+	if got := r.available(); got != 15 {
+		t.Errorf("two disputes won in turn: balance %d, want 15 (5 and the 10 bought)", got)
+	}
+}
+
+// TestAPurchaseReplayingAnAPIGrantRecordsItsPayment: a session granted through the API
+// with the key stripe-checkout:<session>, then delivered by the webhook: granted once,
+// and the lot then names the purchase and its PaymentIntent, so that a refund finds it.
+func TestAPurchaseReplayingAnAPIGrantRecordsItsPayment(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	api := Operation{Kind: OpGrant, Amount: 10, IdempotencyKey: "stripe-checkout:cs_1", Terms: LotTerms{ID: "lot-api"}}
+	mustDo(t, r, api, now)
+	bought := purchase("cs_1", "pi_1", 10)
+	bought.IdempotencyKey = "stripe-checkout:cs_1"
+	res, changed, err := r.do(bought, now)
+	if err != nil || !changed || !res.Replayed || res.LotID != "lot-api" {
+		t.Fatalf("the webhook's purchase after the API's grant: %+v changed %v %v, want a replay of lot-api that writes", res, changed, err)
+	}
+	if l := lotOf(t, r.account(), "pi_1"); l.ID != "lot-api" || l.Source != SourceStripe || l.Reference != "cs_1" {
+		t.Fatalf("the lot after the purchase's replay: %+v", l)
+	}
+	if _, changed, err := r.do(bought, now); err != nil || changed {
+		t.Fatalf("a redelivery of the purchase: changed %v %v, want nothing written", changed, err)
+	}
+	mustDo(t, r, refunded("pi_1", 1250, 1250), now)
+	if got := r.available(); got != 0 {
+		t.Fatalf("the refund of the session granted through the API first: balance %d, want 0", got)
+	}
+}
