@@ -156,12 +156,15 @@ func Patch(current *creditsv1alpha1.UserCredits, a Account) ([]PatchOp, error) {
 		return nil, err
 	}
 	var ops []PatchOp
+	labelsAdded := false
 	if want, has := NameLabelWanted(current); want && !has {
 		if current.Labels == nil {
 			ops = append(ops, PatchOp{Op: "add", Path: "/metadata/labels", Value: map[string]string{}})
+			labelsAdded = true
 		}
 		ops = append(ops, PatchOp{Op: "add", Path: labelPath(NameLabel), Value: NameDerived})
 	}
+	ops = append(ops, paymentLabelOps(current, &a, labelsAdded)...)
 	if current.Annotations == nil {
 		ops = append(ops, PatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
 	}
@@ -207,6 +210,7 @@ func NewObject(name, namespace string, a Account) (*creditsv1alpha1.UserCredits,
 	if want, _ := NameLabelWanted(obj); want {
 		obj.Labels = map[string]string{NameLabel: NameDerived}
 	}
+	obj.Labels = a.withPaymentLabels(obj.Labels)
 	return obj, nil
 }
 
@@ -299,9 +303,21 @@ func Tests(current *creditsv1alpha1.UserCredits) []PatchOp {
 
 // TestedState is what Tests compare, as one comparable value: a write refused with 422 was
 // stale when the next read shows a different TestedState, and refused for itself when it
-// shows the same.
+// shows the same. It also holds the payment labels the record carries, which a write
+// removes (paymentLabelOps) and which no test covers: a label someone else removed fails
+// the removal with a 422 that is staleness, not the write's fault.
 func TestedState(obj *creditsv1alpha1.UserCredits) string {
-	data, _ := json.Marshal(Tests(obj)) // cannot fail: plain values
+	var labels []string
+	for name := range obj.Labels {
+		if strings.HasPrefix(name, PaymentLabelPrefix) {
+			labels = append(labels, name)
+		}
+	}
+	slices.Sort(labels)
+	data, _ := json.Marshal(struct {
+		Tests  []PatchOp
+		Labels []string `json:",omitempty"`
+	}{Tests(obj), labels}) // cannot fail: plain values
 	return string(data)
 }
 

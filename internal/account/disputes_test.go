@@ -84,3 +84,33 @@ func TestAPurchaseReplayingAnAPIGrantRecordsItsPayment(t *testing.T) {
 		t.Fatalf("the refund of the session granted through the API first: balance %d, want 0", got)
 	}
 }
+
+// TestPaymentLabelsFollowTheLots: a record carries one label per PaymentIntent its lots
+// name, added in the purchase's own write and removed in the write that drops the last lot
+// naming it; labels of others are never touched.
+func TestPaymentLabelsFollowTheLots(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	r.obj.Labels = map[string]string{"team": "a", PaymentLabelPrefix + "0": "not ours"}
+	mustDo(t, r, purchase("cs_1", "pi_1", 10), now)
+	if r.obj.Labels[PaymentLabel("pi_1")] != PaymentLabelValue || r.obj.Labels["team"] != "a" {
+		t.Fatalf("labels after the purchase: %v", r.obj.Labels)
+	}
+	if _, ok := r.obj.Labels[PaymentLabelPrefix+"0"]; ok {
+		t.Fatalf("a payment label no lot names was kept: %v", r.obj.Labels)
+	}
+	mustDo(t, r, Operation{Kind: OpConsume, Amount: 10}, now)
+	if r.obj.Labels[PaymentLabel("pi_1")] == "" {
+		t.Fatalf("a spent purchase within the refund window lost its label: %v", r.obj.Labels)
+	}
+	later := now.Add(PurchaseRefundWindow + time.Hour)
+	mustDo(t, r, Operation{Kind: OpSet, Amount: 1}, later)
+	if _, ok := r.obj.Labels[PaymentLabel("pi_1")]; ok || r.obj.Labels["team"] != "a" {
+		t.Fatalf("labels after the purchase's lot was dropped: %v", r.obj.Labels)
+	}
+	obj, err := NewObject("x", "ns", Account{UserID: "user_B", Available: 5, Lots: []Lot{{ID: "l1", Credits: 5, Remaining: 5,
+		Priority: DefaultPriority, Source: SourceStripe, Reference: "cs_2", Payment: "pi_2", GrantedAt: now}}})
+	if err != nil || obj.Labels[PaymentLabel("pi_2")] != PaymentLabelValue {
+		t.Fatalf("a new record with a purchase: labels %v, %v", obj.Labels, err)
+	}
+}

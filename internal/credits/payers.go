@@ -2,9 +2,12 @@ package credits
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/account"
@@ -100,16 +103,15 @@ func (o *overlay) payers(pi string) []string {
 	return out
 }
 
-// ErrPaymentsNotIndexed: the index does not hold every object yet (a replica starting), so
-// a payment it does not show may still be some user's: answer so that the caller retries.
-var ErrPaymentsNotIndexed = errors.New("the purchases are not all indexed yet")
-
 // FollowPayment applies op, a refund or dispute of a Stripe payment (op.Payment), to the
 // user whose purchase lot names the payment, found in the index (and this replica's own
-// writes): one apiserver write, no LIST. It returns the user, or
-// account.ErrPaymentNotFound when no lot names the payment, account.ErrPaymentAmbiguous
-// when lots of several users do (a hand edit), ErrPaymentsNotIndexed before the index has
-// synced.
+// writes): one apiserver write, no LIST. The index is this replica's cache, which may lag
+// (starting, or behind another replica's write), and an "unmatched" answer is final for
+// Stripe: a miss is confirmed by one LIST at the apiserver selecting the payment's label
+// (account.PaymentLabel), which every record whose lots name the payment carries. It
+// returns the user, or account.ErrPaymentNotFound when no lot names the payment (confirmed),
+// account.ErrPaymentAmbiguous when lots of several users do (a hand edit), or the error of
+// a LIST that failed (to be retried).
 func (s *Store) FollowPayment(ctx context.Context, op account.Operation) (account.UserID, account.Result, error) {
 	users := s.opts.Objects.Payers(op.Payment)
 	for _, u := range s.reads.written.payers(op.Payment) {
@@ -117,16 +119,47 @@ func (s *Store) FollowPayment(ctx context.Context, op account.Operation) (accoun
 			users = append(users, u)
 		}
 	}
+	if len(users) == 0 {
+		var err error
+		if users, err = s.listPayers(ctx, op.Payment); err != nil {
+			return "", account.Result{}, err
+		}
+	}
 	switch {
 	case len(users) > 1:
 		slices.Sort(users)
 		return "", account.Result{}, fmt.Errorf("%w: users %v", account.ErrPaymentAmbiguous, users)
-	case len(users) == 0 && !s.opts.Synced():
-		return "", account.Result{}, ErrPaymentsNotIndexed
 	case len(users) == 0:
 		return "", account.Result{}, account.ErrPaymentNotFound
 	}
 	user := account.UserID(users[0])
-	res, err := s.Apply(ctx, user, op)
+	res, err := s.Apply(ctx, user, op) // a cache that does not show the lot yet is read past (writes.go, notInCache)
 	return user, res, err
+}
+
+// maxPayers bounds what the confirming LIST returns: one record names a payment; more is a
+// hand edit, which two show.
+const maxPayers = 2
+
+// listPayers are the users whose records' lots name payment pi, read from the apiserver:
+// the records carrying its label, whose lots name it (a label alone, kept by a hand edit,
+// is not a purchase).
+func (s *Store) listPayers(ctx context.Context, pi string) ([]string, error) {
+	req, err := labels.NewRequirement(account.PaymentLabel(pi), selection.Exists, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the label of payment %q: %w", pi, err)
+	}
+	var list creditsv1alpha1.UserCreditsList
+	if err := s.opts.APIReader.List(ctx, &list, client.InNamespace(s.opts.Namespace),
+		client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}, client.Limit(maxPayers)); err != nil {
+		return nil, fmt.Errorf("confirming that no purchase names payment %s: %w", pi, err)
+	}
+	var users []string
+	for _, obj := range list.Items {
+		named := slices.ContainsFunc(obj.Spec.Lots, func(l creditsv1alpha1.Lot) bool { return l.Payment == pi })
+		if named && !slices.Contains(users, obj.Spec.UserID) {
+			users = append(users, obj.Spec.UserID)
+		}
+	}
+	return users, nil
 }
