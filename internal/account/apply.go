@@ -68,6 +68,9 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		next.take(op.Amount, now)
 	case OpGrant:
 		entry, lotID, err = next.grant(op, now)
+		if err == nil && op.Charge != (ChargeState{}) {
+			err = next.followEarly(op) // after the grant: its entries follow the purchase's
+		}
 	case OpReserve:
 		err = next.reserve(op, now)
 	case OpVoid:

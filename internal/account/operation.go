@@ -66,7 +66,8 @@ type Operation struct {
 	// Payment, on a purchase, names the Stripe PaymentIntent that paid for it (kept on its
 	// lot); on a refund or a dispute, the payment whose lot it concerns.
 	Payment string
-	// Charge, on a refund or a dispute, is what Stripe says of the payment.
+	// Charge, on a refund or a dispute, is what Stripe says of the payment; on a purchase,
+	// what earlier refunds and disputes of its payment said (early.go), applied with it.
 	Charge ChargeState
 }
 
@@ -170,8 +171,8 @@ func (op Operation) valid() bool {
 	if op.Payment != "" && (op.Purchase == "" && op.Kind != OpRefund && op.Kind != OpDispute || !ValidReference(op.Payment)) {
 		return false // a payment names a purchase's PaymentIntent
 	}
-	if op.Charge != (ChargeState{}) && op.Kind != OpRefund && op.Kind != OpDispute {
-		return false
+	if op.Charge != (ChargeState{}) && op.Kind != OpRefund && op.Kind != OpDispute && !op.validEarlyCharge() {
+		return false // a purchase may carry its payment's earlier refunds and disputes (early.go)
 	}
 	if op.Terms != (LotTerms{}) && !op.Terms.valid(op.Kind) {
 		return false

@@ -125,6 +125,18 @@ func (s *Store) FollowPayment(ctx context.Context, op account.Operation) (accoun
 			return "", account.Result{}, err
 		}
 	}
+	if len(users) == 0 {
+		// Unmatched, or early (credits/early.go): remembered for a purchase that comes later,
+		// then listed again, as the purchase may have been written between the two (a
+		// purchase reads the early events after its write too, so one of them sees the other).
+		if err := s.rememberEarly(ctx, op); err != nil {
+			return "", account.Result{}, err
+		}
+		var err error
+		if users, err = s.listPayers(ctx, op.Payment); err != nil {
+			return "", account.Result{}, err
+		}
+	}
 	switch {
 	case len(users) > 1:
 		slices.Sort(users)

@@ -68,6 +68,10 @@ func (m *memoryStore) FollowPayment(ctx context.Context, op account.Operation) (
 	return "user_A", res, err
 }
 
+func (m *memoryStore) EarlyCharge(context.Context, string) (account.ChargeState, error) {
+	return account.ChargeState{}, nil
+}
+
 // Grants records the user and answers grants, or the store's error.
 func (m *memoryStore) Grants(_ context.Context, user account.UserID) ([]account.GrantView, error) {
 	m.mu.Lock()

@@ -27,7 +27,18 @@ func (wh *Webhook) checkout(ctx context.Context, event delivery, s *stripe.Check
 		return resultUnassignable
 	}
 	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
+	// It carries what refunds and disputes of its payment that came before it said, so that
+	// its lot is granted and refunded or disputed in one write.
 	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(s.ID), Purchase: s.ID, Payment: paymentOf(s.PaymentIntent)}
+	var early account.ChargeState
+	if op.Payment != "" {
+		var err error
+		if early, err = wh.Store.EarlyCharge(ctx, op.Payment); err != nil {
+			wh.Log.Error(err, "reading the refunds and disputes that came before a purchase failed; Stripe will retry", "session", s.ID, "event", event.ID)
+			return resultError
+		}
+		op.Charge = early
+	}
 	res, err := wh.Store.Apply(ctx, account.UserID(s.ClientReferenceID), op) // checked by credits()
 	// A purchase is never refused for the lot bound (it joins the balance lot at it): were it
 	// ever, it would be an error below, retried, not a session dropped.
@@ -40,7 +51,11 @@ func (wh *Webhook) checkout(ctx context.Context, event delivery, s *stripe.Check
 		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
 		wh.Log.Error(err, "granting a paid Checkout Session failed; Stripe will retry", "session", s.ID, "event", event.ID)
 		return resultError
-	case res.Replayed:
+	}
+	if result := wh.followEarly(ctx, event, op, early); result != "" {
+		return result
+	}
+	if res.Replayed {
 		return resultReplayed
 	}
 	wh.Log.Info("granted a paid Checkout Session", "session", s.ID, "event", event.ID, "userID", s.ClientReferenceID, "credits", amount,
@@ -104,4 +119,38 @@ func (wh *Webhook) credits(s *stripe.CheckoutSession) (int64, string) {
 func (wh *Webhook) unassignable(event delivery, s *stripe.CheckoutSession, reason string) {
 	wh.Log.Error(nil, "a paid Stripe Checkout Session cannot be credited: fix it, then resend the event (stripe events resend)",
 		"session", s.ID, "event", event.ID, "reason", reason, "clientReferenceID", s.ClientReferenceID)
+}
+
+// followEarly applies to a purchase just granted (or replayed) the refunds and disputes of
+// its payment that were remembered after the purchase read them (or while its earlier
+// delivery was being granted): each of the two writes reads after the other's, so one of
+// them sees the other. It answers "" when all is applied, resultError else (Stripe retries
+// the purchase, a replay that follows again).
+func (wh *Webhook) followEarly(ctx context.Context, event delivery, op account.Operation, carried account.ChargeState) string {
+	if op.Payment == "" {
+		return ""
+	}
+	later, err := wh.Store.EarlyCharge(ctx, op.Payment)
+	if err == nil && later != carried {
+		var follow []account.Operation
+		if later.Refunded > 0 {
+			follow = append(follow, account.Operation{Kind: account.OpRefund, Payment: op.Payment, Charge: account.ChargeState{Amount: later.Amount, Refunded: later.Refunded}})
+		}
+		if later.Dispute != "" {
+			follow = append(follow, account.Operation{Kind: account.OpDispute, Payment: op.Payment, Charge: account.ChargeState{Dispute: later.Dispute, DisputeStatus: later.DisputeStatus}})
+		}
+		for _, f := range follow {
+			if _, _, err = wh.Store.FollowPayment(ctx, f); errors.Is(err, account.ErrPaymentNotFound) {
+				err = nil // joined the balance lot at the lot bound: unmatched (docs/stripe.md)
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		wh.Log.Error(err, "applying the refunds and disputes that came before a purchase failed; Stripe will retry", "event", event.ID, "paymentIntent", op.Payment)
+		return resultError
+	}
+	return ""
 }

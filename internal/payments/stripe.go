@@ -31,6 +31,9 @@ type Store interface {
 	// FollowPayment applies a refund or dispute to the user whose purchase lot names
 	// op.Payment; account.ErrPaymentNotFound when none does.
 	FollowPayment(ctx context.Context, op account.Operation) (account.UserID, account.Result, error)
+	// EarlyCharge is what refunds and disputes of payment pi that matched no purchase said
+	// of it (zero for none): a purchase of it carries them.
+	EarlyCharge(ctx context.Context, pi string) (account.ChargeState, error)
 }
 
 // Webhook serves POST /api/webhooks/stripe. The request's context bounds the storage work

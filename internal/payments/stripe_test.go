@@ -38,6 +38,10 @@ func (r *recordingStore) FollowPayment(_ context.Context, op account.Operation) 
 	return "user_A", res, err
 }
 
+func (r *recordingStore) EarlyCharge(context.Context, string) (account.ChargeState, error) {
+	return account.ChargeState{}, nil
+}
+
 func TestCreditsOfASession(t *testing.T) {
 	wh := &Webhook{Settings: Settings{PricePerCreditCents: 125, CheckoutCurrency: "usd"}}
 	session := func(mutate func(s *stripe.CheckoutSession)) *stripe.CheckoutSession {
