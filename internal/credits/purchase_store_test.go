@@ -90,3 +90,29 @@ func TestFollowPaymentConfirmsAMissAtTheAPIServer(t *testing.T) {
 		t.Fatalf("a miss the apiserver cannot confirm: %v, want an error that is not ErrPaymentNotFound", err)
 	}
 }
+
+// TestARefundBeforeItsPurchaseIsRemembered: a refund and a dispute of a payment no record
+// names are answered not found, and remembered at the apiserver, merged, for a purchase of
+// the payment that comes later.
+func TestARefundBeforeItsPurchaseIsRemembered(t *testing.T) {
+	ctx := context.Background()
+	store, _ := storeWith(t, nil)
+	pi := "pi_EarlyStore1"
+	for _, op := range []account.Operation{
+		{Kind: account.OpRefund, Payment: pi, Charge: account.ChargeState{Amount: 1250, Refunded: 300}},
+		{Kind: account.OpDispute, Payment: pi, Charge: account.ChargeState{Dispute: "du_EarlyStore1", DisputeStatus: account.DisputeOpen}},
+		{Kind: account.OpRefund, Payment: pi, Charge: account.ChargeState{Amount: 1250, Refunded: 100}}, // older, late
+	} {
+		if _, _, err := store.FollowPayment(ctx, op); !errors.Is(err, account.ErrPaymentNotFound) {
+			t.Fatalf("%s before its purchase: %v, want ErrPaymentNotFound", op.Kind, err)
+		}
+	}
+	got, err := store.EarlyCharge(ctx, pi)
+	want := account.ChargeState{Amount: 1250, Refunded: 300, Dispute: "du_EarlyStore1", DisputeStatus: account.DisputeOpen}
+	if err != nil || got != want {
+		t.Fatalf("remembered: %+v %v, want %+v", got, err, want)
+	}
+	if none, err := store.EarlyCharge(ctx, "pi_EarlyStoreNone"); err != nil || none != (account.ChargeState{}) {
+		t.Fatalf("a payment nothing came for: %+v %v", none, err)
+	}
+}

@@ -52,7 +52,7 @@ func (wh *Webhook) checkout(ctx context.Context, event delivery, s *stripe.Check
 		wh.Log.Error(err, "granting a paid Checkout Session failed; Stripe will retry", "session", s.ID, "event", event.ID)
 		return resultError
 	}
-	if result := wh.followEarly(ctx, event, op, early); result != "" {
+	if result := wh.followEarly(ctx, event, op, early, res.Replayed); result != "" {
 		return result
 	}
 	if res.Replayed {
@@ -121,17 +121,19 @@ func (wh *Webhook) unassignable(event delivery, s *stripe.CheckoutSession, reaso
 		"session", s.ID, "event", event.ID, "reason", reason, "clientReferenceID", s.ClientReferenceID)
 }
 
-// followEarly applies to a purchase just granted (or replayed) the refunds and disputes of
-// its payment that were remembered after the purchase read them (or while its earlier
-// delivery was being granted): each of the two writes reads after the other's, so one of
-// them sees the other. It answers "" when all is applied, resultError else (Stripe retries
-// the purchase, a replay that follows again).
-func (wh *Webhook) followEarly(ctx context.Context, event delivery, op account.Operation, carried account.ChargeState) string {
+// followEarly applies to a purchase just granted the refunds and disputes of its payment
+// that were remembered after the purchase read them: each of the two writes reads after the
+// other's, so one of them sees the other. A replayed purchase carried nothing into a write
+// (its first delivery, or a grant of its session through the API, made the lot), so it
+// follows all that is remembered; a refund or dispute the lot has followed already is a
+// replay. It answers "" when all is applied, resultError else (Stripe retries the
+// purchase, a replay that follows again).
+func (wh *Webhook) followEarly(ctx context.Context, event delivery, op account.Operation, carried account.ChargeState, replayed bool) string {
 	if op.Payment == "" {
 		return ""
 	}
 	later, err := wh.Store.EarlyCharge(ctx, op.Payment)
-	if err == nil && later != carried {
+	if err == nil && (later != carried || replayed) {
 		var follow []account.Operation
 		if later.Refunded > 0 {
 			follow = append(follow, account.Operation{Kind: account.OpRefund, Payment: op.Payment, Charge: account.ChargeState{Amount: later.Amount, Refunded: later.Refunded}})
