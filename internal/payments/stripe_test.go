@@ -22,6 +22,8 @@ import (
 type recordingStore struct {
 	ops    []account.Operation
 	follow func(account.Operation) (account.Result, error)
+	// early answers EarlyCharge: each read takes the next (the last one stays).
+	early []account.ChargeState
 }
 
 func (r *recordingStore) Apply(_ context.Context, _ account.UserID, op account.Operation) (account.Result, error) {
@@ -39,7 +41,14 @@ func (r *recordingStore) FollowPayment(_ context.Context, op account.Operation) 
 }
 
 func (r *recordingStore) EarlyCharge(context.Context, string) (account.ChargeState, error) {
-	return account.ChargeState{}, nil
+	if len(r.early) == 0 {
+		return account.ChargeState{}, nil
+	}
+	c := r.early[0]
+	if len(r.early) > 1 {
+		r.early = r.early[1:]
+	}
+	return c, nil
 }
 
 func TestCreditsOfASession(t *testing.T) {
