@@ -201,15 +201,18 @@ func Patch(current *creditsv1alpha1.UserCredits, a Account) ([]PatchOp, error) {
 		return nil, err
 	}
 	var ops []PatchOp
+	labelsAdded := false
 	if want, has := NameLabelWanted(current); want && !has {
 		// The label alone, never the map: the apiserver may hold labels current does not
 		// show (kubectl label, a GitOps tool's tracking label), as the write sequence does
 		// not move with them. The map is made only where Tests found none.
 		if current.Labels == nil {
 			ops = append(ops, PatchOp{Op: "add", Path: "/metadata/labels", Value: map[string]string{}})
+			labelsAdded = true
 		}
 		ops = append(ops, PatchOp{Op: "add", Path: labelPath(NameLabel), Value: NameDerived})
 	}
+	ops = append(ops, paymentLabelOps(current, &a, labelsAdded)...)
 	if current.Annotations == nil {
 		ops = append(ops, PatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
 	}
@@ -255,6 +258,7 @@ func NewObject(name, namespace string, a Account) (*creditsv1alpha1.UserCredits,
 	if want, _ := NameLabelWanted(obj); want {
 		obj.Labels = map[string]string{NameLabel: NameDerived}
 	}
+	obj.Labels = a.withPaymentLabels(obj.Labels)
 	return obj, nil
 }
 
@@ -325,8 +329,8 @@ func (a *Account) reservations() []creditsv1alpha1.Reservation {
 //     the ledgers and the history are too; and the history's count while records written
 //     by an earlier version (which moves only that) may be about. A record this operator
 //     never wrote has neither: its resourceVersion is tested instead;
-//   - that the object has no labels, when the write makes the label map (Patch): the
-//     write would otherwise replace labels set since, which nothing above moves. A write
+//   - that the object has no labels, when it had none (a write may make the label map,
+//     Patch, for NameLabel or payment labels): the write would otherwise replace labels set since, which nothing above moves. A write
 //     refused by it, or one adding the label to a map removed since, was decided on labels
 //     a fresh read shows otherwise: TestedState tells the writer to decide again.
 //
@@ -346,8 +350,9 @@ func Tests(current *creditsv1alpha1.UserCredits) []PatchOp {
 	if !sequenced {
 		ops = append(ops, PatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: current.ResourceVersion})
 	}
-	if want, has := NameLabelWanted(current); want && !has && current.Labels == nil {
-		// RFC 6902 test of null: the apiserver's patch library passes it where the member is missing.
+	if current.Labels == nil {
+		// A write may make the label map (NameLabel, payment labels): RFC 6902 test of null,
+		// which the apiserver's patch library passes where the member is missing.
 		ops = append(ops, PatchOp{Op: "test", Path: "/metadata/labels", Value: json.RawMessage("null")})
 	}
 	return ops
@@ -355,9 +360,22 @@ func Tests(current *creditsv1alpha1.UserCredits) []PatchOp {
 
 // TestedState is what Tests compare, and what Patch assumes of labels, as one comparable
 // value: a write refused with 422 was stale when the next read shows a different
-// TestedState, and refused for itself when it shows the same.
+// TestedState, and refused for itself when it shows the same. It also holds the payment
+// labels the record carries, which a write removes (paymentLabelOps) and which no test
+// covers: a label someone else removed fails the removal with a 422 that is staleness,
+// not the write's fault.
 func TestedState(obj *creditsv1alpha1.UserCredits) string {
-	data, _ := json.Marshal(Tests(obj)) // cannot fail: plain values
+	var labels []string
+	for name := range obj.Labels {
+		if strings.HasPrefix(name, PaymentLabelPrefix) {
+			labels = append(labels, name)
+		}
+	}
+	slices.Sort(labels)
+	data, _ := json.Marshal(struct {
+		Tests  []PatchOp
+		Labels []string `json:",omitempty"`
+	}{Tests(obj), labels}) // cannot fail: plain values
 	return string(data)
 }
 

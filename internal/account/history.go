@@ -31,15 +31,21 @@ type Transaction struct {
 	// Balance is the available balance after it.
 	Balance int64
 	At      time.Time
-	// Reference names what the change came from: a purchase's Checkout Session ID; "" else.
+	// Reference names what the change came from: a purchase's Checkout Session ID (for a
+	// purchase, refund, dispute or reinstatement), the lot an expiry or void removed
+	// credits from; "" else.
 	Reference string
+	// Unrecoverable, for a refund, is the credits it should have taken back that had been
+	// spent already (Credits is what it took).
+	Unrecoverable int64
 }
 
 // historyEntry is what a decision adds to the history.
 type historyEntry struct {
-	kind      OpKind
-	credits   int64
-	reference string
+	kind          OpKind
+	credits       int64
+	reference     string
+	unrecoverable int64
 }
 
 // history is the ring as stored: the count, and the chunks this account holds (all of
@@ -63,7 +69,8 @@ type history struct {
 const lostEntry = "-"
 
 // kind codes in the stored entries: one letter each.
-var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v"}
+var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v",
+	OpRefund: "f", OpDispute: "d", KindReinstate: "w"}
 
 var codeKinds = func() map[string]OpKind {
 	m := map[string]OpKind{}
@@ -74,12 +81,16 @@ var codeKinds = func() map[string]OpKind {
 }()
 
 // with returns the history with e, and the balance after it, appended at now. An entry is
-// "code,credits,balance,unix seconds", and ",reference" when it has one.
+// "code,credits,balance,unix seconds", ",reference" when it has one, and ",unrecoverable"
+// after it when a refund has some.
 func (h history) with(e historyEntry, balance int64, now time.Time) history {
 	k := int((h.seq / historyChunkSize) % historyChunks)
 	text := kindCodes[e.kind] + "," + strconv.FormatInt(e.credits, 10) + "," + strconv.FormatInt(balance, 10) + "," + strconv.FormatInt(now.Unix(), 10)
-	if e.reference != "" {
+	if e.reference != "" || e.unrecoverable > 0 {
 		text += "," + e.reference
+	}
+	if e.unrecoverable > 0 {
+		text += "," + strconv.FormatInt(e.unrecoverable, 10)
 	}
 	if pos := int(h.seq % historyChunkSize); pos > 0 {
 		text = h.before(k, pos) + ";" + text
@@ -185,14 +196,16 @@ func (h *history) entries() []Transaction {
 	return out
 }
 
-// parseEntry reads one entry: four fields, or five with a reference. It allocates nothing
+// parseEntry reads one entry: four fields, five with a reference, six with a refund's
+// unrecoverable credits. It allocates nothing
 // (chunkReads).
 func parseEntry(text string) (Transaction, bool) {
 	code, text, ok1 := strings.Cut(text, ",")
 	credits, text, ok2 := strings.Cut(text, ",")
 	balance, text, ok3 := strings.Cut(text, ",")
-	at, reference, hasReference := strings.Cut(text, ",")
-	if !ok1 || !ok2 || !ok3 || strings.Contains(reference, ",") {
+	at, text, hasReference := strings.Cut(text, ",")
+	reference, unrecoverable, hasUnrecoverable := strings.Cut(text, ",")
+	if !ok1 || !ok2 || !ok3 || strings.Contains(unrecoverable, ",") {
 		return Transaction{}, false
 	}
 	kind, ok := codeKinds[code]
@@ -205,6 +218,13 @@ func parseEntry(text string) (Transaction, bool) {
 	t := Transaction{Kind: kind, Credits: n, Balance: after, At: time.Unix(unix, 0).UTC()}
 	if hasReference {
 		t.Reference = reference
+	}
+	if hasUnrecoverable {
+		n, err := strconv.ParseInt(unrecoverable, 10, 64)
+		if err != nil || n < 0 {
+			return Transaction{}, false
+		}
+		t.Unrecoverable = n
 	}
 	return t, true
 }

@@ -20,6 +20,8 @@ type Objects interface {
 	// GrantKeyUsers returns the users whose objects hold the CreditGrant key whose hash
 	// is hash (grantkeys.go).
 	GrantKeyUsers(hash string) []string
+	// Payers returns the users whose lots name a Stripe PaymentIntent.
+	Payers(pi string) []string
 }
 
 // fetch gets the object at key from the apiserver, without its managedFields; nil when it

@@ -39,6 +39,7 @@ func ManagerSettings() map[string]string {
 		"--low-balance-threshold":      "5",
 		"STRIPE_WEBHOOK_SECRET":        "whsec_settings",
 		"--price-per-credit-cents":     "100",
+		"--checkout-currency":          "eur",
 	}
 }
 

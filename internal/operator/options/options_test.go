@@ -201,6 +201,7 @@ func TestValidateNamesTheSettingToFix(t *testing.T) {
 		"--reservation-ttl=25h":                              "--reservation-ttl",
 		"--low-balance-threshold=-1":                         "--low-balance-threshold",
 		"--price-per-credit-cents=0":                         "--price-per-credit-cents",
+		"--checkout-currency=dollars":                        "--checkout-currency",
 		"--grant-key-retention=0s":                           "--grant-key-retention",
 		"--user-rate-limit=-1":                               "--user-rate-limit",
 		"--user-rate-limit=NaN":                              "--user-rate-limit must be 0 (off) or between 1e-09 and 1e+09 requests per second, not NaN",
