@@ -34,6 +34,7 @@ func main() {
 	out := flag.String("out", "docs", "directory for benchmarks.md and bench-latency.png")
 	importRows := flag.Int("import-rows", 100_000, "rows of the import scenario (kubectl credits import); 0 leaves it out")
 	importOnly := flag.Bool("import-only", false, "run the import scenario alone and print its figures (docs/ is not written)")
+	lotsOnly := flag.Bool("lots-only", false, "run consumes on users with and without lots alone, -rounds times, with CPU profiles (docs/ is not written)")
 	flag.Parse()
 	serve := map[string]func(string) error{*bare: serveBare, *canned: serveCanned}
 	for addr, f := range serve {
@@ -50,6 +51,9 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	if *importOnly {
 		os.Exit(runImportOnly(*importRows))
+	}
+	if *lotsOnly {
+		os.Exit(runLotsOnly(*rounds))
 	}
 	r, err := run(*scale, *requests, *rounds, *importRows)
 	if err != nil {
