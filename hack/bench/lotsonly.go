@@ -105,7 +105,7 @@ func profileBoth(cfg *rest.Config, dir, name string, seconds int) func(bin strin
 	path := filepath.Join(dir, "apiserver-"+name+".pprof")
 	done := make(chan error, 1)
 	go func() {
-		c, err := rest.RESTClientFor(withCodec(cfg))
+		c, err := rest.UnversionedRESTClientFor(withCodec(cfg))
 		if err != nil {
 			done <- err
 			return
