@@ -81,7 +81,7 @@ func (w *writer) writeBatch(ctx context.Context, user account.UserID, ops []acco
 // decideAndWrite is one decision of writeBatch's; errCacheMoved asks for another.
 func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []account.Operation, settleUntil time.Time) ([]account.Answer, error) {
 	resolving := settleUntil.IsZero()
-	cached, fromAPI, err := w.reads.current(ctx, user)
+	cached, fromAPI, err := w.reads.current(ctx, user, true)
 	if err != nil {
 		if fromAPI {
 			return nil, err // the apiserver could not be read
