@@ -8,8 +8,9 @@
 //
 // Files, top to bottom (a file uses only those below it):
 //
-//   - cacheform.go, codec.go, lotcodec.go: the account to and from its object (spec,
-//     annotations), the preconditions of a write, the informer cache's lighter form;
+//   - cacheform.go, codec.go, lotcodec.go, ledgercodec.go: the account to and from its
+//     object (spec, annotations: the key ledgers and closed holds as one line of text each),
+//     the preconditions of a write, the informer cache's lighter form;
 //     gitopskeys.go: the CreditGrant keys a record holds, in either form;
 //   - apply.go, holds.go: the decisions (set, consume, grant, reserve, capture, release,
 //     expire), one operation or a batch;

@@ -1,7 +1,6 @@
 package account
 
 import (
-	"encoding/json"
 	"strings"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -60,8 +59,7 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 	// account decoded from it never takes "no grant keys held" for "no grant keys".
 	kept[GrantKeyDigestAnnotation] = ""
 	if grants, ok := ann[AppliedGrantsAnnotation]; ok {
-		var entries []appliedKey
-		if len(grants) <= partBounds[AppliedGrantsAnnotation] && json.Unmarshal([]byte(grants), &entries) == nil {
+		if entries, damaged := decodePart(ann, AppliedGrantsAnnotation, decodeKeys); !damaged {
 			kept[GrantKeyDigestAnnotation] = digestOf(entries)
 			if keys := gitOpsKeysOf(entries); keys != "" {
 				kept[GitOpsKeysAnnotation] = keys

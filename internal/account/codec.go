@@ -83,15 +83,15 @@ func Decode(obj *creditsv1alpha1.UserCredits) (Account, error) {
 	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj), Lots: lotsOf(obj)}
 	ann := obj.Annotations
 	var damaged bool
-	a.requests.entries, a.requests.damaged = decodePart[appliedKey](ann, AppliedRequestsAnnotation)
+	a.requests.entries, a.requests.damaged = decodePart(ann, AppliedRequestsAnnotation, decodeKeys)
 	// The ledger itself when the object holds it (the cache's form keeps a damaged one, so
 	// that decoding it says so); else the cache's digest of it.
 	if _, whole := ann[AppliedGrantsAnnotation]; whole {
-		a.grants.entries, a.grants.damaged = decodePart[appliedKey](ann, AppliedGrantsAnnotation)
+		a.grants.entries, a.grants.damaged = decodePart(ann, AppliedGrantsAnnotation, decodeKeys)
 	} else if digest, ok := ann[GrantKeyDigestAnnotation]; ok {
 		a.grants = keyLedger{digest: digest, partial: true}
 	}
-	if a.closed.entries, damaged = decodePart[closedHold](ann, ClosedHoldsAnnotation); damaged {
+	if a.closed.entries, damaged = decodePart(ann, ClosedHoldsAnnotation, decodeClosed); damaged {
 		a.closed.damaged = true
 		a.damage = append(a.damage, ClosedHoldsAnnotation)
 	}
@@ -113,15 +113,18 @@ func Decode(obj *creditsv1alpha1.UserCredits) (Account, error) {
 	return a, a.check()
 }
 
-// decodePart reads a JSON list annotation; damaged when it is there but cannot be read or
-// is over its bound.
-func decodePart[T any](ann map[string]string, name string) ([]T, bool) {
+// decodePart reads a list annotation with decode (ledgercodec.go); damaged when it is
+// there but cannot be read or is over its bound.
+func decodePart[T any](ann map[string]string, name string, decode func(string) ([]T, bool)) ([]T, bool) {
 	text, ok := ann[name]
 	if !ok || text == "" {
 		return nil, false
 	}
-	var entries []T
-	if len(text) > partBounds[name] || json.Unmarshal([]byte(text), &entries) != nil {
+	if len(text) > partBounds[name] {
+		return nil, true
+	}
+	entries, ok := decode(text)
+	if !ok {
 		return nil, true
 	}
 	return entries, false
@@ -268,27 +271,25 @@ func (a *Account) changedAnnotations() (map[string]string, error) {
 		return nil, err
 	}
 	set := map[string]string{WriteSeqAnnotation: strconv.FormatInt(a.writeSeq+1, 10)}
-	encode := func(name string, v any) error {
-		data, _ := json.Marshal(v) // cannot fail: plain structs
-		if len(data) > partBounds[name] {
-			return fmt.Errorf("%w: %s would be %d bytes, over its bound of %d", ErrUntrusted, name, len(data), partBounds[name])
-		}
-		set[name] = string(data)
-		return nil
-	}
 	for name, part := range map[string]struct {
 		changed bool
-		value   any
+		text    func() (string, bool)
 	}{
-		AppliedRequestsAnnotation: {a.requests.changed, a.requests.entries},
-		AppliedGrantsAnnotation:   {a.grants.changed, a.grants.entries},
-		ClosedHoldsAnnotation:     {a.closed.changed, a.closed.entries},
+		AppliedRequestsAnnotation: {a.requests.changed, func() (string, bool) { return encodeKeys(a.requests.entries) }},
+		AppliedGrantsAnnotation:   {a.grants.changed, func() (string, bool) { return encodeKeys(a.grants.entries) }},
+		ClosedHoldsAnnotation:     {a.closed.changed, func() (string, bool) { return encodeClosed(a.closed.entries) }},
 	} {
-		if part.changed {
-			if err := encode(name, part.value); err != nil {
-				return nil, err
-			}
+		if !part.changed {
+			continue
 		}
+		text, ok := part.text()
+		if !ok {
+			return nil, fmt.Errorf("%w: %s would hold an entry that does not read back", ErrUntrusted, name)
+		}
+		if len(text) > partBounds[name] {
+			return nil, fmt.Errorf("%w: %s would be %d bytes, over its bound of %d", ErrUntrusted, name, len(text), partBounds[name])
+		}
+		set[name] = text
 	}
 	for k := range historyChunks {
 		if a.history.wrote&(1<<k) == 0 {
