@@ -275,19 +275,25 @@ func (a *Account) settleClaims() {
 	}
 }
 
-// keptPurchases are the spent purchase lots compactLots keeps: those under an open
-// dispute, then the newest granted within PurchaseRefundWindow of now, MaxKeptPurchases
-// in all.
+// keptPurchases are the spent purchase lots compactLots keeps: those whose open dispute
+// may return credits (live lots: counted in MaxLots, so beside the MaxKeptPurchases;
+// closed, its win would return nothing), then those under an open dispute, then the
+// newest granted within PurchaseRefundWindow of now, MaxKeptPurchases of these.
 func (a *Account) keptPurchases(now time.Time) map[string]bool {
 	var spent []*Lot
+	kept := map[string]bool{}
 	for i := range a.Lots {
 		l := &a.Lots[i]
-		if l.Payment != "" && l.Closed == "" && l.Remaining == 0 && (l.Dispute.Status == DisputeOpen || now.Sub(l.GrantedAt) < PurchaseRefundWindow) {
+		switch {
+		case l.Payment == "" || l.Closed != "" || l.Remaining != 0:
+		case l.Dispute.returnable():
+			kept[l.ID] = true
+		case l.Dispute.Status == DisputeOpen || now.Sub(l.GrantedAt) < PurchaseRefundWindow:
 			spent = append(spent, l)
 		}
 	}
 	if len(spent) == 0 {
-		return nil
+		return kept
 	}
 	slices.SortStableFunc(spent, func(x, y *Lot) int {
 		if ox, oy := x.Dispute.Status == DisputeOpen, y.Dispute.Status == DisputeOpen; ox != oy {
@@ -298,7 +304,6 @@ func (a *Account) keptPurchases(now time.Time) map[string]bool {
 		}
 		return y.GrantedAt.Compare(x.GrantedAt) // newest first
 	})
-	kept := map[string]bool{}
 	for _, l := range spent[:min(len(spent), MaxKeptPurchases)] {
 		kept[l.ID] = true
 	}
