@@ -61,3 +61,29 @@ func TestAnOpenDisputeKeepsItsLotPastTheKeptPurchases(t *testing.T) {
 		t.Errorf("after the dispute was won: %d available, want the 10 it took", got)
 	}
 }
+
+// TestAPurchaseResentAfterTheKeyRetentionIsNotGrantedAgain: docs/stripe.md tells the
+// operator to `stripe events resend` a purchase's event; resent after
+// --grant-key-retention (30 days), its key is forgotten, but its lot still names its
+// PaymentIntent (kept 180 days). Granted again, the user has the credits twice and two lots
+// name the payment: every refund or dispute of it is then refused as ambiguous (500, retried
+// by Stripe for 3 days, then dropped), so nothing is ever taken back.
+func TestAPurchaseResentAfterTheKeyRetentionIsNotGrantedAgain(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r := newRecord(t, 0)
+	bought := purchase("cs_1", "pi_1", 10)
+	bought.IdempotencyKey = "stripe-checkout:cs_1"
+	mustDo(t, r, bought, now)
+	resent := bought
+	resent.Terms.ID = "lot-resent" // the store names each attempt's lot anew
+	later := now.Add(r.rules.GrantKeyRetention + time.Hour)
+	if res := mustDo(t, r, resent, later); !res.Replayed || r.available() != 10 {
+		t.Errorf("a purchase resent after the key retention: %+v, %d available, want a replay and 10", res, r.available())
+	}
+	if _, _, err := r.do(refunded("pi_1", 1250, 1250), later); err != nil {
+		t.Fatalf("a full refund after the resend: %v", err)
+	}
+	if r.available() != 0 {
+		t.Errorf("after a full refund: %d available, want 0", r.available())
+	}
+}
