@@ -54,7 +54,7 @@ type propRun struct {
 
 // TestAttackLotsPropertyRandom runs many random sequences; ATTACK_SEEDS raises the count.
 func TestAttackLotsPropertyRandom(t *testing.T) {
-	seeds := 16
+	seeds := 6
 	if s, err := strconv.Atoi(os.Getenv("ATTACK_SEEDS")); err == nil {
 		seeds = s
 	}
