@@ -87,3 +87,26 @@ func TestAPurchaseResentAfterTheKeyRetentionIsNotGrantedAgain(t *testing.T) {
 		t.Errorf("after a full refund: %d available, want 0", r.available())
 	}
 }
+
+// TestMergeChargeOfAnInquiryAndAnOpenChargebackIsOrderFree: what the store remembers of
+// refunds and disputes that came before their purchase (MergeCharge) must not depend on
+// their order either: an inquiry opened and won, and a chargeback opened, merge to the
+// open chargeback in every order; a purchase carrying it then has its credits taken.
+func TestMergeChargeOfAnInquiryAndAnOpenChargebackIsOrderFree(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	events := []Operation{disputed("pi_1", "du_1", DisputeOpen), disputed("pi_1", "du_1", DisputeWon),
+		disputed("pi_1", "du_2", DisputeOpen)}
+	for _, order := range permutations(len(events)) {
+		var c ChargeState
+		for _, j := range order {
+			c = MergeCharge(c, events[j].Charge)
+		}
+		r := newRecord(t, 0)
+		bought := purchase("cs_1", "pi_1", 10)
+		bought.Charge = c
+		mustDo(t, r, bought, now)
+		if c.Dispute != "du_2" || c.DisputeStatus != DisputeOpen || r.available() != 0 {
+			t.Errorf("order %v: merged %+v, the purchase carrying it leaves %d; want du_2 open and 0", order, c, r.available())
+		}
+	}
+}
