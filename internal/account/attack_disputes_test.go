@@ -110,3 +110,29 @@ func TestMergeChargeOfAnInquiryAndAnOpenChargebackIsOrderFree(t *testing.T) {
 		}
 	}
 }
+
+// TestTheNewestDisputeIsFollowedByItsCreationTime: the newest dispute is the one Stripe
+// created last, not the greatest ID: an inquiry du_z (created first) opened and won, and a
+// chargeback du_a (created after) opened, in every order, leave du_a open with the credits
+// taken, in the lot and in what the store remembers for a purchase that comes later.
+func TestTheNewestDisputeIsFollowedByItsCreationTime(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	at := func(op Operation, created int64) Operation { op.Charge.DisputeCreated = created; return op }
+	steps := []Operation{at(disputed("pi_1", "du_z", DisputeOpen), 100), at(disputed("pi_1", "du_z", DisputeWon), 100),
+		at(disputed("pi_1", "du_a", DisputeOpen), 200)}
+	for _, order := range permutations(len(steps)) {
+		r := newRecord(t, 0)
+		mustDo(t, r, purchase("cs_1", "pi_1", 10), now)
+		var c ChargeState
+		for _, i := range order {
+			mustDo(t, r, steps[i], now)
+			c = MergeCharge(c, steps[i].Charge)
+		}
+		if d := lotOf(t, r.account(), "pi_1").Dispute; r.available() != 0 || d != (Dispute{ID: "du_a", Status: DisputeOpen, Credits: 10, Created: 200}) {
+			t.Errorf("order %v: %+v, %d available; want du_a open with the 10 credits", order, d, r.available())
+		}
+		if c.Dispute != "du_a" || c.DisputeStatus != DisputeOpen {
+			t.Errorf("order %v: merged %+v, want du_a open", order, c)
+		}
+	}
+}
