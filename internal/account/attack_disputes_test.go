@@ -136,3 +136,23 @@ func TestTheNewestDisputeIsFollowedByItsCreationTime(t *testing.T) {
 		}
 	}
 }
+
+// TestALossIsFinalWhateverItFollows: a dispute closed as won and then reported lost (a
+// late or reversed close) ends as a loss in either order: the credits taken, as a loss
+// that came first would keep them.
+func TestALossIsFinalWhateverItFollows(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for name, ops := range map[string][]Operation{
+		"won then lost": {disputed("pi_1", "du_1", DisputeOpen), disputed("pi_1", "du_1", DisputeWon), disputed("pi_1", "du_1", DisputeLost)},
+		"lost then won": {disputed("pi_1", "du_1", DisputeOpen), disputed("pi_1", "du_1", DisputeLost), disputed("pi_1", "du_1", DisputeWon)},
+	} {
+		r := newRecord(t, 2)
+		mustDo(t, r, purchase("cs_1", "pi_1", 10), now)
+		for _, op := range ops {
+			mustDo(t, r, op, now)
+		}
+		if d := lotOf(t, r.account(), "pi_1").Dispute; r.available() != 2 || d.Status != DisputeLost {
+			t.Errorf("%s: %+v, %d available; want lost and 2", name, d, r.available())
+		}
+	}
+}
