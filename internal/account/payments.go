@@ -200,11 +200,11 @@ func (a *Account) dispute(op Operation) (applied bool, err error) {
 	switch status := op.Charge.DisputeStatus; {
 	case d.Status == DisputeLost:
 		return false, nil // a loss is final: whatever comes after it changes nothing
-	case status == DisputeLost && same:
+	case status == DisputeLost && same && d.Status == DisputeOpen:
 		a.setDispute(i, Dispute{ID: id, Status: DisputeLost, Credits: d.Credits, Created: created})
 		a.note(LotChange{Lot: a.Lots[i].ID, Why: LostDispute, Reference: a.Lots[i].historyReference()})
 	case status == DisputeLost:
-		a.takeForDispute(i, Dispute{ID: id, Status: DisputeLost, Created: created}) // another one, or before its creation was seen
+		a.takeForDispute(i, Dispute{ID: id, Status: DisputeLost, Created: created}) // another one, one closed won before, or unseen
 	case same && (status == DisputeOpen || d.Status != DisputeOpen):
 		return false, nil // a repeat, a late "created", or a dispute closed already
 	case same:
