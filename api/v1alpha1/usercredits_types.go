@@ -235,6 +235,13 @@ type LotDispute struct {
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Credits int64 `json:"credits"`
+
+	// Created is when Stripe created the dispute (unix seconds; 0: not known). A payment
+	// may be disputed more than once (an inquiry, then a chargeback): the lot follows the
+	// newest dispute, whatever order their events come in.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Created int64 `json:"created,omitempty"`
 }
 
 // LotCredits is what a hold took from one lot.

@@ -29,3 +29,14 @@ func (a *Account) adoptPurchase(op Operation, res Result) bool {
 	a.lotsChanged = true
 	return true
 }
+
+// purchased is the index of the lot that recorded purchase op already (its Checkout
+// Session and its PaymentIntent, which pays for that session alone), or -1. A lot is kept
+// for the purchase's refund window and among the last closed ones after, longer than the
+// grant key: a purchase delivered again after its key is forgotten is found by it.
+func (a *Account) purchased(op Operation) int {
+	if op.Purchase == "" || op.Payment == "" {
+		return -1
+	}
+	return slices.IndexFunc(a.Lots, func(l Lot) bool { return l.Payment == op.Payment && l.Reference == op.Purchase })
+}

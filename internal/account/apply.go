@@ -67,6 +67,11 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		}
 		next.take(op.Amount, now)
 	case OpGrant:
+		if i := a.purchased(op); i >= 0 {
+			// Its key forgotten (a resend after --grant-key-retention), the purchase is still
+			// known by its lot: a replay, never the payment's credits twice.
+			return a, Result{Credits: a.Spendable(now), Replayed: true, LotID: a.Lots[i].ID}, false, nil
+		}
 		entry, lotID, err = next.grant(op, now)
 		if err == nil && op.Charge != (ChargeState{}) {
 			err = next.followEarly(op) // after the grant: its entries follow the purchase's

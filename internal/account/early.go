@@ -12,22 +12,25 @@ import "errors"
 
 // MergeCharge is what two events say of one payment together, whatever their order: the
 // largest cumulative refund (with its charge amount), and the dispute the lot would follow
-// after both (a loss is final; a close of the dispute opened replaces it; another
-// dispute's opening replaces a closed one, and not an open one's close), as
-// Account.dispute decides.
+// after both, as Account.dispute decides: a loss is final; the close of the dispute
+// followed closes it; of two disputes, the newer (Dispute.newer) is followed.
 func MergeCharge(old, next ChargeState) ChargeState {
 	out := old
 	if next.Refunded > out.Refunded {
 		out.Amount, out.Refunded = next.Amount, next.Refunded
 	}
+	followed := Dispute{ID: out.Dispute, Status: out.DisputeStatus, Created: out.DisputeCreated}
 	switch {
 	case next.Dispute == "" || out.DisputeStatus == DisputeLost:
 	case out.Dispute == "", next.DisputeStatus == DisputeLost:
-		out.Dispute, out.DisputeStatus = next.Dispute, next.DisputeStatus
-	case next.Dispute == out.Dispute && out.DisputeStatus == DisputeOpen:
-		out.DisputeStatus = next.DisputeStatus // closed
-	case next.Dispute != out.Dispute && next.DisputeStatus == DisputeOpen && out.DisputeStatus != DisputeOpen:
-		out.Dispute, out.DisputeStatus = next.Dispute, next.DisputeStatus // a new one after a close
+		out.Dispute, out.DisputeStatus, out.DisputeCreated = next.Dispute, next.DisputeStatus, next.DisputeCreated
+	case next.Dispute == out.Dispute:
+		if out.DisputeStatus == DisputeOpen {
+			out.DisputeStatus = next.DisputeStatus // closed
+		}
+		out.DisputeCreated = max(out.DisputeCreated, next.DisputeCreated)
+	case followed.newer(next.Dispute, next.DisputeCreated):
+		out.Dispute, out.DisputeStatus, out.DisputeCreated = next.Dispute, next.DisputeStatus, next.DisputeCreated
 	}
 	return out
 }
@@ -42,7 +45,7 @@ func (op Operation) validEarlyCharge() bool {
 // dispute part, either absent.
 func ValidEarlyCharge(c ChargeState) bool {
 	refund := c.Amount == 0 && c.Refunded == 0 || c.Amount > 0 && c.Refunded > 0 && c.Refunded <= c.Amount
-	dispute := c.Dispute == "" && c.DisputeStatus == "" || ValidReference(c.Dispute) &&
+	dispute := c.Dispute == "" && c.DisputeStatus == "" && c.DisputeCreated == 0 || ValidReference(c.Dispute) && c.DisputeCreated >= 0 &&
 		(c.DisputeStatus == DisputeOpen || c.DisputeStatus == DisputeWon || c.DisputeStatus == DisputeLost)
 	return refund && dispute
 }
@@ -57,7 +60,8 @@ func (a *Account) followEarly(op Operation) error {
 		_, err = a.refund(Operation{Kind: OpRefund, Payment: op.Payment, Charge: ChargeState{Amount: c.Amount, Refunded: c.Refunded}})
 	}
 	if c.Dispute != "" && err == nil {
-		_, err = a.dispute(Operation{Kind: OpDispute, Payment: op.Payment, Charge: ChargeState{Dispute: c.Dispute, DisputeStatus: c.DisputeStatus}})
+		_, err = a.dispute(Operation{Kind: OpDispute, Payment: op.Payment, Charge: ChargeState{Dispute: c.Dispute, DisputeStatus: c.DisputeStatus,
+			DisputeCreated: c.DisputeCreated}})
 	}
 	if errors.Is(err, ErrPaymentNotFound) {
 		return nil

@@ -30,7 +30,7 @@ func (a *Account) storedLots() []creditsv1alpha1.Lot {
 			out[i].Refund = &creditsv1alpha1.LotRefund{AmountRefunded: r.Amount, Credits: r.Credits, Taken: r.Taken, Unrecoverable: r.Unrecoverable}
 		}
 		if d := l.Dispute; d != (Dispute{}) {
-			out[i].Dispute = &creditsv1alpha1.LotDispute{ID: d.ID, Status: d.Status, Credits: d.Credits}
+			out[i].Dispute = &creditsv1alpha1.LotDispute{ID: d.ID, Status: d.Status, Credits: d.Credits, Created: d.Created}
 		}
 		if !l.ExpiresAt.IsZero() {
 			out[i].ExpiresAt = &metav1.Time{Time: l.ExpiresAt}
@@ -64,7 +64,7 @@ func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
 			lots[i].Refund = Refund{Amount: r.AmountRefunded, Credits: r.Credits, Taken: r.Taken, Unrecoverable: r.Unrecoverable}
 		}
 		if d := l.Dispute; d != nil {
-			lots[i].Dispute = Dispute{ID: d.ID, Status: d.Status, Credits: d.Credits}
+			lots[i].Dispute = Dispute{ID: d.ID, Status: d.Status, Credits: d.Credits, Created: d.Created}
 		}
 		if l.ExpiresAt != nil {
 			lots[i].ExpiresAt = l.ExpiresAt.Time

@@ -80,6 +80,9 @@ type ChargeState struct {
 	Dispute          string
 	// DisputeStatus is DisputeOpen, DisputeWon or DisputeLost.
 	DisputeStatus string
+	// DisputeCreated is when Stripe created the dispute (unix seconds): of a payment's
+	// disputes, the newest is the one its lot follows.
+	DisputeCreated int64
 }
 
 // LotTerms are what a grant says of the lot it makes.

@@ -84,3 +84,17 @@ func (a *Account) withPaymentLabels(labels map[string]string) map[string]string 
 	}
 	return labels
 }
+
+// PaymentLabelOps are the patch operations that make current's payment labels those the
+// lots call for, for a write that stores lots as they are rather than through a decision
+// (an import of an export row): add those missing, remove those no lot names.
+func PaymentLabelOps(current *creditsv1alpha1.UserCredits, lots []creditsv1alpha1.Lot) []PatchOp {
+	a := Account{Lots: lotsOf(&creditsv1alpha1.UserCredits{Spec: creditsv1alpha1.UserCreditsSpec{Lots: lots}})}
+	return paymentLabelOps(current, &a, false)
+}
+
+// WithPaymentLabels adds to labels those the lots call for (nil when there are none to add).
+func WithPaymentLabels(labels map[string]string, lots []creditsv1alpha1.Lot) map[string]string {
+	a := Account{Lots: lotsOf(&creditsv1alpha1.UserCredits{Spec: creditsv1alpha1.UserCreditsSpec{Lots: lots}})}
+	return a.withPaymentLabels(labels)
+}

@@ -52,6 +52,18 @@ func (r Refund) claimed() int64 { return r.Credits - r.Taken - r.Unrecoverable }
 type Dispute struct {
 	ID, Status string
 	Credits    int64
+	// Created is when Stripe created it (unix seconds; 0: not known).
+	Created int64
+}
+
+// newer reports whether dispute id, created at created, is newer than d: created later,
+// or at the same second with a greater ID (an order every replica and every delivery
+// order agree on). Of a payment's disputes, the lot follows the newest.
+func (d Dispute) newer(id string, created int64) bool {
+	if created != d.Created {
+		return created > d.Created
+	}
+	return id > d.ID
 }
 
 // holding reports whether the dispute keeps what holds return to the lot: while it is
@@ -70,7 +82,7 @@ func (op Operation) validPayment() bool {
 	case op.Kind == OpRefund:
 		return c.Amount > 0 && c.Refunded > 0 && c.Refunded <= c.Amount && c.Dispute == "" && c.DisputeStatus == ""
 	}
-	return c.Amount == 0 && c.Refunded == 0 && ValidReference(c.Dispute) &&
+	return c.Amount == 0 && c.Refunded == 0 && ValidReference(c.Dispute) && c.DisputeCreated >= 0 &&
 		(c.DisputeStatus == DisputeOpen || c.DisputeStatus == DisputeWon || c.DisputeStatus == DisputeLost)
 }
 
@@ -80,7 +92,7 @@ func (l *Lot) validPayment() bool {
 	r, d := l.Refund, l.Dispute
 	okRefund := r.Amount >= 0 && r.Credits >= 0 && r.Taken >= 0 && r.Unrecoverable >= 0 && r.Credits <= MaxBalance &&
 		r.Taken <= r.Credits && r.Unrecoverable <= r.Credits && r.Taken+r.Unrecoverable <= r.Credits
-	okDispute := d == Dispute{} || ValidReference(d.ID) && d.Credits >= 0 && d.Credits <= MaxBalance &&
+	okDispute := d == Dispute{} || ValidReference(d.ID) && d.Credits >= 0 && d.Credits <= MaxBalance && d.Created >= 0 &&
 		(d.Status == DisputeOpen || d.Status == DisputeWon || d.Status == DisputeLost)
 	return (l.Payment == "" || ValidReference(l.Payment)) && okRefund && okDispute
 }
@@ -165,51 +177,65 @@ func (a *Account) refund(op Operation) (applied bool, err error) {
 }
 
 // dispute records a dispute of op.Payment opened, won or lost. The lot records one
-// dispute, and a payment may have several (an inquiry, then a chargeback): deliveries of
-// them converge whatever their order because a loss is final. A lost dispute, whichever it
-// is, keeps what the lot's dispute took and takes what is left; nothing after it returns
-// anything (the money is gone). A win returns credits only when it closes the dispute the
-// lot follows while that one is open; the close of another (one this one replaced, or an
-// inquiry closed after a chargeback opened) changes nothing. A status a dispute already
-// has, or a late "created" after its close, changes nothing; a close before its creation
-// was seen decides as both would.
+// dispute, and a payment may have several (an inquiry, then a chargeback): the lot follows
+// the newest (Dispute.newer), so that deliveries converge whatever their order. A lost
+// dispute, whichever it is, is final: it keeps what the lot's dispute took and takes what
+// is left; nothing after it returns anything (the money is gone). Events of a dispute
+// older than the one the lot follows change nothing (a late "created" of an inquiry
+// closed since, or its win while a chargeback is open). A win of the dispute the lot
+// follows, or of a newer one while an older one is open, returns what was taken, once; a
+// newer dispute's opening replaces the one followed, keeping what it took. A status a
+// dispute already has, or a late "created" after its close, changes nothing; a close
+// before its creation was seen decides as both would.
 func (a *Account) dispute(op Operation) (applied bool, err error) {
 	i, err := a.paymentLot(op.Payment)
 	if err != nil {
 		return false, err
 	}
-	d, id := a.Lots[i].Dispute, op.Charge.Dispute
+	d, id, created := a.Lots[i].Dispute, op.Charge.Dispute, op.Charge.DisputeCreated
 	same := d.ID == id
+	if same {
+		created = max(created, d.Created) // a record from before creation times were kept
+	}
 	switch status := op.Charge.DisputeStatus; {
 	case d.Status == DisputeLost:
 		return false, nil // a loss is final: whatever comes after it changes nothing
+	case status == DisputeLost && same && d.Status == DisputeOpen:
+		a.setDispute(i, Dispute{ID: id, Status: DisputeLost, Credits: d.Credits, Created: created})
+		a.note(LotChange{Lot: a.Lots[i].ID, Why: LostDispute, Reference: a.Lots[i].historyReference()})
+	case status == DisputeLost:
+		a.takeForDispute(i, Dispute{ID: id, Status: DisputeLost, Created: created}) // another one, one closed won before, or unseen
 	case same && (status == DisputeOpen || d.Status != DisputeOpen):
 		return false, nil // a repeat, a late "created", or a dispute closed already
-	case status == DisputeWon && same:
-		return true, a.reinstate(i)
-	case status == DisputeWon && d.Status == "":
-		a.setDispute(i, Dispute{ID: id, Status: DisputeWon}) // won before its creation was seen: nothing to take
+	case same:
+		return true, a.reinstate(i, Dispute{ID: id, Status: DisputeWon, Credits: d.Credits, Created: created})
+	case d.Status != "" && !d.newer(id, created):
+		return false, nil // an older dispute than the one the lot follows
+	case status == DisputeWon && d.Status == DisputeOpen:
+		return true, a.reinstate(i, Dispute{ID: id, Status: DisputeWon, Credits: d.Credits, Created: created}) // a newer one won
 	case status == DisputeWon:
-		return false, nil // the close of another dispute than the one the lot follows
-	case status == DisputeLost && same:
-		a.setDispute(i, Dispute{ID: id, Status: DisputeLost, Credits: d.Credits})
-		a.note(LotChange{Lot: a.Lots[i].ID, Why: LostDispute, Reference: a.Lots[i].historyReference()})
-	default: // opened, or lost (before its creation was seen, or another one): take what is left
-		took := int64(0)
-		if d.Status == DisputeOpen {
-			took = d.Credits // one that replaces an open dispute keeps what that one took
-		}
-		a.setDispute(i, Dispute{ID: id, Status: status, Credits: took})
-		l := &a.Lots[i]
-		n := l.Remaining
-		l.Remaining, l.Dispute.Credits = 0, took+n
-		a.Available -= n
-		a.note(LotChange{Lot: l.ID, Credits: n, Why: Disputed, Reference: l.historyReference()})
-		if status == DisputeLost {
-			a.note(LotChange{Lot: l.ID, Why: LostDispute, Reference: l.historyReference()})
-		}
+		a.setDispute(i, Dispute{ID: id, Status: DisputeWon, Created: created}) // won before its creation was seen: nothing to take
+	default: // a newer one opened
+		a.takeForDispute(i, Dispute{ID: id, Status: DisputeOpen, Created: created})
 	}
 	return true, nil
+}
+
+// takeForDispute makes lot i follow next, opened or lost: what is left of the lot is
+// taken, and what an open dispute it replaces took stays taken.
+func (a *Account) takeForDispute(i int, next Dispute) {
+	if d := a.Lots[i].Dispute; d.Status == DisputeOpen {
+		next.Credits = d.Credits
+	}
+	a.setDispute(i, next)
+	l := &a.Lots[i]
+	n := l.Remaining
+	l.Remaining, l.Dispute.Credits = 0, l.Dispute.Credits+n
+	a.Available -= n
+	a.note(LotChange{Lot: l.ID, Credits: n, Why: Disputed, Reference: l.historyReference()})
+	if next.Status == DisputeLost {
+		a.note(LotChange{Lot: l.ID, Why: LostDispute, Reference: l.historyReference()})
+	}
 }
 
 // setDispute sets lot i's dispute.
@@ -219,9 +245,10 @@ func (a *Account) setDispute(i int, d Dispute) {
 	a.lotsChanged = true
 }
 
-// reinstate closes lot i's open dispute as won and returns what it took, once. A lot
-// voided or expired meanwhile gets nothing back, as a hold's return to it would not.
-func (a *Account) reinstate(i int) error {
+// reinstate closes lot i's open dispute as won (won: the dispute the lot follows after)
+// and returns what it took, once. A lot voided or expired meanwhile gets nothing back, as
+// a hold's return to it would not.
+func (a *Account) reinstate(i int, won Dispute) error {
 	d := a.Lots[i].Dispute
 	l := a.Lots[i]
 	back := min(d.Credits, max(0, l.Credits-l.Remaining))
@@ -231,7 +258,7 @@ func (a *Account) reinstate(i int) error {
 	if a.Available > MaxBalance-a.Held()-back {
 		return ErrBalanceOverflow
 	}
-	a.setDispute(i, Dispute{ID: d.ID, Status: DisputeWon, Credits: d.Credits})
+	a.setDispute(i, won)
 	a.Lots[i].Remaining += back
 	a.Available += back
 	a.note(LotChange{Lot: l.ID, Credits: back, Why: Reinstated, Reference: l.historyReference()})
@@ -275,19 +302,25 @@ func (a *Account) settleClaims() {
 	}
 }
 
-// keptPurchases are the spent purchase lots compactLots keeps: those under an open
-// dispute, then the newest granted within PurchaseRefundWindow of now, MaxKeptPurchases
-// in all.
+// keptPurchases are the spent purchase lots compactLots keeps: those whose open dispute
+// may return credits (live lots: counted in MaxLots, so beside the MaxKeptPurchases;
+// closed, its win would return nothing), then those under an open dispute, then the
+// newest granted within PurchaseRefundWindow of now, MaxKeptPurchases of these.
 func (a *Account) keptPurchases(now time.Time) map[string]bool {
 	var spent []*Lot
+	kept := map[string]bool{}
 	for i := range a.Lots {
 		l := &a.Lots[i]
-		if l.Payment != "" && l.Closed == "" && l.Remaining == 0 && (l.Dispute.Status == DisputeOpen || now.Sub(l.GrantedAt) < PurchaseRefundWindow) {
+		switch {
+		case l.Payment == "" || l.Closed != "" || l.Remaining != 0:
+		case l.Dispute.returnable():
+			kept[l.ID] = true
+		case l.Dispute.Status == DisputeOpen || now.Sub(l.GrantedAt) < PurchaseRefundWindow:
 			spent = append(spent, l)
 		}
 	}
 	if len(spent) == 0 {
-		return nil
+		return kept
 	}
 	slices.SortStableFunc(spent, func(x, y *Lot) int {
 		if ox, oy := x.Dispute.Status == DisputeOpen, y.Dispute.Status == DisputeOpen; ox != oy {
@@ -298,7 +331,6 @@ func (a *Account) keptPurchases(now time.Time) map[string]bool {
 		}
 		return y.GrantedAt.Compare(x.GrantedAt) // newest first
 	})
-	kept := map[string]bool{}
 	for _, l := range spent[:min(len(spent), MaxKeptPurchases)] {
 		kept[l.ID] = true
 	}

@@ -46,11 +46,12 @@ type earlyCharge struct {
 	Refunded int64  `json:"refunded,omitempty"`
 	Dispute  string `json:"dispute,omitempty"`
 	Status   string `json:"status,omitempty"`
+	Created  int64  `json:"created,omitempty"`
 	At       int64  `json:"at"`
 }
 
 func (e earlyCharge) state() account.ChargeState {
-	return account.ChargeState{Amount: e.Amount, Refunded: e.Refunded, Dispute: e.Dispute, DisputeStatus: e.Status}
+	return account.ChargeState{Amount: e.Amount, Refunded: e.Refunded, Dispute: e.Dispute, DisputeStatus: e.Status, DisputeCreated: e.Created}
 }
 
 // configMapKey is what a ConfigMap's data keys may be; a PaymentIntent ID always is
@@ -137,7 +138,7 @@ func (s *Store) rememberEarly(ctx context.Context, op account.Operation) error {
 }
 
 func (earlyCharge) with(c account.ChargeState) earlyCharge {
-	return earlyCharge{Amount: c.Amount, Refunded: c.Refunded, Dispute: c.Dispute, Status: c.DisputeStatus}
+	return earlyCharge{Amount: c.Amount, Refunded: c.Refunded, Dispute: c.Dispute, Status: c.DisputeStatus, Created: c.DisputeCreated}
 }
 
 // pruneEarly drops the entries past EarlyChargeRetention, and the oldest beyond

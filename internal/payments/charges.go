@@ -48,7 +48,7 @@ func (wh *Webhook) dispute(ctx context.Context, event delivery, d *stripe.Disput
 		charge = d.Charge.ID
 	}
 	op := account.Operation{Kind: account.OpDispute, Payment: paymentOf(d.PaymentIntent),
-		Charge: account.ChargeState{Dispute: d.ID, DisputeStatus: status}}
+		Charge: account.ChargeState{Dispute: d.ID, DisputeStatus: status, DisputeCreated: max(0, d.Created)}}
 	return wh.follow(ctx, event, charge, op, result)
 }
 

@@ -139,7 +139,8 @@ func (wh *Webhook) followEarly(ctx context.Context, event delivery, op account.O
 			follow = append(follow, account.Operation{Kind: account.OpRefund, Payment: op.Payment, Charge: account.ChargeState{Amount: later.Amount, Refunded: later.Refunded}})
 		}
 		if later.Dispute != "" {
-			follow = append(follow, account.Operation{Kind: account.OpDispute, Payment: op.Payment, Charge: account.ChargeState{Dispute: later.Dispute, DisputeStatus: later.DisputeStatus}})
+			follow = append(follow, account.Operation{Kind: account.OpDispute, Payment: op.Payment, Charge: account.ChargeState{Dispute: later.Dispute, DisputeStatus: later.DisputeStatus,
+				DisputeCreated: later.DisputeCreated}})
 		}
 		for _, f := range follow {
 			if _, _, err = wh.Store.FollowPayment(ctx, f); errors.Is(err, account.ErrPaymentNotFound) {

@@ -177,7 +177,7 @@ func TestRefundsAndDisputesFollowThePayment(t *testing.T) {
 	store := &recordingStore{follow: func(account.Operation) (account.Result, error) { return account.Result{}, nil }}
 	wh := newWebhook(store, nil)
 	dispute := func(status string) map[string]any {
-		return map[string]any{"id": "du_1", "object": "dispute", "status": status, "charge": "ch_1", "payment_intent": "pi_1", "amount": 1250}
+		return map[string]any{"id": "du_1", "object": "dispute", "status": status, "charge": "ch_1", "payment_intent": "pi_1", "amount": 1250, "created": 1700000000}
 	}
 	steps := []struct {
 		kind   string
@@ -187,12 +187,12 @@ func TestRefundsAndDisputesFollowThePayment(t *testing.T) {
 	}{
 		{evChargeRefunded, map[string]any{"id": "ch_1", "object": "charge", "amount": 1250, "amount_refunded": 300, "payment_intent": "pi_1"},
 			&account.Operation{Kind: account.OpRefund, Payment: "pi_1", Charge: account.ChargeState{Amount: 1250, Refunded: 300}}, resultRefunded},
-		{evDisputeCreated, dispute("needs_response"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeOpen}}, resultDisputed},
-		{evDisputeClosed, dispute("won"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
-		{evDisputeClosed, dispute("warning_closed"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
-		{evDisputeClosed, dispute("prevented"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
-		{evDisputeReinstated, dispute("won"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon}}, resultReinstated},
-		{evDisputeClosed, dispute("lost"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeLost}}, resultDisputeLost},
+		{evDisputeCreated, dispute("needs_response"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeOpen, DisputeCreated: 1700000000}}, resultDisputed},
+		{evDisputeClosed, dispute("won"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon, DisputeCreated: 1700000000}}, resultReinstated},
+		{evDisputeClosed, dispute("warning_closed"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon, DisputeCreated: 1700000000}}, resultReinstated},
+		{evDisputeClosed, dispute("prevented"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon, DisputeCreated: 1700000000}}, resultReinstated},
+		{evDisputeReinstated, dispute("won"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeWon, DisputeCreated: 1700000000}}, resultReinstated},
+		{evDisputeClosed, dispute("lost"), &account.Operation{Kind: account.OpDispute, Payment: "pi_1", Charge: account.ChargeState{Dispute: "du_1", DisputeStatus: account.DisputeLost, DisputeCreated: 1700000000}}, resultDisputeLost},
 		{evDisputeUpdated, dispute("under_review"), nil, resultIgnored},
 		{evRefundCreated, map[string]any{"id": "re_1", "object": "refund", "amount": 300, "payment_intent": "pi_1"}, nil, resultIgnored},
 		{evChargeRefunded, map[string]any{"id": "ch_2", "object": "charge", "amount": 1250, "amount_refunded": 300}, nil, resultUnmatched}, // no PaymentIntent
