@@ -95,8 +95,11 @@ docker-build: ## Build the image with Docker (for machines that have it).
 ##@ Benchmarks
 
 .PHONY: bench
+# SCALE is how many UserCredits the scale scenario starts an operator on (make bench SCALE=1000000).
+SCALE ?= 100000
+
 bench: control-plane ## Measure throughput, latency, memory and start-up; writes docs/benchmarks.md and docs/bench-latency.png.
-	KUBEBUILDER_ASSETS="$$(hack/control-plane-binaries.sh)" go run ./hack/bench $(BENCH_ARGS)
+	KUBEBUILDER_ASSETS="$$(hack/control-plane-binaries.sh)" go run ./hack/bench -scale $(SCALE) $(BENCH_ARGS)
 
 .PHONY: docs
 docs: ## Regenerate docs/bad-inputs.md from the bad-input test cases.

@@ -93,13 +93,15 @@ type UserCreditsSpec struct {
 	// Lots are the user's grants with credits left, each spent in its turn: the lowest
 	// priority value first, then the soonest expiry (never-expiring last), then the oldest
 	// (in the same second, the one listed first); and the last closed ones (spent, voided,
-	// expired). At most 100 grants with credits left or held, 20 closed, and the balance lot.
-	// Absent, the whole balance is one lot (source set) that never expires. Written by the
-	// credits API; grant credits from Git with a CreditGrant, not here.
+	// expired), and Stripe purchases spent within the refund window, so that a refund or
+	// dispute finds them. At most 100 grants with credits left or held, 100 spent purchases,
+	// 20 closed, and the balance lot. Absent, the whole balance is one lot (source set) that
+	// never expires. Written by the credits API; grant credits from Git with a CreditGrant,
+	// not here.
 	// +optional
 	// +listType=map
 	// +listMapKey=id
-	// +kubebuilder:validation:MaxItems=121
+	// +kubebuilder:validation:MaxItems=221
 	Lots []Lot `json:"lots,omitempty"`
 }
 
@@ -166,6 +168,80 @@ type Lot struct {
 	// ClosedAt is when the lot was voided, expired or was spent.
 	// +optional
 	ClosedAt *metav1.Time `json:"closedAt,omitempty"`
+
+	// Payment names the Stripe PaymentIntent that paid for a purchase (source stripe): a
+	// refund or dispute of that payment finds the lot by it.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	Payment string `json:"payment,omitempty"`
+
+	// Refund is what Stripe's refunds of the payment took back from the lot.
+	// +optional
+	Refund *LotRefund `json:"refund,omitempty"`
+
+	// Dispute is the payment's dispute (a chargeback or an inquiry), and what it took.
+	// +optional
+	Dispute *LotDispute `json:"dispute,omitempty"`
+}
+
+// LotRefund is what refunds of a purchase's payment took back. Stripe reports the
+// cumulative amount refunded; the lot converges to it, whatever order the refunds arrive in.
+// +kubebuilder:validation:XValidation:rule="self.taken + self.unrecoverable <= self.credits",message="a refund's taken and unrecoverable credits cannot exceed the credits it takes back"
+type LotRefund struct {
+	// AmountRefunded is the largest cumulative amount refunded that Stripe reported for the
+	// payment's charge (charge.amount_refunded), in the smallest unit of its currency.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	AmountRefunded int64 `json:"amountRefunded"`
+
+	// Credits is how many of the lot's credits the refunds take back: the lot's credits
+	// times the refunded share of the charge, rounded up.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Credits int64 `json:"credits"`
+
+	// Taken is how many of them were removed from the lot.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Taken int64 `json:"taken"`
+
+	// Unrecoverable is how many of them had already been spent. The rest (credits minus
+	// taken minus unrecoverable) are held by open reservations: removed when a hold returns
+	// them, unrecoverable when it spends them.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Unrecoverable int64 `json:"unrecoverable"`
+}
+
+// LotDispute is a dispute of a purchase's payment.
+type LotDispute struct {
+	// ID names the Stripe dispute (du_... or dp_...).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	ID string `json:"id"`
+
+	// Status is open until Stripe closes the dispute, then won or lost.
+	// +required
+	// +kubebuilder:validation:Enum=open;won;lost
+	Status string `json:"status"`
+
+	// Credits is how many credits the dispute took from the lot: what was left of it, and
+	// what holds returned to it while the dispute was open or lost. A won dispute returns
+	// them, once.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Credits int64 `json:"credits"`
+
+	// Created is when Stripe created the dispute (unix seconds; 0: not known). A payment
+	// may be disputed more than once (an inquiry, then a chargeback): the lot follows the
+	// newest dispute, whatever order their events come in.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Created int64 `json:"created,omitempty"`
 }
 
 // LotCredits is what a hold took from one lot.

@@ -38,7 +38,12 @@ func rawRequest(method, path, token, body string, header ...string) []byte {
 // addr and summarizes them; ok decides which statuses count as success. A request's time
 // includes dialling its connection when it is the first on it.
 func leanRun(name, addr string, reqs [][]byte, n, concurrency int, ok func(int) bool) Summary {
-	return doPerWorker(context.Background(), name, n, concurrency, func() (func(context.Context, int) int, func()) {
+	return leanRunCtx(context.Background(), name, addr, reqs, n, concurrency, ok)
+}
+
+// leanRunCtx is leanRun that sends no more requests once ctx ends; those sent count.
+func leanRunCtx(ctx context.Context, name, addr string, reqs [][]byte, n, concurrency int, ok func(int) bool) Summary {
+	return doPerWorker(ctx, name, n, concurrency, func() (func(context.Context, int) int, func()) {
 		c := &leanConn{addr: addr}
 		return func(_ context.Context, i int) int { return c.send(reqs[i%len(reqs)]) }, c.close
 	}, ok)

@@ -49,7 +49,7 @@ func Run(ctx context.Context, name string, client *http.Client, n, concurrency i
 }
 
 // Do runs op(0) … op(n-1) from concurrency workers and times each; op returns a status,
-// -1 for an error.
+// -1 for an error. Once ctx ends no request is sent, and only those sent are summarized.
 func Do(ctx context.Context, name string, n, concurrency int, op func(ctx context.Context, i int) int, ok func(status int) bool) Summary {
 	return doPerWorker(ctx, name, n, concurrency, func() (func(context.Context, int) int, func()) { return op, func() {} }, ok)
 }
@@ -78,7 +78,18 @@ func doPerWorker(ctx context.Context, name string, n, concurrency int, newWorker
 		})
 	}
 	wg.Wait()
-	return Summarize(name, latencies, statuses, time.Since(start), ok)
+	wall := time.Since(start)
+	if ctx.Err() != nil { // ended early: the requests never sent (status 0) are not counted
+		sent := 0
+		for i, st := range statuses {
+			if st != 0 {
+				latencies[sent], statuses[sent] = latencies[i], st
+				sent++
+			}
+		}
+		latencies, statuses = latencies[:sent], statuses[:sent]
+	}
+	return Summarize(name, latencies, statuses, wall, ok)
 }
 
 // Summarize computes a Summary from per-request latencies and statuses (-1: transport error).

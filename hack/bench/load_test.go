@@ -80,3 +80,25 @@ func TestLeanRunCountsEveryRequestAndReconnects(t *testing.T) {
 		t.Fatalf("statuses %v, errors %d", s.Statuses, s.Errors)
 	}
 }
+
+// TestDoStoppedCountsOnlyTheRequestsSent: a run whose context ends part way (the GETs
+// while the informer lists stop at the sync) summarizes the requests it sent, none of the
+// unsent ones as errors or as zero latencies.
+func TestDoStoppedCountsOnlyTheRequestsSent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sent atomic.Int64
+	s := Do(ctx, "t", 1000, 4, func(context.Context, int) int {
+		if sent.Add(1) == 100 {
+			cancel()
+		}
+		time.Sleep(100 * time.Microsecond)
+		return 200
+	}, ok200)
+	if s.Requests != int(sent.Load()) || s.Requests < 100 || s.Requests > 104 || s.Errors != 0 || s.Statuses[0] != 0 {
+		t.Fatalf("%d sent: summary of %d requests, %d errors, statuses %v", sent.Load(), s.Requests, s.Errors, s.Statuses)
+	}
+	if s.Latencies[0] < 100*time.Microsecond {
+		t.Fatalf("an unsent request was counted: fastest %v", s.Latencies[0])
+	}
+}

@@ -42,6 +42,9 @@ func main() {
 	})
 	managerBin := flag.String("manager-bin", "", "with -start-only: start this manager binary instead of building this tree's (to compare versions)")
 	startOnly := flag.Bool("start-only", false, "run the start scenario alone (-rounds times) and print its figures (docs/ is not written)")
+	lotsOnly := flag.Bool("lots-only", false, "run consumes on users with and without lots alone, -rounds times, with CPU profiles (docs/ is not written)")
+	scaleOnly := flag.Bool("scale-only", false, "run the scale scenario alone (and the 100-user GET it is compared with) and print its figures (docs/ is not written)")
+	scaleBins := flag.String("scale-bins", "", "with -scale-only: comma-separated manager binaries whose scale runs alternate round by round (default: this tree's, built)")
 	flag.Parse()
 	serve := map[string]func(string) error{*bare: serveBare, *canned: serveCanned}
 	for addr, f := range serve {
@@ -61,6 +64,12 @@ func main() {
 	}
 	if *startOnly {
 		os.Exit(runStartOnly(*startObjects, *rounds, *managerBin))
+	}
+	if *lotsOnly {
+		os.Exit(runLotsOnly(*rounds))
+	}
+	if *scaleOnly {
+		os.Exit(runScaleOnly(*scale, *requests, *rounds, *scaleBins))
 	}
 	r, err := run(*scale, *requests, *rounds, *importRows, *startObjects)
 	if err != nil {
@@ -238,59 +247,107 @@ func run(scale, requests, rounds, importRows, startObjects int) (*results, error
 	return r, nil
 }
 
-// runScale starts an operator on scale UserCredits holding 5 grant keys and a full history
-// each, and measures its start, memory and reads. Its reads are compared with the small
+// runScale creates scale UserCredits holding 5 grant keys and a full history each, then,
+// rounds times, starts an operator on them and measures its start, its reads from the
+// first request after /readyz while its informer lists every object, and, once the list
+// is in, its memory and reads again. The reads after the sync are compared with the small
 // operator's (at smallAddr, for smallGets) run in turn with them, so that both figures are
-// taken with the apiserver and etcd holding the scale objects.
+// taken with the apiserver and etcd holding the scale objects. Each round is a restart, so
+// the figures of a replica's warm-up are medians over rounds like every other.
 func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int, smallAddr string, smallGets [][]byte) error {
-	step(fmt.Sprintf("scale: creating %d UserCredits (status, %d applied grant keys and a %d-entry history each)", scale, scaleGrantKeys, historyEntries))
+	var gets [][]byte
 	var err error
-	if r.seedTime, err = seed(ctx, cluster.Client, "scale", "scale", scale, 32, seeding{balance: 5, grantKeys: scaleGrantKeys, history: true}); err != nil {
+	if r.seedTime, gets, err = seedScale(ctx, cluster, signer, scale); err != nil {
 		return err
 	}
-	fmt.Printf("  created %d objects in %v\n", scale, r.seedTime.Round(time.Second))
-	step("scale: starting an operator on them")
-	large, largeReady, err := startOperator(bin, kubeconfig, "scale", signer.PublicKeyPEM(), work)
+	for round := range r.rounds {
+		step(fmt.Sprintf("scale: starting an operator on them (round %d of %d): GETs from /readyz while it lists, then after the sync", round+1, r.rounds))
+		if err := scaleRound(ctx, r, cluster, bin, kubeconfig, work, signer, scale, requests, smallAddr, smallGets, gets, round == 0, round == 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seedScale creates the scale run's objects and returns how long that took and the GETs
+// of 2000 of their users, spread over the whole range. The tokens are signed before any
+// operator starts: the first request goes out as /readyz answers.
+func seedScale(ctx context.Context, cluster *framework.Cluster, signer *auth.Signer, scale int) (time.Duration, [][]byte, error) {
+	step(fmt.Sprintf("scale: creating %d UserCredits (status, %d applied grant keys and a %d-entry history each)", scale, scaleGrantKeys, historyEntries))
+	took, err := seed(ctx, cluster.Client, "scale", "scale", scale, 32, seeding{balance: 5, grantKeys: scaleGrantKeys, history: true})
+	if err != nil {
+		return took, nil, err
+	}
+	fmt.Printf("  created %d objects in %v\n", scale, took.Round(time.Second))
+	spread := make([]string, 2000)
+	for i := range spread {
+		j := (i * max(1, scale/len(spread))) % scale
+		if spread[i], err = signer.SessionToken(userID("scale", j), 2*time.Hour); err != nil {
+			return took, nil, err
+		}
+	}
+	return took, getRequests(spread), nil
+}
+
+// syncedLog is what the operator logs once its informer's first list is in.
+const syncedLog = "informer cache synced"
+
+// scaleRound is one start of an operator on the scale objects (runScale); first also
+// takes its memory, check checks the seeded grant keys and histories through it (once per
+// cluster: the check binds a role).
+func scaleRound(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int,
+	smallAddr string, smallGets, gets [][]byte, first, check bool) error {
+	large, ready, err := startOperator(bin, kubeconfig, "scale", signer.PublicKeyPEM(), work)
 	if err != nil {
 		return err
 	}
 	defer large.stop()
-	r.largeReady = largeReady
-	// Ready does not wait for the first list of every object; memory and reads are measured
-	// once it is in (the operator logs it), and the controller's start has settled.
-	synced := time.Now()
-	if err := large.waitLog("informer cache synced", 5*time.Minute); err != nil {
+	r.largeReady = append(r.largeReady, ready)
+	r.listingGet = append(r.listingGet, report(getsWhileListing(large, fmt.Sprintf("operator GET (%d users) from /readyz, listing", scale), gets, requests)))
+	// Memory and the reads after the sync are measured once the list is in (the operator
+	// logs it), and the controller's start has settled.
+	if err := large.waitLog(syncedLog, 5*time.Minute); err != nil {
 		return err
 	}
-	r.largeSynced = time.Since(synced) + largeReady
-	fmt.Printf("  informer cache synced %v after start\n", r.largeSynced.Round(10*time.Millisecond))
+	r.largeSynced = append(r.largeSynced, time.Since(large.Started))
+	fmt.Printf("  informer cache synced %v after start\n", r.largeSynced[len(r.largeSynced)-1].Round(10*time.Millisecond))
 	time.Sleep(3 * time.Second)
-	r.largeRSS, _ = large.rssMiB()
-	if r.seededKeyReplayed, err = replaysSeededGrant(ctx, cluster.Config, large.addr, "scale", userID("scale", scale/2)); err != nil {
-		return err
+	if first {
+		r.largeRSS, _ = large.rssMiB()
 	}
-	tok, err := signer.SessionToken(userID("scale", scale/3), time.Hour)
-	if err != nil {
-		return err
-	}
-	if r.historyRead, err = readsFullHistory(large.addr, tok); err != nil {
-		return err
-	}
-	spread := make([]string, 2000) // users spread over the whole range
-	for i := range spread {
-		j := (i * max(1, scale/len(spread))) % scale
-		if spread[i], err = signer.SessionToken(userID("scale", j), 2*time.Hour); err != nil {
+	if check {
+		if r.seededKeyReplayed, err = replaysSeededGrant(ctx, cluster.Config, large.addr, "scale", userID("scale", scale/2)); err != nil {
+			return err
+		}
+		tok, err := signer.SessionToken(userID("scale", scale/3), time.Hour)
+		if err != nil {
+			return err
+		}
+		if r.historyRead, err = readsFullHistory(large.addr, tok); err != nil {
 			return err
 		}
 	}
-	gets := getRequests(spread)
 	leanRun("warm-up", large.addr, gets, 3000, getConcurrency, ok200)
-	for range r.rounds {
-		r.smallBesideLarge = append(r.smallBesideLarge, report(leanRun("operator GET (100 users), in turn with the scale run", smallAddr, smallGets, requests, getConcurrency, ok200)))
-		r.largeGet = append(r.largeGet, report(leanRun(fmt.Sprintf("operator GET (%d users)", scale), large.addr, gets, requests, getConcurrency, ok200)))
-	}
-	_, r.largePeak = large.rssMiB()
+	r.smallBesideLarge = append(r.smallBesideLarge, report(leanRun("operator GET (100 users), in turn with the scale run", smallAddr, smallGets, requests, getConcurrency, ok200)))
+	r.largeGet = append(r.largeGet, report(leanRun(fmt.Sprintf("operator GET (%d users) after the sync", scale), large.addr, gets, requests, getConcurrency, ok200)))
+	_, peak := large.rssMiB()
+	r.largePeak = max(r.largePeak, peak)
 	return nil
+}
+
+// getsWhileListing sends GETs to s from now (right after its /readyz answered) until n are
+// answered or s logs that its informer has listed every object, whichever comes first: the
+// reads a restarted replica serves while it warms up. Requests sent before that log count.
+func getsWhileListing(s *server, name string, reqs [][]byte, n int) Summary {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil && !strings.Contains(s.Logs(), syncedLog) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	return leanRunCtx(ctx, name, s.addr, reqs, n, getConcurrency, ok200)
 }
 
 func step(msg string) { fmt.Printf("== %s\n", msg) }

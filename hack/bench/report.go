@@ -26,16 +26,17 @@ type results struct {
 	lotConsumes             []Summary // consumes on users whose balance is in lotsPerUser lots
 	hot, twoHot, twoGet     []Summary
 	hotExact                []bool
-	largeGet                []Summary
+	largeGet                []Summary // the scale operator's GETs once its informer has listed
 	smallBesideLarge        []Summary // the 100-user GET, run in turn with largeGet
+	listingGet              []Summary // the scale operator's GETs from /readyz until it has listed
 
-	smallReady, largeReady, seedTime time.Duration
-	largeSynced                      time.Duration // start → the informer's first list is in
-	smallRSS, largeRSS, largePeak    float64
-	seededKeyReplayed, historyRead   bool
-	profileTop                       string
-	imports                          importFigures
-	starts                           startFigures
+	smallReady, seedTime           time.Duration
+	largeReady, largeSynced        []time.Duration // start → /readyz, start → the informer's first list is in
+	smallRSS, largeRSS, largePeak  float64
+	seededKeyReplayed, historyRead bool
+	profileTop                     string
+	imports                        importFigures
+	starts                         startFigures
 }
 
 // spread is the median and range of a figure over runs.
@@ -90,15 +91,22 @@ type target struct {
 	met                  bool
 }
 
+// medianDuration is the median of ds (0 for none).
+func medianDuration(ds []time.Duration) time.Duration {
+	v := make([]float64, len(ds))
+	for i, d := range ds {
+		v[i] = float64(d)
+	}
+	return time.Duration(spreadOf(v).median)
+}
+
 func (r *results) targets() []target {
 	get, write := ratios(r.opGet, r.bareGet), ratios(r.opSet, r.rawPatch)
 	ceiling, bare := throughputs(r.ceiling), throughputs(r.bareGet)
 	hot, writes := throughputs(r.hot), throughputs(r.opSet)
-	large, small := throughputs(r.largeGet), throughputs(r.smallBesideLarge)
-	largeRatio := ratios(r.largeGet, r.smallBesideLarge)
 	lotRatio := ratios(r.lotConsumes, r.consumes)
 	exact := !slices.Contains(r.hotExact, false) && len(r.hotExact) > 0
-	return []target{
+	return append([]target{
 		{"load generator ceiling vs bare handler (so the GET ratio is not capped by the generator)", "≥ 125 %",
 			fmt.Sprintf("%.0f vs %.0f req/s (%s)", ceiling.median, bare.median, pct(ceiling.median/bare.median)), ceiling.median >= 1.25*bare.median},
 		{"GET throughput vs bare net/http handler, 100 users", "≥ 80 %", ratioText(get), get.median >= 0.8},
@@ -109,13 +117,25 @@ func (r *results) targets() []target {
 		{fmt.Sprintf("consume on users with %d lots vs users with none (run in turn)", lotsPerUser), "≥ 90 %", ratioText(lotRatio), lotRatio.median >= 0.9},
 		{"errors in the GET, write and hold runs", "0", fmt.Sprint(errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.lotConsumes, r.twoGet)),
 			errorsIn(r.opGet, r.bareGet, r.opSet, r.rawPatch, r.holds, r.consumes, r.lotConsumes, r.twoGet) == 0},
+	}, r.scaleTargets()...)
+}
+
+// scaleTargets are the targets of the scale run: an operator restarted on r.scale objects.
+func (r *results) scaleTargets() []target {
+	large, small := throughputs(r.largeGet), throughputs(r.smallBesideLarge)
+	largeRatio := ratios(r.largeGet, r.smallBesideLarge)
+	ready := medianDuration(r.largeReady)
+	return []target{
 		{fmt.Sprintf("seeded grant keys are honoured, %d objects", r.scale), "a retried grant replays", fmt.Sprint(r.seededKeyReplayed), r.seededKeyReplayed},
 		{fmt.Sprintf("seeded histories read back, %d objects", r.scale), "100 entries", fmt.Sprint(r.historyRead), r.historyRead},
 		{fmt.Sprintf("RSS after sync, %d objects (%d grant keys and %d history entries each)", r.scale, scaleGrantKeys, historyEntries), "≤ 300 MiB",
 			fmt.Sprintf("%.0f MiB", r.largeRSS), r.largeRSS > 0 && r.largeRSS <= 300},
-		{fmt.Sprintf("start → Ready, %d objects", r.scale), "≤ 6 s", r.largeReady.Round(10 * time.Millisecond).String(), r.largeReady <= 6*time.Second},
-		{fmt.Sprintf("GET p99, %d users", r.scale), "≤ 3 ms", msSpread(p99s(r.largeGet)), p99s(r.largeGet).median <= 3 && errorsIn(r.largeGet) == 0},
-		{fmt.Sprintf("GET throughput, %d users vs 100 users (run in turn)", r.scale), "≥ 80 %",
+		{fmt.Sprintf("start → Ready, %d objects", r.scale), "≤ 6 s", ready.Round(10 * time.Millisecond).String(), len(r.largeReady) > 0 && ready <= 6*time.Second},
+		{fmt.Sprintf("GET p99 from the first request after /readyz, while the informer lists, %d users", r.scale), "≤ 3 ms, no error",
+			fmt.Sprintf("%s, %d errors", msSpread(p99s(r.listingGet)), errorsIn(r.listingGet)),
+			len(r.listingGet) > 0 && p99s(r.listingGet).median <= 3 && errorsIn(r.listingGet) == 0},
+		{fmt.Sprintf("GET p99 after the sync, %d users", r.scale), "≤ 3 ms", msSpread(p99s(r.largeGet)), p99s(r.largeGet).median <= 3 && errorsIn(r.largeGet) == 0},
+		{fmt.Sprintf("GET throughput after the sync, %d users vs 100 users (run in turn)", r.scale), "≥ 80 %",
 			fmt.Sprintf("%s (%.0f vs %.0f req/s)", ratioText(largeRatio), large.median, small.median), largeRatio.median >= 0.8},
 	}
 }
@@ -127,6 +147,15 @@ func (r *results) allTargetsMet() bool {
 		}
 	}
 	return true
+}
+
+// countsOf lists how many requests each run answered.
+func countsOf(runs []Summary) string {
+	counts := make([]string, len(runs))
+	for i, s := range runs {
+		counts[i] = fmt.Sprint(s.Requests)
+	}
+	return strings.Join(counts, ", ")
 }
 
 func pct(f float64) string       { return fmt.Sprintf("%.0f %%", 100*f) }
@@ -170,7 +199,7 @@ func (r *results) write(dir string) error {
 		c    int
 	}{
 		{r.ceiling, getConcurrency}, {r.bareGet, getConcurrency}, {r.opGet, getConcurrency}, {r.twoGet, getConcurrency},
-		{r.smallBesideLarge, getConcurrency}, {r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency},
+		{r.smallBesideLarge, getConcurrency}, {r.listingGet, getConcurrency}, {r.largeGet, getConcurrency}, {r.opSet, writeConcurrency}, {r.rawPatch, writeConcurrency},
 		{r.consumes, writeConcurrency}, {r.lotConsumes, writeConcurrency}, {r.holds, writeConcurrency}, {r.hot, hotConsumes}, {r.twoHot, hotConsumes},
 	} {
 		if len(sc.runs) == 0 {
@@ -189,10 +218,11 @@ func (r *results) write(dir string) error {
 	b.WriteString("\n## Memory and start-up\n\n")
 	b.WriteString(row("operator", "objects in its namespace", "start → /readyz", "start → every user in memory", "RSS after sync", "peak RSS") + row("---", "---", "---", "---", "---", "---"))
 	b.WriteString(row("small", fmt.Sprint(100+writeUsers+2), r.smallReady.Round(10*time.Millisecond).String(), "", fmt.Sprintf("%.0f MiB", r.smallRSS), ""))
-	b.WriteString(row("scale", fmt.Sprint(r.scale), r.largeReady.Round(10*time.Millisecond).String(), r.largeSynced.Round(10*time.Millisecond).String(),
+	b.WriteString(row("scale (median of the starts)", fmt.Sprint(r.scale), medianDuration(r.largeReady).Round(10*time.Millisecond).String(), medianDuration(r.largeSynced).Round(10*time.Millisecond).String(),
 		fmt.Sprintf("%.0f MiB", r.largeRSS), fmt.Sprintf("%.0f MiB (whole run: initial list + GET load)", r.largePeak)))
-	b.WriteString("\nReady means serving correctly: until the informer's first list is in, a user not seen yet costs one apiserver\n" +
-		"list by the spec.userID field selector (docs/architecture.md).\n")
+	b.WriteString("\nReady means serving correctly: until the informer's first list is in, a user not seen yet is read from the\n" +
+		"apiserver (docs/architecture.md). Each round restarts the scale operator; its GETs go out from the moment /readyz\n" +
+		"answers and stop when it logs that the list is in" + fmt.Sprintf(" (requests answered before that, per round: %s).\n", countsOf(r.listingGet)))
 	fmt.Fprintf(&b, "\nEach scale object holds %d applied grant keys and a %d-entry history (what 30 days of purchases and a busy user\n"+
 		"leave). Creating the %d objects (not part of start-up): %v.\n", scaleGrantKeys, historyEntries, r.scale, r.seedTime.Round(time.Second))
 	b.WriteString(r.imports.section())
@@ -210,7 +240,7 @@ func (r *results) write(dir string) error {
 		return err
 	}
 	last := func(runs []Summary) Summary { return runs[len(runs)-1] }
-	return writePlot(filepath.Join(dir, "bench-latency.png"), []Summary{last(r.bareGet), last(r.opGet), last(r.largeGet)}, []Summary{last(r.opSet), last(r.rawPatch), last(r.hot)})
+	return writePlot(filepath.Join(dir, "bench-latency.png"), []Summary{last(r.bareGet), last(r.opGet), last(r.listingGet), last(r.largeGet)}, []Summary{last(r.opSet), last(r.rawPatch), last(r.hot)})
 }
 
 // startProfile begins a CPU profile of the operator over seconds; the returned func waits

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,18 +105,23 @@ const seedGrantAmount = 100
 
 // grantLedger is the applied-grants annotation n keyed grants leave behind, in the
 // format internal/credits writes (the scale run checks that a seeded key is replayed, so
-// a drift in that format fails the benchmark instead of measuring records nobody reads).
+// a drift in that format fails the benchmark instead of measuring records nobody reads):
+// per grant, 96 bits of the key's SHA-256 in base64url, "g" and the amount, the result
+// (empty: the previous one plus the amount), the time (the first whole, then differences).
 func grantLedger(user string, n int, at time.Time) string {
 	if n == 0 {
 		return ""
 	}
-	entries := make([]map[string]any, n)
+	entries := make([]string, n)
 	for i := range entries {
 		sum := sha256.Sum256([]byte(seedGrantKey(user, i)))
-		entries[i] = map[string]any{"k": hex.EncodeToString(sum[:16]), "op": "grant", "n": seedGrantAmount, "r": seedGrantAmount * (i + 1), "t": at.Unix()}
+		dt := int64(0)
+		if i == 0 {
+			dt = at.Unix()
+		}
+		entries[i] = fmt.Sprintf("%sg%d,,%d", base64.RawURLEncoding.EncodeToString(sum[:12]), seedGrantAmount, dt)
 	}
-	data, _ := json.Marshal(entries)
-	return string(data)
+	return strings.Join(entries, ";")
 }
 
 // historyEntries is what a full history holds: the ring of 11 chunks of 10.
@@ -124,15 +129,22 @@ const historyEntries = 110
 
 // fullHistory adds to annotations a transaction history of historyEntries grants and
 // consumes ending at balance, in the format internal/credits writes (the scale run reads
-// one back through the API, so a drift in that format fails the benchmark).
+// one back through the API, so a drift in that format fails the benchmark): the first
+// entry of a chunk whole, the others against it (the balance and time as differences).
 func fullHistory(annotations map[string]string, balance int64, now time.Time) {
 	chunks := make([][]string, 11)
+	var first time.Time
 	for i := range historyEntries {
 		kind, n := "c", int64(1)
 		if i%4 == 0 {
 			kind, n = "g", 10
 		}
-		chunks[(i/10)%11] = append(chunks[(i/10)%11], fmt.Sprintf("%s,%d,%d,%d", kind, n, balance, now.Add(time.Duration(i-historyEntries)*time.Minute).Unix()))
+		at := now.Add(time.Duration(i-historyEntries) * time.Minute)
+		entry := fmt.Sprintf("%s%d,0,%d", kind, n, at.Unix()-first.Unix())
+		if i%10 == 0 {
+			first, entry = at, fmt.Sprintf("%s,%d,%d,%d", kind, n, balance, at.Unix())
+		}
+		chunks[(i/10)%11] = append(chunks[(i/10)%11], entry)
 	}
 	for k, entries := range chunks {
 		annotations[account.HistoryChunkAnnotation(k)] = strings.Join(entries, ";")

@@ -8,8 +8,9 @@
 //
 // Files, top to bottom (a file uses only those below it):
 //
-//   - cacheform.go, codec.go, lotcodec.go: the account to and from its object (spec,
-//     annotations), the preconditions of a write, the informer cache's lighter form;
+//   - cacheform.go, codec.go, lotcodec.go, ledgercodec.go: the account to and from its
+//     object (spec, annotations: the key ledgers and closed holds as one line of text each),
+//     the preconditions of a write, the informer cache's lighter form;
 //     gitopskeys.go: the CreditGrant keys a record holds, in either form;
 //   - apply.go, holds.go: the decisions (set, consume, grant, reserve, capture, release,
 //     expire), one operation or a batch;
@@ -20,7 +21,8 @@
 //   - operation.go, ids.go: operations, answers, errors, limits.
 //
 // Credit lots (grants with their own expiry and priority, spent in order) are a part of
-// their own beside the ledgers, decided in apply.go and holds.go and stored by the codec.
+// their own beside the ledgers: lot.go and lots.go decide them, lotcodec.go stores them, and
+// payments.go follows a Stripe purchase's refunds and disputes on its lot.
 package account
 
 import (
@@ -55,9 +57,10 @@ type Account struct {
 	writeSeq int64
 	// holdsChanged, lotsChanged: Holds, Lots differ from the stored ones.
 	holdsChanged, lotsChanged bool
-	// removed lists the credits this account's decisions removed from lots (expired,
-	// voided), for their history entries, Events and metrics.
-	removed []Removal
+	// changes lists the credits this account's decisions removed from lots (expired,
+	// voided, refunded, disputed) or returned to them, for their history entries, Events
+	// and metrics.
+	changes []LotChange
 	// damage lists stored parts that could not be read (hand edits): each was read as
 	// empty, and is rewritten whole when a decision next changes it.
 	damage []string
@@ -166,9 +169,9 @@ func (a *Account) check() error {
 func (a Account) History() []Transaction { return a.history.entries() }
 
 // checkLots is the invariants of lots: valid and distinct, their remaining credits adding
-// up to the available ones, at most MaxLots+MaxClosedLots of them besides the balance lot
-// (what bounds a record's size: how many of them are live or closed is a rule of the
-// decisions, lot.go, which a hand edit may break without making the record untrustworthy).
+// up to the available ones, at most MaxStoredLots-1 of them besides the balance lot (what
+// bounds a record's size: how many of them are live, kept purchases or closed is a rule of
+// the decisions, lot.go, which a hand edit may break without making the record untrustworthy).
 func checkLots(lots []Lot, available int64) []error {
 	var errs []error
 	seen := make(map[string]bool, len(lots))
@@ -176,7 +179,8 @@ func checkLots(lots []Lot, available int64) []error {
 	grants := 0
 	for _, l := range lots {
 		if !ValidLotID(l.ID) || seen[l.ID] || l.Remaining < 0 || l.Remaining > MaxBalance || l.Priority < 0 || l.Priority > MaxPriority ||
-			(l.ID != BalanceLotID && l.Remaining > l.Credits) || (l.Closed != "" && l.Remaining != 0) {
+			l.Credits < 0 || l.Credits > MaxBalance || (l.ID != BalanceLotID && l.Remaining > l.Credits) || (l.Closed != "" && l.Remaining != 0) ||
+			!l.validPayment() {
 			errs = append(errs, fmt.Errorf("lot %q (%d of %d left) is invalid or repeated", l.ID, l.Remaining, l.Credits))
 			continue
 		}

@@ -32,16 +32,32 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		case found && err != nil:
 			return refuse(err)
 		case found:
+			next = a
+			if next.adoptPurchase(op, res) && next.check() == nil {
+				return next, res, true, nil // a replay that records the purchase on its lot: written
+			}
 			return a, res, false, nil
 		}
 	}
 	next = a
 	var lotID string
-	before := len(next.removed)
+	var followed bool // a refund or dispute the lot had followed already
+	before := len(next.changes)
 	expired := next.expireLots(now)
-	after := len(next.removed)
+	after := len(next.changes)
 	entry := historyEntry{kind: op.Kind, credits: op.Amount}
 	switch op.Kind {
+	case OpRefund, OpDispute:
+		var applied bool
+		if op.Kind == OpRefund {
+			applied, err = next.refund(op)
+		} else {
+			applied, err = next.dispute(op)
+		}
+		entry, followed = historyEntry{}, !applied // the lot's changes are the entries
+		if err == nil && followed && !expired {
+			return a, Result{Credits: a.Spendable(now), Replayed: true}, false, nil
+		}
 	case OpSet:
 		err = next.set(op.Amount, now)
 	case OpConsume:
@@ -51,7 +67,15 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 		}
 		next.take(op.Amount, now)
 	case OpGrant:
+		if i := a.purchased(op); i >= 0 {
+			// Its key forgotten (a resend after --grant-key-retention), the purchase is still
+			// known by its lot: a replay, never the payment's credits twice.
+			return a, Result{Credits: a.Spendable(now), Replayed: true, LotID: a.Lots[i].ID}, false, nil
+		}
 		entry, lotID, err = next.grant(op, now)
+		if err == nil && op.Charge != (ChargeState{}) {
+			err = next.followEarly(op) // after the grant: its entries follow the purchase's
+		}
 	case OpReserve:
 		err = next.reserve(op, now)
 	case OpVoid:
@@ -91,11 +115,13 @@ func (a Account) Apply(op Operation, now time.Time, rules Settings) (next Accoun
 	case OpGrant:
 		res.LotID = lotID
 	}
-	entries := removalEntries(next.removed[before:after]) // the lots that expired first
+	res.Replayed = followed // written only for the lots that expired first
+	next.settleClaims()
+	entries := changeEntries(next.changes[before:after]) // the lots that expired first
 	if entry.kind != "" {
 		entries = append(entries, entry)
 	}
-	entries = append(entries, removalEntries(next.removed[after:])...) // credits returned to closed lots
+	entries = append(entries, changeEntries(next.changes[after:])...) // refunds, disputes, credits returned to closed lots
 	next.compactLots(now)
 	for _, e := range entries {
 		next.history = next.history.with(e, next.Available, now)
@@ -214,13 +240,24 @@ func (a *Account) recordKey(op Operation, res Result, now time.Time, rules Setti
 		Terms: termsDigest(op)}, maxEntries, now.Add(-maxAge))
 }
 
-// removalEntries are the history entries of removals: expire or void, naming the lot.
-func removalEntries(removed []Removal) []historyEntry {
-	out := make([]historyEntry, len(removed))
-	for i, r := range removed {
-		out[i] = historyEntry{kind: OpExpire, credits: r.Credits, reference: r.Lot}
-		if r.Why == lotVoided {
-			out[i].kind = OpVoid
+// changeEntries are the history entries of lots' changes: expire or void naming the lot;
+// refund, dispute or reinstate naming the purchase. A lost dispute moves nothing: no entry.
+func changeEntries(changes []LotChange) []historyEntry {
+	out := make([]historyEntry, 0, len(changes))
+	for _, c := range changes {
+		switch c.Why {
+		case RemovedExpired, RemovedVoided:
+			kind := OpExpire
+			if c.Why == RemovedVoided {
+				kind = OpVoid
+			}
+			out = append(out, historyEntry{kind: kind, credits: c.Credits, reference: c.Lot})
+		case Refunded:
+			out = append(out, historyEntry{kind: OpRefund, credits: c.Credits, reference: c.Reference, unrecoverable: c.Unrecoverable})
+		case Disputed:
+			out = append(out, historyEntry{kind: OpDispute, credits: c.Credits, reference: c.Reference})
+		case Reinstated:
+			out = append(out, historyEntry{kind: KindReinstate, credits: c.Credits, reference: c.Reference})
 		}
 	}
 	return out

@@ -1,7 +1,6 @@
 package account
 
 import (
-	"encoding/json"
 	"strings"
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
@@ -30,45 +29,53 @@ func CacheForm(obj *creditsv1alpha1.UserCredits) {
 	if _, done := ann[GrantKeyDigestAnnotation]; done {
 		return
 	}
-	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
-	// object has, and an empty cached map must not be taken for an object without any.
-	kept := make(map[string]string, 9)
+	// What is kept is gathered first, so that the map is made at its size: a map made for
+	// more than 8 entries takes twice the room, for every one of 100,000 cached objects.
+	kept := make([][2]string, 0, 9)
+	keep := func(name, value string) { kept = append(kept, [2]string{name, value}) }
 	names := []string{AppliedRequestsAnnotation, ClosedHoldsAnnotation, WriteSeqAnnotation, HistorySeqAnnotation}
 	if importedWanted(obj) {
 		names = append(names, ImportedAnnotation)
 	}
 	for _, name := range names {
 		if v, ok := ann[name]; ok {
-			kept[name] = v
+			keep(name, v)
 		}
 	}
 	h := decodeHistory(ann)
 	filling := h.filling()
-	if text, ok := h.chunks[filling]; ok {
-		kept[HistoryChunkAnnotation(filling)] = text // damaged or not: decoding it judges it
+	text, fillingKept := h.chunks[filling]
+	if fillingKept {
+		keep(HistoryChunkAnnotation(filling), text) // damaged or not: decoding it judges it
 	}
 	var dropped []string
 	for k := range historyChunks {
-		if _, held := kept[HistoryChunkAnnotation(k)]; h.damaged&(1<<k) != 0 && !held {
+		if h.damaged&(1<<k) != 0 && !(fillingKept && k == filling) {
 			dropped = append(dropped, HistoryChunkAnnotation(k))
 		}
 	}
 	if len(dropped) > 0 {
-		kept[cacheDamageAnnotation] = strings.Join(dropped, ",")
+		keep(cacheDamageAnnotation, strings.Join(dropped, ","))
 	}
 	// The digest is always there, empty without grants: it marks the form, so that an
 	// account decoded from it never takes "no grant keys held" for "no grant keys".
-	kept[GrantKeyDigestAnnotation] = ""
+	digest := ""
 	if grants, ok := ann[AppliedGrantsAnnotation]; ok {
-		var entries []appliedKey
-		if len(grants) <= partBounds[AppliedGrantsAnnotation] && json.Unmarshal([]byte(grants), &entries) == nil {
-			kept[GrantKeyDigestAnnotation] = digestOf(entries)
+		if entries, damaged := decodePart(ann, AppliedGrantsAnnotation, decodeKeys); !damaged {
+			digest = digestOf(entries)
 			if keys := gitOpsKeysOf(entries); keys != "" {
-				kept[GitOpsKeysAnnotation] = keys
+				keep(GitOpsKeysAnnotation, keys)
 			}
 		} else {
-			kept[AppliedGrantsAnnotation] = grants // damaged: kept as is, so that decoding it says so
+			keep(AppliedGrantsAnnotation, grants) // damaged: kept as is, so that decoding it says so
 		}
 	}
-	obj.Annotations = kept
+	keep(GrantKeyDigestAnnotation, digest)
+	// Non-nil even when nothing else is kept: a write adds its annotations into the map the
+	// object has, and an empty cached map must not be taken for an object without any.
+	form := make(map[string]string, len(kept))
+	for _, kv := range kept {
+		form[kv[0]] = kv[1]
+	}
+	obj.Annotations = form
 }

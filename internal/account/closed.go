@@ -17,7 +17,8 @@ const (
 	closedExpired  = "expired"
 )
 
-// closedHold is one recently closed hold; short JSON names keep it small.
+// closedHold is one recently closed hold, stored as ledgercodec.go says; the JSON names are
+// those of records written before that form, which are still read.
 type closedHold struct {
 	ID       string `json:"id"`
 	State    string `json:"s"`

@@ -83,15 +83,15 @@ func Decode(obj *creditsv1alpha1.UserCredits) (Account, error) {
 	a := Account{UserID: UserID(obj.Spec.UserID), Available: obj.Spec.Credits, Holds: holdsOf(obj), Lots: lotsOf(obj)}
 	ann := obj.Annotations
 	var damaged bool
-	a.requests.entries, a.requests.damaged = decodePart[appliedKey](ann, AppliedRequestsAnnotation)
+	a.requests.entries, a.requests.damaged = decodePart(ann, AppliedRequestsAnnotation, decodeKeys)
 	// The ledger itself when the object holds it (the cache's form keeps a damaged one, so
 	// that decoding it says so); else the cache's digest of it.
 	if _, whole := ann[AppliedGrantsAnnotation]; whole {
-		a.grants.entries, a.grants.damaged = decodePart[appliedKey](ann, AppliedGrantsAnnotation)
+		a.grants.entries, a.grants.damaged = decodePart(ann, AppliedGrantsAnnotation, decodeKeys)
 	} else if digest, ok := ann[GrantKeyDigestAnnotation]; ok {
 		a.grants = keyLedger{digest: digest, partial: true}
 	}
-	if a.closed.entries, damaged = decodePart[closedHold](ann, ClosedHoldsAnnotation); damaged {
+	if a.closed.entries, damaged = decodePart(ann, ClosedHoldsAnnotation, decodeClosed); damaged {
 		a.closed.damaged = true
 		a.damage = append(a.damage, ClosedHoldsAnnotation)
 	}
@@ -113,15 +113,18 @@ func Decode(obj *creditsv1alpha1.UserCredits) (Account, error) {
 	return a, a.check()
 }
 
-// decodePart reads a JSON list annotation; damaged when it is there but cannot be read or
-// is over its bound.
-func decodePart[T any](ann map[string]string, name string) ([]T, bool) {
+// decodePart reads a list annotation with decode (ledgercodec.go); damaged when it is
+// there but cannot be read or is over its bound.
+func decodePart[T any](ann map[string]string, name string, decode func(string) ([]T, bool)) ([]T, bool) {
 	text, ok := ann[name]
 	if !ok || text == "" {
 		return nil, false
 	}
-	var entries []T
-	if len(text) > partBounds[name] || json.Unmarshal([]byte(text), &entries) != nil {
+	if len(text) > partBounds[name] {
+		return nil, true
+	}
+	entries, ok := decode(text)
+	if !ok {
 		return nil, true
 	}
 	return entries, false
@@ -201,15 +204,18 @@ func Patch(current *creditsv1alpha1.UserCredits, a Account) ([]PatchOp, error) {
 		return nil, err
 	}
 	var ops []PatchOp
+	labelsAdded := false
 	if want, has := NameLabelWanted(current); want && !has {
 		// The label alone, never the map: the apiserver may hold labels current does not
 		// show (kubectl label, a GitOps tool's tracking label), as the write sequence does
 		// not move with them. The map is made only where Tests found none.
 		if current.Labels == nil {
 			ops = append(ops, PatchOp{Op: "add", Path: "/metadata/labels", Value: map[string]string{}})
+			labelsAdded = true
 		}
 		ops = append(ops, PatchOp{Op: "add", Path: labelPath(NameLabel), Value: NameDerived})
 	}
+	ops = append(ops, paymentLabelOps(current, &a, labelsAdded)...)
 	if current.Annotations == nil {
 		ops = append(ops, PatchOp{Op: "add", Path: "/metadata/annotations", Value: map[string]string{}})
 	}
@@ -255,6 +261,7 @@ func NewObject(name, namespace string, a Account) (*creditsv1alpha1.UserCredits,
 	if want, _ := NameLabelWanted(obj); want {
 		obj.Labels = map[string]string{NameLabel: NameDerived}
 	}
+	obj.Labels = a.withPaymentLabels(obj.Labels)
 	return obj, nil
 }
 
@@ -264,27 +271,25 @@ func (a *Account) changedAnnotations() (map[string]string, error) {
 		return nil, err
 	}
 	set := map[string]string{WriteSeqAnnotation: strconv.FormatInt(a.writeSeq+1, 10)}
-	encode := func(name string, v any) error {
-		data, _ := json.Marshal(v) // cannot fail: plain structs
-		if len(data) > partBounds[name] {
-			return fmt.Errorf("%w: %s would be %d bytes, over its bound of %d", ErrUntrusted, name, len(data), partBounds[name])
-		}
-		set[name] = string(data)
-		return nil
-	}
 	for name, part := range map[string]struct {
 		changed bool
-		value   any
+		text    func() (string, bool)
 	}{
-		AppliedRequestsAnnotation: {a.requests.changed, a.requests.entries},
-		AppliedGrantsAnnotation:   {a.grants.changed, a.grants.entries},
-		ClosedHoldsAnnotation:     {a.closed.changed, a.closed.entries},
+		AppliedRequestsAnnotation: {a.requests.changed, func() (string, bool) { return encodeKeys(a.requests.entries) }},
+		AppliedGrantsAnnotation:   {a.grants.changed, func() (string, bool) { return encodeKeys(a.grants.entries) }},
+		ClosedHoldsAnnotation:     {a.closed.changed, func() (string, bool) { return encodeClosed(a.closed.entries) }},
 	} {
-		if part.changed {
-			if err := encode(name, part.value); err != nil {
-				return nil, err
-			}
+		if !part.changed {
+			continue
 		}
+		text, ok := part.text()
+		if !ok {
+			return nil, fmt.Errorf("%w: %s would hold an entry that does not read back", ErrUntrusted, name)
+		}
+		if len(text) > partBounds[name] {
+			return nil, fmt.Errorf("%w: %s would be %d bytes, over its bound of %d", ErrUntrusted, name, len(text), partBounds[name])
+		}
+		set[name] = text
 	}
 	for k := range historyChunks {
 		if a.history.wrote&(1<<k) == 0 {
@@ -325,8 +330,8 @@ func (a *Account) reservations() []creditsv1alpha1.Reservation {
 //     the ledgers and the history are too; and the history's count while records written
 //     by an earlier version (which moves only that) may be about. A record this operator
 //     never wrote has neither: its resourceVersion is tested instead;
-//   - that the object has no labels, when the write makes the label map (Patch): the
-//     write would otherwise replace labels set since, which nothing above moves. A write
+//   - that the object has no labels, when it had none (a write may make the label map,
+//     Patch, for NameLabel or payment labels): the write would otherwise replace labels set since, which nothing above moves. A write
 //     refused by it, or one adding the label to a map removed since, was decided on labels
 //     a fresh read shows otherwise: TestedState tells the writer to decide again.
 //
@@ -346,8 +351,9 @@ func Tests(current *creditsv1alpha1.UserCredits) []PatchOp {
 	if !sequenced {
 		ops = append(ops, PatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: current.ResourceVersion})
 	}
-	if want, has := NameLabelWanted(current); want && !has && current.Labels == nil {
-		// RFC 6902 test of null: the apiserver's patch library passes it where the member is missing.
+	if current.Labels == nil {
+		// A write may make the label map (NameLabel, payment labels): RFC 6902 test of null,
+		// which the apiserver's patch library passes where the member is missing.
 		ops = append(ops, PatchOp{Op: "test", Path: "/metadata/labels", Value: json.RawMessage("null")})
 	}
 	return ops
@@ -355,9 +361,22 @@ func Tests(current *creditsv1alpha1.UserCredits) []PatchOp {
 
 // TestedState is what Tests compare, and what Patch assumes of labels, as one comparable
 // value: a write refused with 422 was stale when the next read shows a different
-// TestedState, and refused for itself when it shows the same.
+// TestedState, and refused for itself when it shows the same. It also holds the payment
+// labels the record carries, which a write removes (paymentLabelOps) and which no test
+// covers: a label someone else removed fails the removal with a 422 that is staleness,
+// not the write's fault.
 func TestedState(obj *creditsv1alpha1.UserCredits) string {
-	data, _ := json.Marshal(Tests(obj)) // cannot fail: plain values
+	var labels []string
+	for name := range obj.Labels {
+		if strings.HasPrefix(name, PaymentLabelPrefix) {
+			labels = append(labels, name)
+		}
+	}
+	slices.Sort(labels)
+	data, _ := json.Marshal(struct {
+		Tests  []PatchOp
+		Labels []string `json:",omitempty"`
+	}{Tests(obj), labels}) // cannot fail: plain values
 	return string(data)
 }
 

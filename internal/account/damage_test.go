@@ -93,6 +93,9 @@ func TestAccountUnreadableChunkIsReportedAndNeverHidesNewEntries(t *testing.T) {
 		{"one of three unreadable", "c,1,9,1800000000;garbage;c,1,7,1800000000", "3", []string{"7", "9"}, []string{"8", "9", "7", "9"}},
 		{"one entry too many", "c,1,9,1800000000;c,1,8,1800000000", "1", []string{"9"}, []string{"8", "9", "9"}},
 		{"deleted by hand", "", "2", nil, []string{"8", "9"}},
+		// Entries written against the first of their chunk read only while it does.
+		{"the first unreadable, the others written against it", "garbage;c1,-1,0;c1,-2,0", "3", nil, []string{"8", "9"}},
+		{"one written against the first unreadable", "c,1,9,1800000000;c1,x,0;c1,-2,0", "3", []string{"7", "9"}, []string{"8", "9", "7", "9"}},
 	} {
 		r := newRecord(t, 10)
 		r.obj.Annotations = map[string]string{HistorySeqAnnotation: c.seq}

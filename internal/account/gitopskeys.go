@@ -28,7 +28,7 @@ func GitOpsKeys(obj *creditsv1alpha1.UserCredits) []string {
 	if text, ok := obj.Annotations[GitOpsKeysAnnotation]; ok {
 		return strings.Split(strings.TrimSuffix(text, ","), ",")
 	}
-	entries, damaged := decodePart[appliedKey](obj.Annotations, AppliedGrantsAnnotation)
+	entries, damaged := decodePart(obj.Annotations, AppliedGrantsAnnotation, decodeKeys)
 	if damaged {
 		return nil
 	}

@@ -31,15 +31,21 @@ type Transaction struct {
 	// Balance is the available balance after it.
 	Balance int64
 	At      time.Time
-	// Reference names what the change came from: a purchase's Checkout Session ID; "" else.
+	// Reference names what the change came from: a purchase's Checkout Session ID (for a
+	// purchase, refund, dispute or reinstatement), the lot an expiry or void removed
+	// credits from; "" else.
 	Reference string
+	// Unrecoverable, for a refund, is the credits it should have taken back that had been
+	// spent already (Credits is what it took).
+	Unrecoverable int64
 }
 
 // historyEntry is what a decision adds to the history.
 type historyEntry struct {
-	kind      OpKind
-	credits   int64
-	reference string
+	kind          OpKind
+	credits       int64
+	reference     string
+	unrecoverable int64
 }
 
 // history is the ring as stored: the count, and the chunks this account holds (all of
@@ -63,7 +69,8 @@ type history struct {
 const lostEntry = "-"
 
 // kind codes in the stored entries: one letter each.
-var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v"}
+var kindCodes = map[OpKind]string{OpSet: "s", OpConsume: "c", OpGrant: "g", OpReserve: "r", OpCapture: "p", OpRelease: "l", OpExpire: "e", KindPurchase: "b", OpVoid: "v",
+	OpRefund: "f", OpDispute: "d", KindReinstate: "w"}
 
 var codeKinds = func() map[string]OpKind {
 	m := map[string]OpKind{}
@@ -74,15 +81,32 @@ var codeKinds = func() map[string]OpKind {
 }()
 
 // with returns the history with e, and the balance after it, appended at now. An entry is
-// "code,credits,balance,unix seconds", and ",reference" when it has one.
+// "code,credits,balance,unix seconds", ",reference" when it has one, and ",unrecoverable"
+// after it when a refund has some: the first of a chunk is written so, whole. The others
+// are written against it (relativeEntry), which halves them: "code" and "credits" run
+// together, then the balance and the time as differences from the first entry's.
 func (h history) with(e historyEntry, balance int64, now time.Time) history {
 	k := int((h.seq / historyChunkSize) % historyChunks)
-	text := kindCodes[e.kind] + "," + strconv.FormatInt(e.credits, 10) + "," + strconv.FormatInt(balance, 10) + "," + strconv.FormatInt(now.Unix(), 10)
-	if e.reference != "" {
+	var text, before string
+	pos := int(h.seq % historyChunkSize)
+	if pos > 0 {
+		before = h.before(k, pos)
+	}
+	first, _, _ := strings.Cut(before, ";")
+	if base, ok := parseEntry(first, nil); pos > 0 && ok {
+		text = kindCodes[e.kind] + strconv.FormatInt(e.credits, 10) + "," + strconv.FormatInt(balance-base.Balance, 10) + "," +
+			strconv.FormatInt(now.Unix()-base.At.Unix(), 10)
+	} else {
+		text = kindCodes[e.kind] + "," + strconv.FormatInt(e.credits, 10) + "," + strconv.FormatInt(balance, 10) + "," + strconv.FormatInt(now.Unix(), 10)
+	}
+	if e.reference != "" || e.unrecoverable > 0 {
 		text += "," + e.reference
 	}
-	if pos := int(h.seq % historyChunkSize); pos > 0 {
-		text = h.before(k, pos) + ";" + text
+	if e.unrecoverable > 0 {
+		text += "," + strconv.FormatInt(e.unrecoverable, 10)
+	}
+	if pos > 0 {
+		text = before + ";" + text
 	}
 	chunks := maps.Clone(h.chunks)
 	if chunks == nil {
@@ -102,11 +126,16 @@ func (h *history) before(k, pos int) string {
 		return text
 	}
 	var b strings.Builder
+	var base *Transaction
 	for i := range pos {
 		var part string
 		part, text, _ = strings.Cut(text, ";")
-		if _, ok := parseEntry(part); !ok {
+		t, ok := parseEntry(part, base)
+		if !ok {
 			part = lostEntry
+		}
+		if i == 0 && ok {
+			base = &t
 		}
 		if i > 0 {
 			b.WriteByte(';')
@@ -139,13 +168,18 @@ func (h *history) held(k int) int {
 // entries (or lostEntry), separated by ";". It allocates nothing: the informer cache's
 // form judges every chunk of every object as the informer lists them (CacheForm).
 func chunkReads(text string, held int) bool {
+	var base *Transaction
 	for n := 1; ; n++ {
 		part, rest, more := strings.Cut(text, ";")
 		if n > held {
 			return false
 		}
-		if _, ok := parseEntry(part); !ok && part != lostEntry {
+		t, ok := parseEntry(part, base)
+		if !ok && part != lostEntry {
 			return false
+		}
+		if n == 1 && ok {
+			base = &t
 		}
 		if !more {
 			return n == held
@@ -164,20 +198,30 @@ func (h *history) filling() int {
 
 // entries are the last HistoryLength entries, newest first; entries that cannot be read
 // are left out, and so is what a chunk holds past the entries its place in the ring has
-// (a damaged chunk's extra text is no entry of this lap).
+// (a damaged chunk's extra text is no entry of this lap). An entry written against the
+// first of its chunk reads only when that one does.
 func (h *history) entries() []Transaction {
 	out := make([]Transaction, 0, min(h.seq, HistoryLength))
-	parsed := map[int][]string{}
+	type chunk struct {
+		parts []string
+		base  *Transaction
+	}
+	parsed := map[int]chunk{}
 	for i := h.seq - 1; i >= 0 && i >= h.seq-ringSize && len(out) < HistoryLength; i-- {
 		k := int((i / historyChunkSize) % historyChunks)
-		parts, ok := parsed[k]
+		c, ok := parsed[k]
 		if !ok {
-			parts = strings.Split(h.chunks[k], ";")
-			parts = parts[:min(len(parts), h.held(k))]
-			parsed[k] = parts
+			c.parts = strings.Split(h.chunks[k], ";")
+			c.parts = c.parts[:min(len(c.parts), h.held(k))]
+			if len(c.parts) > 0 {
+				if t, ok := parseEntry(c.parts[0], nil); ok {
+					c.base = &t
+				}
+			}
+			parsed[k] = c
 		}
-		if pos := int(i % historyChunkSize); pos < len(parts) {
-			if t, ok := parseEntry(parts[pos]); ok {
+		if pos := int(i % historyChunkSize); pos < len(c.parts) {
+			if t, ok := parseEntry(c.parts[pos], c.base); ok {
 				out = append(out, t)
 			}
 		}
@@ -185,14 +229,30 @@ func (h *history) entries() []Transaction {
 	return out
 }
 
-// parseEntry reads one entry: four fields, or five with a reference. It allocates nothing
-// (chunkReads).
-func parseEntry(text string) (Transaction, bool) {
-	code, text, ok1 := strings.Cut(text, ",")
-	credits, text, ok2 := strings.Cut(text, ",")
+// parseEntry reads one entry: four fields, five with a reference, six with a refund's
+// unrecoverable credits; written whole, or against base, the first entry of its chunk
+// (relative: the code and the credits run together, the balance and the time are
+// differences from base's). A relative entry without a base does not read; nor does a
+// relative first entry (base is nil for it). It allocates nothing (chunkReads).
+func parseEntry(text string, base *Transaction) (Transaction, bool) {
+	first, text, ok1 := strings.Cut(text, ",")
+	relative := len(first) > 1
+	code, credits := first, ""
+	if relative {
+		if base == nil {
+			return Transaction{}, false
+		}
+		code, credits = first[:1], first[1:]
+	} else {
+		var ok bool
+		if credits, text, ok = strings.Cut(text, ","); !ok {
+			return Transaction{}, false
+		}
+	}
 	balance, text, ok3 := strings.Cut(text, ",")
-	at, reference, hasReference := strings.Cut(text, ",")
-	if !ok1 || !ok2 || !ok3 || strings.Contains(reference, ",") {
+	at, text, hasReference := strings.Cut(text, ",")
+	reference, unrecoverable, hasUnrecoverable := strings.Cut(text, ",")
+	if !ok1 || !ok3 || strings.Contains(unrecoverable, ",") {
 		return Transaction{}, false
 	}
 	kind, ok := codeKinds[code]
@@ -202,9 +262,19 @@ func parseEntry(text string) (Transaction, bool) {
 	if !ok || err1 != nil || err2 != nil || err3 != nil {
 		return Transaction{}, false
 	}
+	if relative {
+		after, unix = base.Balance+after, base.At.Unix()+unix
+	}
 	t := Transaction{Kind: kind, Credits: n, Balance: after, At: time.Unix(unix, 0).UTC()}
 	if hasReference {
 		t.Reference = reference
+	}
+	if hasUnrecoverable {
+		n, err := strconv.ParseInt(unrecoverable, 10, 64)
+		if err != nil || n < 0 {
+			return Transaction{}, false
+		}
+		t.Unrecoverable = n
 	}
 	return t, true
 }

@@ -2,6 +2,7 @@ package account
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -23,15 +24,15 @@ const (
 	GrantKeysMaxEntries   = 1000
 )
 
-// appliedKey is one entry of a key ledger; short JSON names keep it small.
+// appliedKey is one entry of a key ledger (stored as ledgercodec.go says).
 type appliedKey struct {
-	Key    string `json:"k"` // hash of the Idempotency-Key: bounded size, no caller data stored
-	Op     OpKind `json:"op"`
-	Amount int64  `json:"n"`
-	Result int64  `json:"r"`
-	At     int64  `json:"t"`            // unix seconds
-	ID     string `json:"id,omitempty"` // the hold or lot the operation made or named
-	Terms  string `json:"h,omitempty"`  // a grant's lot terms, hashed; empty: the defaults
+	Key    string // hash of the Idempotency-Key (hashKey): bounded size, no caller data stored
+	Op     OpKind
+	Amount int64
+	Result int64
+	At     int64  // unix seconds
+	ID     string // the hold or lot the operation made or named
+	Terms  string // a grant's lot terms, hashed; empty: the defaults
 }
 
 // opCreditGrant is how a ledger records the key of a CreditGrant's grant (a grant of source
@@ -52,7 +53,7 @@ func ledgerOp(op Operation) OpKind {
 type keyLedger struct {
 	entries []appliedKey
 	// digest, in the informer cache's form of the grant ledger, holds only the first
-	// digestHex characters of each key hash (codec.go): enough to tell that a key is
+	// digestChars characters of each key hash (codec.go): enough to tell that a key is
 	// certainly not a grant's; a possible match needs the whole record.
 	digest  string
 	partial bool
@@ -72,17 +73,43 @@ func requested(op Operation) int64 {
 	return op.Amount
 }
 
-// hashKey is what a ledger stores of an Idempotency-Key.
+// hashKey is what a ledger stores of an Idempotency-Key: the first 96 bits of its SHA-256,
+// in 16 characters of unpadded base64url.
+//
+// Why 96 bits is safe: a key is only ever compared with the keys of one user's ledgers, at
+// most RequestKeysMaxEntries + GrantKeysMaxEntries (1,100) entries. A new key falsely
+// matches one of them with probability at most 1,100 / 2^96 < 2^-85: across 10^6 users
+// making 10^6 keyed requests each over the service's life, below 2^-45 in all. A caller who
+// chooses keys on purpose to collide (two keys of their own with one hash, so that the
+// second is answered as a replay of the first instead of applied) needs a SHA-256 birthday
+// search of about 2^48 hashes for each such pair, far more than what any one request is
+// worth; at 64 bits it would take 2^32, seconds on a GPU. Records written before held 128
+// bits as 32 hex digits: their first 96 are the same hash (decodeKeysJSON).
 func hashKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:16])
+	return keyHashOf(sum[:])
+}
+
+// keyChars is the length of a stored key hash: 96 bits in base64url.
+const keyChars = 16
+
+// keyHashOf is the stored form of a key's SHA-256 (at least its first 12 bytes).
+func keyHashOf(sum []byte) string { return base64.RawURLEncoding.EncodeToString(sum[:keyChars*6/8]) }
+
+// validKeyHash reports whether s is keyChars characters of base64url: what keyHashOf makes.
+func validKeyHash(s string) bool {
+	if len(s) != keyChars {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil
 }
 
 // find looks a key hash up among the entries not older than notBefore. mightHold reports,
 // for a partial ledger, that the key may be in the part not held.
 func (l *keyLedger) find(hash string, notBefore time.Time) (e appliedKey, found, mightHold bool) {
 	if l.partial {
-		return appliedKey{}, false, strings.Contains(l.digest, hash[:digestHex]+",")
+		return appliedKey{}, false, strings.Contains(l.digest, hash[:digestChars]+",")
 	}
 	cutoff := notBefore.Unix()
 	for _, e := range l.entries {
@@ -162,15 +189,15 @@ func termsDigest(op Operation) string {
 // digestOf lists the hash prefixes of a ledger's keys: the cache's form of it.
 func digestOf(entries []appliedKey) string {
 	var b strings.Builder
-	b.Grow(len(entries) * (digestHex + 1))
+	b.Grow(len(entries) * (digestChars + 1))
 	for _, e := range entries {
-		if len(e.Key) >= digestHex {
-			b.WriteString(e.Key[:digestHex])
+		if len(e.Key) >= digestChars {
+			b.WriteString(e.Key[:digestChars])
 			b.WriteByte(',')
 		}
 	}
 	return b.String()
 }
 
-// digestHex is 64 bits of a key hash: a false match only costs one apiserver read.
-const digestHex = 16
+// digestChars is 66 bits of a key hash: a false match only costs one apiserver read.
+const digestChars = 11

@@ -17,8 +17,11 @@ import (
 // always have a lot to go to. A grant with nothing left, spent or held, is closed (spent,
 // voided, expired) and kept, so that a void of it is told it has nothing left (409) rather
 // than that it is unknown; the last MaxClosedLots are kept. A closed lot whose credits a
-// hold still has is live: it is needed to remove them when the hold returns them. So a
-// record holds at most MaxLots+MaxClosedLots grants and the balance lot (the CRD's maxItems).
+// hold still has is live: it is needed to remove them when the hold returns them. A Stripe
+// purchase spent to nothing is kept besides those for its refund window (MaxKeptPurchases
+// of them), so that a refund or dispute of it finds it and records what it cannot take
+// back. So a record holds at most MaxLots+MaxClosedLots+MaxKeptPurchases grants and the
+// balance lot (the CRD's maxItems).
 const (
 	BalanceLotID = "balance"
 	MaxLots      = 100
@@ -27,19 +30,33 @@ const (
 	MaxHoldLots = 2 * MaxOpenHolds
 	// MaxClosedLots bounds the closed lots kept with nothing held.
 	MaxClosedLots = 20
-	// MaxStoredLots bounds the lots of a record: MaxLots live, MaxClosedLots closed, and the
-	// balance lot.
-	MaxStoredLots = MaxLots + MaxClosedLots + 1
+	// MaxStoredLots bounds the lots of a record: MaxLots live, MaxClosedLots closed,
+	// MaxKeptPurchases spent purchases kept for their refunds (payments.go), and the balance
+	// lot.
+	MaxStoredLots = MaxLots + MaxClosedLots + MaxKeptPurchases + 1
 )
 
-// How a lot closed (Lot.Closed; Removal.Why for the first two).
+// How a lot closed (Lot.Closed; LotChange.Why for the first two).
 const (
 	lotVoided  = "voided"
 	lotExpired = "expired"
 	lotSpent   = "spent"
-	// RemovedExpired and RemovedVoided are a Removal's Why.
+)
+
+// What a LotChange is (its Why).
+const (
+	// RemovedExpired and RemovedVoided: what was left of the lot was removed.
 	RemovedExpired = lotExpired
 	RemovedVoided  = lotVoided
+	// Refunded: a Stripe refund of the lot's payment took credits back (and some may have
+	// been unrecoverable: spent).
+	Refunded = "refunded"
+	// Disputed: a dispute of the lot's payment took credits.
+	Disputed = "disputed"
+	// Reinstated: a won dispute returned what it took.
+	Reinstated = "reinstated"
+	// LostDispute: the dispute was lost; what it took stays taken.
+	LostDispute = "dispute lost"
 )
 
 // Lot is one grant of credits and what is left of it.
@@ -59,6 +76,11 @@ type Lot struct {
 	// lotSpent once it was spent to nothing.
 	Closed   string
 	ClosedAt time.Time
+	// Payment names the Stripe PaymentIntent that paid for a purchase lot; Refund and
+	// Dispute are what refunds and a dispute of it took back (payments.go).
+	Payment string
+	Refund  Refund
+	Dispute Dispute
 }
 
 // LotCredits is what a hold took from one lot.
@@ -67,18 +89,24 @@ type LotCredits struct {
 	Credits int64
 }
 
-// Removal is credits a decision removed from a lot without anyone spending them.
-type Removal struct {
+// LotChange is credits a decision removed from a lot without anyone spending them, or
+// returned to it (a won dispute), for the history, Events and metrics.
+type LotChange struct {
 	Lot     string
 	Credits int64
-	// Why is lotExpired or lotVoided.
+	// Why is RemovedExpired, RemovedVoided, Refunded, Disputed, Reinstated or LostDispute.
 	Why string
+	// Reference names the lot's purchase (its Checkout Session) for refunds and disputes.
+	Reference string
+	// Unrecoverable, for a refund, is the credits it should have taken back that had been
+	// spent already.
+	Unrecoverable int64
 }
 
 // plainBalance reports whether l is the balance lot with nothing to say but its credits.
 func (l *Lot) plainBalance() bool {
 	return l.ID == BalanceLotID && l.Source == SourceSet && l.Priority == DefaultPriority && l.ExpiresAt.IsZero() &&
-		l.Closed == "" && l.Reason == "" && l.Reference == ""
+		l.Closed == "" && l.Reason == "" && l.Reference == "" && l.Payment == "" && l.Refund == Refund{} && l.Dispute == Dispute{}
 }
 
 // expired reports whether l's time is up at now.

@@ -8,7 +8,8 @@ import (
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 )
 
-// How lots are stored: spec.lots, or nothing when the balance lot alone says it all.
+// Lots to and from spec.lots, or nothing when the balance lot alone says it all (codec.go
+// stores the rest of an account).
 
 // storedLots is how the lots are stored: nil when the only one is a plain balance lot,
 // which spec.credits alone says (so that a balance never granted in lots keeps the shape
@@ -24,7 +25,13 @@ func (a *Account) storedLots() []creditsv1alpha1.Lot {
 			credits = max(1, l.Remaining+a.held(l.ID)) // not a grant: what it holds
 		}
 		out[i] = creditsv1alpha1.Lot{ID: l.ID, Credits: credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source,
-			Reference: l.Reference, Reason: l.Reason, GrantedAt: metav1.NewTime(l.GrantedAt), Closed: l.Closed}
+			Reference: l.Reference, Reason: l.Reason, GrantedAt: metav1.NewTime(l.GrantedAt), Closed: l.Closed, Payment: l.Payment}
+		if r := l.Refund; r != (Refund{}) {
+			out[i].Refund = &creditsv1alpha1.LotRefund{AmountRefunded: r.Amount, Credits: r.Credits, Taken: r.Taken, Unrecoverable: r.Unrecoverable}
+		}
+		if d := l.Dispute; d != (Dispute{}) {
+			out[i].Dispute = &creditsv1alpha1.LotDispute{ID: d.ID, Status: d.Status, Credits: d.Credits, Created: d.Created}
+		}
 		if !l.ExpiresAt.IsZero() {
 			out[i].ExpiresAt = &metav1.Time{Time: l.ExpiresAt}
 		}
@@ -52,7 +59,13 @@ func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
 	lots := make([]Lot, len(obj.Spec.Lots))
 	for i, l := range obj.Spec.Lots {
 		lots[i] = Lot{ID: l.ID, Credits: l.Credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source, Reference: l.Reference,
-			Reason: l.Reason, GrantedAt: l.GrantedAt.Time, Closed: l.Closed}
+			Reason: l.Reason, GrantedAt: l.GrantedAt.Time, Closed: l.Closed, Payment: l.Payment}
+		if r := l.Refund; r != nil {
+			lots[i].Refund = Refund{Amount: r.AmountRefunded, Credits: r.Credits, Taken: r.Taken, Unrecoverable: r.Unrecoverable}
+		}
+		if d := l.Dispute; d != nil {
+			lots[i].Dispute = Dispute{ID: d.ID, Status: d.Status, Credits: d.Credits, Created: d.Created}
+		}
 		if l.ExpiresAt != nil {
 			lots[i].ExpiresAt = l.ExpiresAt.Time
 		}

@@ -57,8 +57,9 @@ func (a *Account) take(n int64, now time.Time) []LotCredits {
 }
 
 // give returns credits a hold took to their lots: available again, or removed when their
-// lot has since been voided or has expired (recorded as a removal). A lot no longer there
-// (removed by hand) gets them back as the balance lot.
+// lot has since been voided or has expired (recorded as a change), or claimed by a refund
+// or dispute of the lot's payment (reclaim). A lot no longer there (removed by hand) gets
+// them back as the balance lot.
 func (a *Account) give(from []LotCredits, now time.Time) {
 	a.Lots = slices.Clone(a.Lots)
 	for _, part := range from {
@@ -71,15 +72,17 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 			}
 		}
 		l := &a.Lots[i]
+		n := a.reclaim(l, part.Credits)
 		switch {
+		case n == 0:
 		case l.Closed == lotVoided || l.Closed == lotExpired:
-			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: l.Closed})
+			a.note(LotChange{Lot: l.ID, Credits: n, Why: l.Closed})
 		case l.expired(now):
-			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: part.Credits, Why: lotExpired})
+			a.note(LotChange{Lot: l.ID, Credits: n, Why: lotExpired})
 		default: // open, or closed as spent (which no hold can have taken from: a hand edit)
 			l.Closed, l.ClosedAt = "", time.Time{}
-			l.Remaining += part.Credits
-			a.Available += part.Credits
+			l.Remaining += n
+			a.Available += n
 			// A hand edit raised the lot's remaining while the hold kept some of it (the
 			// apiserver cannot see holds): the edit gave those credits, and the lot's credits
 			// grow with what comes back rather than the record breaking its own invariant.
@@ -88,6 +91,9 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 	}
 	a.lotsChanged = true
 }
+
+// note records a change of a lot for the history, Events and metrics.
+func (a *Account) note(c LotChange) { a.changes = append(slices.Clip(a.changes), c) }
 
 // balanceLot is the index of the balance lot, added empty when there is none, and opened
 // again when it was voided: a set or a purchase after a void of the balance lot adds to
@@ -123,7 +129,7 @@ func (a *Account) expireLots(now time.Time) bool {
 			continue
 		}
 		if l.Remaining > 0 { // all of it held: its hold's return removes them (give)
-			a.removed = append(slices.Clip(a.removed), Removal{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
+			a.note(LotChange{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
 		}
 		a.Available -= l.Remaining
 		l.Remaining, l.Closed, l.ClosedAt = 0, lotExpired, now.Truncate(time.Second)
@@ -148,16 +154,18 @@ func (a *Account) held(id string) int64 {
 // compactLots closes the grants spent to nothing (nothing left, nothing held) and keeps
 // the last MaxClosedLots closed lots with nothing held, which a void is told about (409,
 // not 404); the oldest closed go first. A closed lot a hold took from is kept until the
-// hold returns its credits (give removes them). The balance lot is not a grant: with
-// nothing left or held it is dropped (a set or a hold's return adds it again).
+// hold returns its credits (give removes them). A spent purchase a refund or dispute may
+// still come for (keptPurchases) stays open, besides those. The balance lot is not a
+// grant: with nothing left or held it is dropped (a set or a hold's return adds it again).
 func (a *Account) compactLots(now time.Time) {
 	held := a.heldByLot()
+	refundable := a.keptPurchases(now)
 	spent := func(l *Lot) bool { return l.Closed == "" && l.Remaining == 0 && held[l.ID] == 0 }
 	var dead []int // closed, with nothing held
 	changed := false
 	for i := range a.Lots {
 		l := &a.Lots[i]
-		if spent(l) && l.ID != BalanceLotID {
+		if spent(l) && l.ID != BalanceLotID && !refundable[l.ID] {
 			if !changed {
 				a.Lots, changed = slices.Clone(a.Lots), true
 				l = &a.Lots[i]
@@ -232,7 +240,8 @@ func (a *Account) set(n int64, now time.Time) error {
 // those stay lots of their own, to be refunded or voided alone) joins the newest open lot
 // of the very same terms that names nothing either; a purchase joins the balance lot (paid
 // credits are never refused for a bound: the history and its Event still name the
-// Checkout Session); any other is refused.
+// Checkout Session, but no lot names its PaymentIntent, so a refund of it is unmatched);
+// any other is refused.
 func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, error) {
 	t := op.Terms
 	expires, _ := StoredExpiry(t.ExpiresAt) // valid: checked with the operation
@@ -247,7 +256,7 @@ func (a *Account) grant(op Operation, now time.Time) (historyEntry, string, erro
 	entry := historyEntry{kind: OpGrant, credits: op.Amount}
 	switch {
 	case op.Purchase != "":
-		lot.Source, lot.Reference = SourceStripe, op.Purchase
+		lot.Source, lot.Reference, lot.Payment = SourceStripe, op.Purchase, op.Payment
 		entry.kind, entry.reference = KindPurchase, op.Purchase
 	case lot.Source == "":
 		lot.Source = SourceAPI
@@ -306,9 +315,9 @@ func (a *Account) void(id string, now time.Time) (historyEntry, error) {
 	return entry, nil
 }
 
-// liveLots counts the grants with credits left or held (the balance lot aside): those a
-// grant finds in MaxLots. A closed lot whose credits a hold still has counts: it is kept
-// until the hold ends.
+// liveLots counts the grants with credits left or held (the balance lot aside), or to be
+// returned by a dispute that may yet be won: those a grant finds in MaxLots. A closed lot
+// whose credits a hold still has counts: it is kept until the hold ends.
 func (a *Account) liveLots() int {
 	return liveLots(a.Lots, a.heldByLot())
 }
@@ -316,7 +325,7 @@ func (a *Account) liveLots() int {
 func liveLots(lots []Lot, held map[string]int64) int {
 	n := 0
 	for i := range lots {
-		if l := &lots[i]; l.ID != BalanceLotID && (l.Remaining > 0 || held[l.ID] > 0) {
+		if l := &lots[i]; l.ID != BalanceLotID && (l.Remaining > 0 || held[l.ID] > 0 || l.Closed == "" && l.Dispute.returnable()) {
 			n++
 		}
 	}
@@ -362,5 +371,6 @@ func (a Account) NextLotExpiry() (time.Time, int64) {
 	return next, credits
 }
 
-// Removed are the credits the decisions that made a removed from lots (expired, voided).
-func (a Account) Removed() []Removal { return slices.Clone(a.removed) }
+// Changes are the credits the decisions that made a removed from lots (expired, voided,
+// refunded, disputed) or returned to them (a won dispute).
+func (a Account) Changes() []LotChange { return slices.Clone(a.changes) }

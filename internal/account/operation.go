@@ -32,6 +32,15 @@ const (
 	// KindPurchase is not an operation: it is how the history records a grant paid for
 	// through Stripe Checkout (an OpGrant with Operation.Purchase).
 	KindPurchase OpKind = "purchase"
+	// OpRefund makes the purchase lot of Operation.Payment converge to Stripe's cumulative
+	// refund of it (Operation.Charge): credits taken back in proportion (payments.go).
+	OpRefund OpKind = "refund"
+	// OpDispute records a dispute of Operation.Payment opened, won or lost
+	// (Operation.Charge): an open one takes the lot's credits, a won one returns them.
+	OpDispute OpKind = "dispute"
+	// KindReinstate is not an operation: it is how the history records the credits a won
+	// dispute returned.
+	KindReinstate OpKind = "reinstate"
 )
 
 // Operation is one change to a user's balance.
@@ -55,6 +64,25 @@ type Operation struct {
 	Purchase string
 	// Terms, on a grant, are those of the lot it makes; on a void, Terms.ID names the lot.
 	Terms LotTerms
+	// Payment, on a purchase, names the Stripe PaymentIntent that paid for it (kept on its
+	// lot); on a refund or a dispute, the payment whose lot it concerns.
+	Payment string
+	// Charge, on a refund or a dispute, is what Stripe says of the payment; on a purchase,
+	// what earlier refunds and disputes of its payment said (early.go), applied with it.
+	Charge ChargeState
+}
+
+// ChargeState is what a Stripe event says of a payment's charge: for a refund, its amount
+// and the cumulative amount refunded (both in the smallest unit of the charge's currency:
+// only their ratio matters); for a dispute, the dispute and its status.
+type ChargeState struct {
+	Amount, Refunded int64
+	Dispute          string
+	// DisputeStatus is DisputeOpen, DisputeWon or DisputeLost.
+	DisputeStatus string
+	// DisputeCreated is when Stripe created the dispute (unix seconds): of a payment's
+	// disputes, the newest is the one its lot follows.
+	DisputeCreated int64
 }
 
 // LotTerms are what a grant says of the lot it makes.
@@ -134,6 +162,10 @@ var (
 	// that a retry of a grant applied before, sent after its lot expired, answers as a
 	// replay rather than as a refusal that says nothing was stored.
 	ErrGrantExpired = fmt.Errorf("%w: expiresAt is not in the future", ErrInvalidOperation)
+	// ErrPaymentNotFound: no lot names the payment of a refund or dispute.
+	ErrPaymentNotFound = errors.New("no purchase lot names the payment")
+	// ErrPaymentAmbiguous: more than one lot names it (an edit): which to take from is unknown.
+	ErrPaymentAmbiguous = errors.New("more than one lot names the payment")
 )
 
 // MaxReservationTTL is the longest a hold may last.
@@ -144,6 +176,12 @@ func (op Operation) valid() bool {
 	inRange := op.Amount >= 0 && op.Amount <= MaxBalance
 	if op.Purchase != "" && (op.Kind != OpGrant || !ValidReference(op.Purchase)) {
 		return false
+	}
+	if op.Payment != "" && (op.Purchase == "" && op.Kind != OpRefund && op.Kind != OpDispute || !ValidReference(op.Payment)) {
+		return false // a payment names a purchase's PaymentIntent
+	}
+	if op.Charge != (ChargeState{}) && op.Kind != OpRefund && op.Kind != OpDispute && !op.validEarlyCharge() {
+		return false // a purchase may carry its payment's earlier refunds and disputes (early.go)
 	}
 	if op.Terms != (LotTerms{}) && !op.Terms.valid(op.Kind) {
 		return false
@@ -163,6 +201,8 @@ func (op Operation) valid() bool {
 		return true // a hold, or the lots whose time is up
 	case OpVoid:
 		return op.Terms.ID != ""
+	case OpRefund, OpDispute:
+		return op.validPayment()
 	}
 	return false
 }

@@ -18,8 +18,10 @@
 //     replica's writes until the cache shows them.
 //   - events.go: logs and Events; objects.go: the index's interface and one apiserver GET;
 //     index.go: user → objects, fed by the informer; grantkeys.go: CreditGrant key → users
-//     (GrantKeyHolders), kept by the index; transform.go: the cache's form of an object
-//     (account.CacheForm).
+//     (GrantKeyHolders), kept by the index; payers.go: Stripe PaymentIntent → users (the
+//     same index) and Store.FollowPayment, a miss confirmed by one label-selected LIST;
+//     early.go: refunds and disputes that came before their purchase, remembered in a
+//     ConfigMap for it; transform.go: the cache's form of an object (account.CacheForm).
 //
 // # What is confirmed, and how
 //

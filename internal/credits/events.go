@@ -97,22 +97,21 @@ func (r *reporter) damaged(obj *creditsv1alpha1.UserCredits, parts []string) {
 	}
 }
 
-// wrote logs and records the Events of the operations a write applied, and of the credits
-// it removed from lots (expired, voided), which it also counts.
-func (r *reporter) wrote(written *creditsv1alpha1.UserCredits, applied []account.Operation, removed []account.Removal) {
-	for _, rm := range removed {
-		r.log.Info("credits removed from a lot", "userID", written.Spec.UserID, "lot", rm.Lot, "credits", rm.Credits, "why", rm.Why)
-		if rm.Why == account.RemovedExpired {
-			metrics.CreditsExpired.Add(float64(rm.Credits))
-		}
-		if r.recorder != nil && rm.Credits > 0 {
-			reason := map[string]string{account.RemovedExpired: "CreditsExpired", account.RemovedVoided: "CreditsVoided"}[rm.Why]
-			r.recorder.Eventf(eventSubject(written), nil, "Normal", reason, "UpdateBalance", "%s of lot %s %s", account.CountCredits(rm.Credits), rm.Lot, rm.Why)
-		}
+// wrote logs and records the Events of the operations a write applied, and of the changes
+// it made to lots (credits expired, voided, refunded, disputed, reinstated), which it also
+// counts.
+func (r *reporter) wrote(written *creditsv1alpha1.UserCredits, applied []account.Operation, changes []account.LotChange) {
+	for _, c := range changes {
+		r.lotChanged(written, c)
 	}
 	for i, op := range applied {
-		if op.Kind == account.OpExpire && op.ReservationID == "" {
-			continue // the lots' expiry: its removals above
+		switch {
+		case op.Kind == account.OpExpire && op.ReservationID == "":
+			continue // the lots' expiry: its changes above
+		case op.Kind == account.OpRefund || op.Kind == account.OpDispute:
+			r.log.Info("Stripe payment followed", "userID", written.Spec.UserID, "op", op.Kind, "payment", op.Payment, "amount", op.Charge.Amount,
+				"refunded", op.Charge.Refunded, "dispute", op.Charge.Dispute, "disputeStatus", op.Charge.DisputeStatus)
+			continue // what it did to the lot: its changes above
 		}
 		if op.Purchase != "" {
 			r.log.Info("balance changed", "userID", written.Spec.UserID, "op", account.KindPurchase, "amount", op.Amount, "checkoutSession", op.Purchase, "batch", len(applied), "index", i)
@@ -136,5 +135,62 @@ func (r *reporter) wrote(written *creditsv1alpha1.UserCredits, applied []account
 		if e, ok := operationEvents[op.Kind]; ok {
 			r.recorder.Eventf(eventSubject(written), nil, "Normal", e.reason, "UpdateBalance", "%s", e.note)
 		}
+	}
+}
+
+// lotEvents are the Events of lots' changes: their type and reason.
+var lotEvents = map[string]struct{ kind, reason string }{
+	account.RemovedExpired: {"Normal", "CreditsExpired"},
+	account.RemovedVoided:  {"Normal", "CreditsVoided"},
+	account.Refunded:       {"Normal", "CreditsRefunded"},
+	account.Disputed:       {"Warning", "CreditsDisputed"},
+	account.Reinstated:     {"Normal", "CreditsReinstated"},
+	account.LostDispute:    {"Warning", "DisputeLost"},
+}
+
+// lotChanged logs, counts and records the Event of one change of a lot. A refund's or
+// dispute's Event names the purchase's Checkout Session as its related object, so that each
+// purchase's refunds form a series of their own.
+func (r *reporter) lotChanged(written *creditsv1alpha1.UserCredits, c account.LotChange) {
+	r.log.Info("lot changed", "userID", written.Spec.UserID, "lot", c.Lot, "credits", c.Credits, "why", c.Why,
+		"checkoutSession", c.Reference, "unrecoverable", c.Unrecoverable)
+	switch c.Why {
+	case account.RemovedExpired:
+		metrics.CreditsExpired.Add(float64(c.Credits))
+	case account.Refunded:
+		metrics.RefundUnrecovered.Add(float64(c.Unrecoverable))
+	}
+	if r.recorder == nil {
+		return
+	}
+	var related *corev1.ObjectReference
+	if c.Reference != "" && c.Reference != c.Lot {
+		related = checkoutSession(c.Reference)
+	}
+	subject, e := eventSubject(written), lotEvents[c.Why]
+	switch c.Why {
+	case account.RemovedExpired, account.RemovedVoided:
+		if c.Credits > 0 {
+			r.recorder.Eventf(subject, nil, e.kind, e.reason, "UpdateBalance", "%s of lot %s %s", account.CountCredits(c.Credits), c.Lot, c.Why)
+		}
+	case account.Refunded:
+		if c.Credits > 0 {
+			r.recorder.Eventf(subject, related, e.kind, e.reason, "UpdateBalance", "%s taken back from lot %s: a Stripe refund of Checkout Session %s",
+				account.CountCredits(c.Credits), c.Lot, c.Reference)
+		}
+		if c.Unrecoverable > 0 {
+			r.recorder.Eventf(subject, related, "Warning", "RefundUnrecovered", "UpdateBalance",
+				"%s refunded through Stripe (Checkout Session %s) had been spent already: they cannot be taken back",
+				account.CountCredits(c.Unrecoverable), c.Reference)
+		}
+	case account.Disputed:
+		r.recorder.Eventf(subject, related, e.kind, e.reason, "UpdateBalance", "%s taken from lot %s: a Stripe dispute of Checkout Session %s",
+			account.CountCredits(c.Credits), c.Lot, c.Reference)
+	case account.Reinstated:
+		r.recorder.Eventf(subject, related, e.kind, e.reason, "UpdateBalance", "%s returned to lot %s: the Stripe dispute of Checkout Session %s was won",
+			account.CountCredits(c.Credits), c.Lot, c.Reference)
+	case account.LostDispute:
+		r.recorder.Eventf(subject, related, e.kind, e.reason, "UpdateBalance", "the Stripe dispute of Checkout Session %s was lost: the credits it took stay taken",
+			c.Reference)
 	}
 }

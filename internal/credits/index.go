@@ -26,13 +26,16 @@ type Index struct {
 	observers []Observer
 	// grantKeys are the CreditGrant keys the objects' grant ledgers hold (grantkeys.go).
 	grantKeys grantKeyIndex
+	// payers finds the objects whose lots name a Stripe PaymentIntent (payers.go).
+	payers payers
 
 	synced toolscache.ResourceEventHandlerRegistration
 }
 
 // NewIndex returns an empty index; Register feeds it from an informer.
 func NewIndex() *Index {
-	return &Index{users: map[string]*creditsv1alpha1.UserCredits{}, dups: map[string][]*creditsv1alpha1.UserCredits{}, grantKeys: newGrantKeyIndex()}
+	return &Index{users: map[string]*creditsv1alpha1.UserCredits{}, dups: map[string][]*creditsv1alpha1.UserCredits{}, grantKeys: newGrantKeyIndex(),
+		payers: newPayers()}
 }
 
 // Register feeds the index from c's UserCredits informer. Call it once, before c starts.
@@ -151,6 +154,7 @@ func (ix *Index) put(obj any) {
 		list := slices.DeleteFunc(ix.dups[user], func(o *creditsv1alpha1.UserCredits) bool { return o.Name == uc.Name })
 		ix.dups[user] = append(list, uc)
 	}
+	ix.payers.put(uc)
 	ix.mu.Unlock()
 	ix.notify(uc, false, shared)
 }
@@ -194,6 +198,7 @@ func (ix *Index) remove(obj any) {
 			ix.dups[user] = list
 		}
 	}
+	ix.payers.remove(uc.Name)
 	ix.mu.Unlock()
 	ix.notify(uc, true, shared)
 }

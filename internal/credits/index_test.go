@@ -129,3 +129,36 @@ func TestIndexFindsTheUsersHoldingACreditGrantKey(t *testing.T) {
 		t.Fatalf("overlay: %v", got)
 	}
 }
+
+// TestIndexFindsTheUsersOfAPayment: the index follows the PaymentIntents objects' lots
+// name, through updates and deletions.
+func TestIndexFindsTheUsersOfAPayment(t *testing.T) {
+	ix := NewIndex()
+	paying := func(name, user, rv string, pis ...string) *creditsv1alpha1.UserCredits {
+		o := ucObj(name, user, rv)
+		for i, pi := range pis {
+			o.Spec.Lots = append(o.Spec.Lots, creditsv1alpha1.Lot{ID: "lot-" + string(rune('a'+i)), Payment: pi})
+		}
+		return o
+	}
+	a1 := paying("a", "user_1", "1", "pi_1", "pi_2")
+	ix.put(a1)
+	if got := ix.Payers("pi_2"); !slices.Equal(got, []string{"user_1"}) {
+		t.Fatalf("pi_2: %v", got)
+	}
+	a2 := paying("a", "user_1", "2", "pi_2")
+	ix.update(a1, a2)
+	if got := ix.Payers("pi_1"); len(got) != 0 {
+		t.Fatalf("a lot dropped by an update is still indexed: %v", got)
+	}
+	b := paying("b", "user_2", "3", "pi_2") // a hand edit: two users name one payment
+	ix.put(b)
+	if got := ix.Payers("pi_2"); !slices.Equal(got, []string{"user_1", "user_2"}) {
+		t.Fatalf("pi_2 of two users: %v", got)
+	}
+	ix.remove(toolscache.DeletedFinalStateUnknown{Obj: b})
+	ix.remove(a2)
+	if got := ix.Payers("pi_2"); len(got) != 0 || len(ix.payers.byObject) != 0 || len(ix.payers.byPayment) != 0 {
+		t.Fatalf("deleted objects are still indexed: %v %v", got, ix.payers)
+	}
+}

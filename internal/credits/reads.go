@@ -44,9 +44,11 @@ func (r *reader) cached(user account.UserID) (*creditsv1alpha1.UserCredits, erro
 }
 
 // current returns user's record as cached, or, until the index has synced, as the
-// apiserver has it (fromAPI: read whole from the apiserver). Until then, a record the
-// replica remembers is judged again against the objects under other names (warmup.recheck).
-func (r *reader) current(ctx context.Context, user account.UserID) (obj *creditsv1alpha1.UserCredits, fromAPI bool, err error) {
+// apiserver has it (fromAPI: read whole from etcd). Until then, a record the replica
+// remembers is judged again against the objects under other names (warmup.recheck). A
+// decision (a write) reads a record not in memory from etcd; a view (a read) from the
+// apiserver's watch cache, as fresh as this replica's cache (warmup.go).
+func (r *reader) current(ctx context.Context, user account.UserID, decision bool) (obj *creditsv1alpha1.UserCredits, fromAPI bool, err error) {
 	if obj, err = r.cached(user); err != nil || r.synced() {
 		return obj, false, err
 	}
@@ -54,7 +56,7 @@ func (r *reader) current(ctx context.Context, user account.UserID) (obj *credits
 		obj, err = r.warm.recheck(user, obj)
 		return obj, false, err
 	}
-	return r.warm.read(ctx, user)
+	return r.warm.read(ctx, user, decision)
 }
 
 // fetch gets the object at key from the apiserver; nil when it does not exist.

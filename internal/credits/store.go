@@ -31,6 +31,9 @@ type StoreOptions struct {
 	// each user by the spec.userID field selector instead (warmup.go).
 	Foreign       Objects
 	ForeignSynced func() bool
+	// Pacer, when set, is told of the warm-up's reads that wait for the apiserver, so that
+	// the informer's first list (whose transform it wraps) gives way to them (pace.go).
+	Pacer *ListPacer
 	// Client writes to the apiserver.
 	Client client.Client
 	// APIReader reads from the apiserver, bypassing the cache.
@@ -81,7 +84,7 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	opts.Objects.Observe(written.observe)
 	reads := &reader{objects: opts.Objects, written: written, synced: opts.Synced, api: opts.APIReader, namespace: opts.Namespace, report: report}
 	reads.warm = newWarmup(opts.APIReader, opts.Namespace, written, opts.Synced, reads.cached, report)
-	reads.warm.foreign, reads.warm.foreignSynced = opts.Foreign, opts.ForeignSynced
+	reads.warm.foreign, reads.warm.foreignSynced, reads.warm.pacer = opts.Foreign, opts.ForeignSynced, opts.Pacer
 	history := newHistoryReads()
 	w := &writer{reads: reads, refusals: newRefusalGate(opts.Objects, written), client: opts.Client, rules: opts.Settings, report: report,
 		history: history, resolveTimeout: opts.ResolveTimeout, writeTimeout: opts.WriteTimeout, log: opts.Log}
@@ -125,7 +128,7 @@ func (s *Store) Namespace() string { return s.opts.Namespace }
 
 // Balance returns user's available balance, 0 when the user has no record.
 func (s *Store) Balance(ctx context.Context, user account.UserID) (int64, error) {
-	obj, _, err := s.reads.current(ctx, user)
+	obj, _, err := s.reads.current(ctx, user, false)
 	if err != nil || obj == nil {
 		return 0, err
 	}
@@ -148,7 +151,7 @@ func (s *Store) Apply(ctx context.Context, user account.UserID, op account.Opera
 
 // Transactions returns user's last account.HistoryLength changes, newest first.
 func (s *Store) Transactions(ctx context.Context, user account.UserID) ([]account.Transaction, error) {
-	cached, _, err := s.reads.current(ctx, user)
+	cached, _, err := s.reads.current(ctx, user, false)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +193,7 @@ func (s *Store) ExpireLots(ctx context.Context, user account.UserID) error {
 // Grants returns user's lots with credits left, in spending order (from the cache: a
 // read, like the balance).
 func (s *Store) Grants(ctx context.Context, user account.UserID) ([]account.GrantView, error) {
-	obj, _, err := s.reads.current(ctx, user)
+	obj, _, err := s.reads.current(ctx, user, false)
 	if err != nil || obj == nil {
 		return nil, err
 	}

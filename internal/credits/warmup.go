@@ -24,7 +24,13 @@ import (
 //     they lack account.NameLabel) are few, and a cache of only those is filled at start by
 //     one selection (Foreign; readiness waits for it, StoreOptions). A user's record is then
 //     the object under the API's name (one GET, a few milliseconds at any scale) and those
-//     of Foreign that claim the user: one, or two and more (untrusted). Finding none is
+//     of Foreign that claim the user: one, or two and more (untrusted). For a read (a GET
+//     of the balance), the apiserver answers from its watch cache (fromWatchCache): the
+//     informer's own list keeps the apiserver busy, and a read that waits for etcd besides
+//     is slower still; the record is as fresh as the cache this replica serves from once
+//     synced, and is remembered as a record of that cache: a later decision on it is
+//     confirmed at the apiserver before it is trusted, as one on the cache is. A write's
+//     first read is from etcd, as before. Finding none is
 //     confirmed by a list by spec.userID (below), which finds an object under any name
 //     whatever its labels: the label is only a client's word, and a GitOps manifest that
 //     copied it from an object the API made hides its object from Foreign;
@@ -65,6 +71,8 @@ type warmup struct {
 	// foreign holds the objects not under the API's names, once foreignSynced (nil: none).
 	foreign       Objects
 	foreignSynced func() bool
+	// pacer is told of the reads waiting for the apiserver (nil: none).
+	pacer *ListPacer
 }
 
 func newWarmup(api client.Reader, namespace string, written *overlay, synced func() bool,
@@ -74,14 +82,15 @@ func newWarmup(api client.Reader, namespace string, written *overlay, synced fun
 }
 
 // read finds user's record at the apiserver (above). fromAPI is true when obj was read
-// whole from the apiserver (or none was found there); false when it came from memory, from
-// Foreign (in the cache's form, CacheTransform) or, after waiting, from the synced index.
-func (w *warmup) read(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, bool, error) {
+// whole from etcd through the apiserver (or none was found there); false when it came from
+// memory, from the apiserver's watch cache, from Foreign (in the cache's form,
+// CacheTransform) or, after waiting, from the synced index.
+func (w *warmup) read(ctx context.Context, user account.UserID, decision bool) (*creditsv1alpha1.UserCredits, bool, error) {
 	if err, known := w.answers.Get(user, time.Now()); known {
 		return nil, false, err
 	}
 	if w.censused() {
-		return w.readByName(ctx, user)
+		return w.readByName(ctx, user, decision)
 	}
 	return w.listBudgeted(ctx, user)
 }
@@ -90,10 +99,20 @@ func (w *warmup) read(ctx context.Context, user account.UserID) (*creditsv1alpha
 // give is in it (but those that carry a copied account.NameLabel).
 func (w *warmup) censused() bool { return w.foreign != nil && w.foreignSynced() }
 
-// readByName reads user's object under the API's name and adds those under other names
-// that claim the user (foreign); when neither has one, a list by spec.userID says.
-func (w *warmup) readByName(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, bool, error) {
-	named, err := fetch(ctx, w.api, client.ObjectKey{Namespace: w.namespace, Name: account.ObjectNameForUser(string(user))})
+// readByName reads user's object under the API's name, from etcd for a decision, else
+// from the apiserver's watch cache, and adds those under other names that claim the user
+// (foreign); when neither has one, a list by spec.userID says.
+func (w *warmup) readByName(ctx context.Context, user account.UserID, decision bool) (*creditsv1alpha1.UserCredits, bool, error) {
+	key := client.ObjectKey{Namespace: w.namespace, Name: account.ObjectNameForUser(string(user))}
+	var named *creditsv1alpha1.UserCredits
+	var err error
+	done := w.pacer.reading()
+	if decision {
+		named, err = fetch(ctx, w.api, key)
+	} else {
+		named, err = fetch(ctx, w.api, key, fromWatchCache)
+	}
+	done()
 	if err != nil {
 		return nil, true, err
 	}
@@ -102,7 +121,7 @@ func (w *warmup) readByName(ctx context.Context, user account.UserID) (*creditsv
 	case 0:
 		return w.listBudgeted(ctx, user)
 	case 1:
-		return w.found(user, claims[0], claims[0] == named, nil)
+		return w.found(user, claims[0], decision && claims[0] == named, nil)
 	}
 	return w.found(user, nil, true, w.untrusted(user, claims))
 }
@@ -183,7 +202,10 @@ func (w *warmup) listBudgeted(ctx context.Context, user account.UserID) (*credit
 // nil when there is none, ErrUntrusted when two or more claim the user.
 func (w *warmup) listByUserID(ctx context.Context, user account.UserID) (*creditsv1alpha1.UserCredits, error) {
 	var list creditsv1alpha1.UserCreditsList
-	if err := w.api.List(ctx, &list, client.InNamespace(w.namespace), client.MatchingFields{creditsv1alpha1.UserIDField: string(user)}); err != nil {
+	done := w.pacer.reading()
+	err := w.api.List(ctx, &list, client.InNamespace(w.namespace), client.MatchingFields{creditsv1alpha1.UserIDField: string(user)})
+	done()
+	if err != nil {
 		return nil, err
 	}
 	switch len(list.Items) {

@@ -81,7 +81,7 @@ func (w *writer) writeBatch(ctx context.Context, user account.UserID, ops []acco
 // decideAndWrite is one decision of writeBatch's; errCacheMoved asks for another.
 func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []account.Operation, settleUntil time.Time) ([]account.Answer, error) {
 	resolving := settleUntil.IsZero()
-	cached, fromAPI, err := w.reads.current(ctx, user)
+	cached, fromAPI, err := w.reads.current(ctx, user, true)
 	if err != nil {
 		if fromAPI {
 			return nil, err // the apiserver could not be read
@@ -116,8 +116,8 @@ func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []
 			}
 		}
 		d := acct.ApplyAll(user, ops, time.Now(), w.rules)
-		if !fromAPI && (d.NeedsWholeRecord() || notFound(d)) {
-			continue // decide on the record read whole; a hold or lot another replica just made may be there
+		if !fromAPI && (d.NeedsWholeRecord() || notInCache(d)) {
+			continue // decide on the record read whole; a hold, lot or purchase another replica just made may be there
 		}
 		if len(d.Applied) == 0 {
 			if d.Refused && !fromAPI {
@@ -158,19 +158,20 @@ func (w *writer) decideAndWrite(ctx context.Context, user account.UserID, ops []
 		if err != nil {
 			return nil, classifyWriteError(err)
 		}
-		w.done(written, d.Applied, d.Account.Removed())
+		w.done(written, d.Applied, d.Account.Changes())
 		return d.Answers, nil
 	}
 }
 
-// notFound reports a capture or release refused because the hold is not known, or a void
-// because the lot is not: the refusal is confirmed against the apiserver before it is
-// answered, every time, as the hold or lot may have just been made through another
-// replica (or a CreditGrant's controller) whose write this cache has not shown (a caller
-// takes 404 as final).
-func notFound(d account.Decision) bool {
+// notInCache reports a capture or release refused because the hold is not known, a void
+// because the lot is not, or a refund or dispute because no lot names its payment: the
+// refusal is confirmed against the apiserver before it is answered, every time, as the
+// hold, lot or purchase may have just been made through another replica (or a
+// CreditGrant's controller) whose write this cache has not shown (a caller takes 404 as
+// final; Stripe takes 200 as final).
+func notInCache(d account.Decision) bool {
 	for _, a := range d.Answers {
-		if errors.Is(a.Err, account.ErrReservationNotFound) || errors.Is(a.Err, account.ErrLotNotFound) {
+		if errors.Is(a.Err, account.ErrReservationNotFound) || errors.Is(a.Err, account.ErrLotNotFound) || errors.Is(a.Err, account.ErrPaymentNotFound) {
 			return true
 		}
 	}
@@ -236,11 +237,11 @@ func (w *writer) patch(ctx context.Context, current *creditsv1alpha1.UserCredits
 
 // done finishes a successful write: read-your-writes, the history it extends, then a log
 // line for each operation it applied and an Event for those that leave one.
-func (w *writer) done(written *creditsv1alpha1.UserCredits, applied []account.Operation, removed []account.Removal) {
+func (w *writer) done(written *creditsv1alpha1.UserCredits, applied []account.Operation, changes []account.LotChange) {
 	written.ManagedFields = nil
 	w.reads.written.remember(written)
 	w.history.wrote(written)
-	w.report.wrote(written, applied, removed)
+	w.report.wrote(written, applied, changes)
 }
 
 // mayBeStale reports whether a write may have been refused because the object changed

@@ -62,6 +62,16 @@ func (m *memoryStore) Apply(_ context.Context, user account.UserID, op account.O
 	return account.Result{Credits: op.Amount}, nil
 }
 
+// FollowPayment records the refund or dispute and answers like Apply.
+func (m *memoryStore) FollowPayment(ctx context.Context, op account.Operation) (account.UserID, account.Result, error) {
+	res, err := m.Apply(ctx, "user_A", op)
+	return "user_A", res, err
+}
+
+func (m *memoryStore) EarlyCharge(context.Context, string) (account.ChargeState, error) {
+	return account.ChargeState{}, nil
+}
+
 // Grants records the user and answers grants, or the store's error.
 func (m *memoryStore) Grants(_ context.Context, user account.UserID) ([]account.GrantView, error) {
 	m.mu.Lock()

@@ -115,6 +115,9 @@ func openAPICases(t *testing.T, signer *auth.Signer) []openAPICase {
 		stripeCase(t, "checkout.session.completed", whsec, nil, 200),
 		stripeCase(t, "checkout.session.completed", "whsec_wrong", nil, 400),
 		stripeCase(t, "checkout.session.completed", whsec, store500, 500),
+		stripeCase(t, "charge.refunded", whsec, nil, 200),
+		stripeCase(t, "charge.refunded", whsec, account.ErrPaymentNotFound, 200),
+		stripeCase(t, "charge.refunded", whsec, store500, 500),
 		openAPICase{op: "stripeWebhook", method: "POST", path: StripeWebhookPath, body: "{}", status: 404},
 		openAPICase{op: "stripeWebhook", method: "GET", path: StripeWebhookPath, status: 405, stripe: true},
 	)
@@ -124,7 +127,10 @@ const whsec = "whsec_openapi"
 
 // stripeCase is a paid Checkout event signed with secret, to an enabled webhook.
 func stripeCase(t *testing.T, kind, secret string, storeErr error, status int) openAPICase {
-	payload := fmt.Sprintf(`{"id":"evt_1","object":"event","type":%q,"data":{"object":{"id":"cs_1","client_reference_id":"user_A","payment_status":"paid","amount_total":250}}}`, kind)
+	payload := fmt.Sprintf(`{"id":"evt_1","object":"event","type":%q,"data":{"object":{"id":"cs_1","client_reference_id":"user_A","payment_status":"paid","currency":"usd","amount_subtotal":250,"amount_total":250,"payment_intent":"pi_1"}}}`, kind)
+	if strings.HasPrefix(kind, "charge.") {
+		payload = fmt.Sprintf(`{"id":"evt_2","object":"event","type":%q,"data":{"object":{"id":"ch_1","object":"charge","amount":250,"amount_refunded":125,"payment_intent":"pi_1"}}}`, kind)
+	}
 	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: []byte(payload), Secret: secret, Timestamp: time.Now()})
 	return openAPICase{op: "stripeWebhook", method: "POST", path: StripeWebhookPath, body: payload,
 		header: []string{"Stripe-Signature", signed.Header}, storeErr: storeErr, status: status, stripe: true}

@@ -204,6 +204,9 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 		store := &memoryStore{balances: map[string]int64{"user_A": 5}, err: c.storeErr, applyResult: c.result,
 			history: []account.Transaction{{Kind: account.OpVoid, Credits: 3, Balance: 10, At: time.Now(), Reference: "lot_0123456789abcdef"},
 				{Kind: account.OpExpire, Credits: 0, Balance: 13, At: time.Now(), Reference: "lot_fedcba9876543210"},
+				{Kind: account.OpRefund, Credits: 2, Balance: 13, At: time.Now(), Reference: "cs_test_a1", Unrecoverable: 6},
+				{Kind: account.KindReinstate, Credits: 4, Balance: 15, At: time.Now(), Reference: "cs_test_a1"},
+				{Kind: account.OpDispute, Credits: 4, Balance: 11, At: time.Now(), Reference: "cs_test_a1"},
 				{Kind: account.KindPurchase, Credits: 8, Balance: 13, At: time.Now(), Reference: "cs_test_a1"},
 				{Kind: account.OpGrant, Credits: 5, Balance: 5, At: time.Now()}},
 			grants: []account.GrantView{
@@ -216,7 +219,7 @@ func TestOpenAPIDocumentMatchesTheHandler(t *testing.T) {
 		settings := testSettings(func(s *Settings) { s.AllowUserWrites, s.UserRateLimit = c.userWrites, c.rateLimit })
 		opts := Options{Settings: settings, Verifier: serviceVerifier{clerk}, Authorizer: authz, Store: store, Log: logr.Discard()}
 		if c.stripe {
-			opts.StripeWebhook = &payments.Webhook{Settings: payments.Settings{WebhookSecret: whsec, PricePerCreditCents: 125}, Store: store, Log: logr.Discard()}
+			opts.StripeWebhook = &payments.Webhook{Settings: payments.Settings{WebhookSecret: whsec, PricePerCreditCents: 125, CheckoutCurrency: "usd"}, Store: store, Log: logr.Discard()}
 		}
 		h := mustHandler(t, opts)
 		rec := serveTimes(h, c.repeat+1, c.method, c.path, c.body, c.header)

@@ -69,13 +69,15 @@ func reservedBody(id string, n int64) []byte {
 }
 
 // transaction is one entry of GET /api/credits/transactions. Reference is there only for
-// entries that have one (a purchase's Checkout Session), so other entries read as before.
+// entries that have one (a purchase's Checkout Session, a lot), Unrecoverable only for a
+// refund that found credits spent, so other entries read as before.
 type transaction struct {
-	Type      string `json:"type"`
-	Credits   int64  `json:"credits"`
-	Balance   int64  `json:"balance"`
-	At        string `json:"at"`
-	Reference string `json:"reference,omitempty"`
+	Type          string `json:"type"`
+	Credits       int64  `json:"credits"`
+	Balance       int64  `json:"balance"`
+	At            string `json:"at"`
+	Reference     string `json:"reference,omitempty"`
+	Unrecoverable int64  `json:"unrecoverable,omitempty"`
 }
 
 // transactionsBody is {"transactions":[...]}, newest first.
@@ -84,7 +86,8 @@ func transactionsBody(list []account.Transaction) []byte {
 		Transactions []transaction `json:"transactions"`
 	}{Transactions: make([]transaction, len(list))}
 	for i, t := range list {
-		out.Transactions[i] = transaction{Type: string(t.Kind), Credits: t.Credits, Balance: t.Balance, At: t.At.UTC().Format(time.RFC3339), Reference: t.Reference}
+		out.Transactions[i] = transaction{Type: string(t.Kind), Credits: t.Credits, Balance: t.Balance, At: t.At.UTC().Format(time.RFC3339), Reference: t.Reference,
+			Unrecoverable: t.Unrecoverable}
 	}
 	data, _ := json.Marshal(out) // cannot fail: plain structs
 	return data

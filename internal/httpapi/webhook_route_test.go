@@ -15,7 +15,7 @@ import (
 // without Clerk or ServiceAccount authentication (it checks Stripe's signature itself).
 func TestStripeWebhookIsARouteLikeAnyOther(t *testing.T) {
 	store := &memoryStore{balances: map[string]int64{}}
-	hook := &payments.Webhook{Settings: payments.Settings{WebhookSecret: "whsec_route", PricePerCreditCents: 125}, Store: store, Log: logr.Discard()}
+	hook := &payments.Webhook{Settings: payments.Settings{WebhookSecret: "whsec_route", PricePerCreditCents: 125, CheckoutCurrency: "usd"}, Store: store, Log: logr.Discard()}
 	with := mustHandler(t, Options{Settings: testSettings(nil), Store: store, StripeWebhook: hook, Log: logr.Discard()})
 	without := mustHandler(t, Options{Settings: testSettings(nil), Store: store, Log: logr.Discard()})
 

@@ -35,11 +35,11 @@ var (
 		Help: "Requests refused with 429 by the per-caller rate limit, by caller kind (ClerkUser, ServiceAccount).",
 	}, []string{"kind"})
 
-	// StripeEvents counts Stripe webhook deliveries by what came of them.
+	// StripeEvents counts Stripe webhook deliveries by event type and what came of them.
 	StripeEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "usercredits_stripe_events_total",
-		Help: "Stripe webhook deliveries by result: granted, replayed, ignored, unassignable, invalid_signature, error.",
-	}, []string{"result"})
+		Help: "Stripe webhook deliveries by event type (other for types the webhook does not handle, unknown before the signature is verified) and result (docs/metrics.md).",
+	}, []string{"type", "result"})
 
 	// CreditOperations counts balance operations by kind and result.
 	CreditOperations = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -66,6 +66,13 @@ var CreditsExpired = prometheus.NewCounter(prometheus.CounterOpts{
 	Help: "Credits removed from lots whose expiresAt had passed (what was left of them, and what holds returned to them later).",
 })
 
+// RefundUnrecovered counts the credits Stripe refunds should have taken back that had been
+// spent already.
+var RefundUnrecovered = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "usercredits_refund_unrecovered_credits_total",
+	Help: "Credits that Stripe refunds should have taken back but that had been spent already (or were spent by a hold open at the refund).",
+})
+
 // lowBalanceUsers counts the users whose LowBalance condition is True; set by SetLowBalanceUsers.
 var lowBalanceUsers atomic.Pointer[func() float64]
 
@@ -85,5 +92,5 @@ var LowBalanceUsers = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 func SetLowBalanceUsers(count func() float64) { lowBalanceUsers.Store(&count) }
 
 func init() {
-	crmetrics.Registry.MustRegister(CreditsExpired, LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, StripeEvents, CreditOperations, ConflictRetries, ValidationFailures)
+	crmetrics.Registry.MustRegister(CreditsExpired, RefundUnrecovered, LowBalanceUsers, APIRequests, APIRequestDuration, AuthFailures, RateLimited, StripeEvents, CreditOperations, ConflictRetries, ValidationFailures)
 }

@@ -135,6 +135,9 @@ func NewObject(r Row, namespace string) *creditsv1alpha1.UserCredits {
 			Annotations: map[string]string{account.ImportedAnnotation: r.imported(1)}},
 		Spec: creditsv1alpha1.UserCreditsSpec{UserID: string(r.UserID), Credits: r.Credits, Reservations: r.Holds, Lots: r.Lots},
 	}
+	// A purchase lot's payment label, as every record whose lots name a payment carries
+	// (account/paymentlabels.go): a refund missing a replica's cache finds the user by it.
+	obj.Labels = account.WithPaymentLabels(obj.Labels, r.Lots)
 	return obj
 }
 
@@ -154,6 +157,7 @@ func OverwritePatch(current *creditsv1alpha1.UserCredits, r Row, now time.Time) 
 		ops = append(ops, account.PatchOp{Op: "add", Path: "/spec/credits", Value: r.Credits})
 		ops = append(ops, replaceList("/spec/reservations", len(r.Holds) > 0, len(current.Spec.Reservations) > 0, r.Holds)...)
 		ops = append(ops, replaceList("/spec/lots", len(r.Lots) > 0, len(current.Spec.Lots) > 0, r.Lots)...)
+		ops = append(ops, account.PaymentLabelOps(current, r.Lots)...) // the payment labels of the lots written
 	} else {
 		acct, err := account.Decode(current)
 		if err != nil {

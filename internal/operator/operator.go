@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,13 +49,19 @@ func NewScheme() *runtime.Scheme {
 // (the cache never needs them and they are most of an object's size) and, for UserCredits,
 // with only what decisions read (credits.CacheTransform).
 func ManagerOptions(o *options.Options) ctrl.Options {
+	return managerOptions(o, credits.CacheTransform)
+}
+
+// managerOptions are ManagerOptions with transform as the UserCredits informer's
+// transform: the operator's paces its first list (credits.ListPacer).
+func managerOptions(o *options.Options, transform toolscache.TransformFunc) ctrl.Options {
 	m := ctrl.Options{
 		Scheme:         NewScheme(),
 		MapperProvider: newMemoRESTMapper,
 		Cache: cache.Options{
 			DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),
-			ByObject:          map[client.Object]cache.ByObject{&creditsv1alpha1.UserCredits{}: {Transform: credits.CacheTransform}},
+			ByObject:          map[client.Object]cache.ByObject{&creditsv1alpha1.UserCredits{}: {Transform: transform}},
 		},
 		Metrics:                       metricsserver.Options{BindAddress: o.Manager.MetricsBindAddress, SecureServing: o.Manager.MetricsSecure},
 		HealthProbeBindAddress:        o.Manager.HealthProbeBindAddress,
@@ -98,7 +105,9 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	op := &Operator{managerOptions: ManagerOptions(o)}
+	// The informer's first list gives way to the warm-up's reads of the apiserver.
+	pacer := credits.NewListPacer()
+	op := &Operator{managerOptions: managerOptions(o, pacer.Transform(credits.CacheTransform))}
 	for _, c := range customize {
 		c(&op.managerOptions)
 	}
@@ -131,6 +140,7 @@ func New(ctx context.Context, cfg *rest.Config, o *options.Options, customize ..
 		Synced:        users.HasSynced,
 		Foreign:       foreign,
 		ForeignSynced: foreign.HasSynced,
+		Pacer:         pacer,
 		Client:        op.Manager.GetClient(),
 		APIReader:     op.Manager.GetAPIReader(),
 		Namespace:     o.Namespace,

@@ -43,17 +43,17 @@ func deliver(t *testing.T, base string, payload []byte, secret string, at time.T
 }
 
 func stripeCount(result string) float64 {
-	return testutil.ToFloat64(metrics.StripeEvents.WithLabelValues(result))
+	return testutil.ToFloat64(metrics.StripeEvents.WithLabelValues("checkout.session.completed", result))
 }
 
-// TestStripeCheckoutGrantsOnce: paid sessions grant amount_total/125 (or metadata.credits),
+// TestStripeCheckoutGrantsOnce: paid sessions grant amount_subtotal/125 (or metadata.credits),
 // once per session whatever Stripe redelivers, and nothing else changes anything.
 func TestStripeCheckoutGrantsOnce(t *testing.T) {
 	base := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
 	user, other := "user_Buyer1", "user_Buyer2"
 	now := time.Now()
 	paid := func(sessionID, userID string, amount int64, metadata map[string]string) map[string]any {
-		return map[string]any{"id": sessionID, "client_reference_id": userID, "payment_status": "paid", "amount_total": amount, "metadata": metadata}
+		return map[string]any{"id": sessionID, "client_reference_id": userID, "payment_status": "paid", "amount_subtotal": amount, "amount_total": amount, "metadata": metadata}
 	}
 	completed := stripeEvent("evt_1", "checkout.session.completed", paid("cs_test_a1", user, 1250, map[string]string{}))
 	steps := []struct {
@@ -72,7 +72,7 @@ func TestStripeCheckoutGrantsOnce(t *testing.T) {
 		{"wrong secret", stripeEvent("evt_4", "checkout.session.completed", paid("cs_test_a3", user, 1250, nil)), "whsec_wrong", now, 400, `{"error":"Invalid signature"}`, 22},
 		{"an hour-old timestamp", stripeEvent("evt_5", "checkout.session.completed", paid("cs_test_a4", user, 1250, nil)), stripeSecret, now.Add(-time.Hour), 400, `{"error":"Invalid signature"}`, 22},
 		{"another event type", stripeEvent("evt_6", "payment_intent.succeeded", paid("pi_1", user, 1250, nil)), stripeSecret, now, 200, `{"received":true}`, 22},
-		{"an unpaid session", stripeEvent("evt_7", "checkout.session.completed", map[string]any{"id": "cs_test_a5", "client_reference_id": user, "payment_status": "unpaid", "amount_total": 1250}), stripeSecret, now, 200, `{"received":true}`, 22},
+		{"an unpaid session", stripeEvent("evt_7", "checkout.session.completed", map[string]any{"id": "cs_test_a5", "client_reference_id": user, "payment_status": "unpaid", "amount_subtotal": 1250}), stripeSecret, now, 200, `{"received":true}`, 22},
 	}
 	for _, s := range steps {
 		if status, body := deliver(t, base, s.payload, s.secret, s.at); status != s.status || body != s.want {
@@ -117,7 +117,7 @@ func TestStripeRetryAfterAnOutageGrantsOnce(t *testing.T) {
 	base := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
 	user := "user_BuyerOutage1"
 	event := stripeEvent("evt_o1", "checkout.session.completed",
-		map[string]any{"id": "cs_test_outage", "client_reference_id": user, "payment_status": "paid", "amount_total": 2500})
+		map[string]any{"id": "cs_test_outage", "client_reference_id": user, "payment_status": "paid", "amount_subtotal": 2500})
 
 	apiserver := env.ControlPlane.GetAPIServer()
 	if err := apiserver.Stop(); err != nil {

@@ -1,17 +1,19 @@
-// Package payments turns paid Stripe Checkout Sessions into credits: a webhook endpoint
-// that verifies Stripe's signature with stripe-go's webhook package and grants each paid
-// session exactly once, keyed by the session ID, recorded as a purchase naming it.
+// Package payments follows Stripe Checkout purchases from payment to refund: a webhook
+// endpoint that verifies Stripe's signature with stripe-go's webhook package, grants each
+// paid Checkout Session exactly once as a purchase naming it (checkout.go), and takes
+// credits back when the payment is refunded or disputed, or returns them when a dispute is
+// won (charges.go). Each event is decoded once: its envelope, then its object as the
+// stripe-go type its event type names.
 package payments
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/go-logr/logr"
+	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
 
 	"github.com/gitread/usercredits-operator/internal/account"
@@ -22,16 +24,23 @@ import (
 // maxPayloadBytes bounds what is read of a webhook; Stripe's events are far smaller.
 const maxPayloadBytes = 1 << 20
 
-// Granter grants credits exactly once per Idempotency-Key (credits.Store).
-type Granter interface {
+// Store is where the webhook's operations go (credits.Store).
+type Store interface {
+	// Apply grants credits exactly once per Idempotency-Key.
 	Apply(ctx context.Context, user account.UserID, op account.Operation) (account.Result, error)
+	// FollowPayment applies a refund or dispute to the user whose purchase lot names
+	// op.Payment; account.ErrPaymentNotFound when none does.
+	FollowPayment(ctx context.Context, op account.Operation) (account.UserID, account.Result, error)
+	// EarlyCharge is what refunds and disputes of payment pi that matched no purchase said
+	// of it (zero for none): a purchase of it carries them.
+	EarlyCharge(ctx context.Context, pi string) (account.ChargeState, error)
 }
 
-// Webhook serves POST /api/webhooks/stripe. The request's context bounds the grant's
-// storage work (the API's --api-request-timeout).
+// Webhook serves POST /api/webhooks/stripe. The request's context bounds the storage work
+// (the API's --api-request-timeout).
 type Webhook struct {
 	Settings
-	Store Granter
+	Store Store
 	Log   logr.Logger
 }
 
@@ -40,6 +49,43 @@ var (
 	bodyReceived         = []byte(`{"received":true}`)
 	bodyInvalidSignature = []byte(`{"error":"Invalid signature"}`)
 	bodyGrantFailed      = []byte(`{"error":"Error updating credits"}`)
+)
+
+// Event types the webhook acts on or counts by name (every other type is counted as
+// "other"): docs/stripe.md has what each does.
+const (
+	evCompleted         = "checkout.session.completed"
+	evAsyncSucceeded    = "checkout.session.async_payment_succeeded"
+	evAsyncFailed       = "checkout.session.async_payment_failed"
+	evExpired           = "checkout.session.expired"
+	evChargeRefunded    = "charge.refunded"
+	evRefundCreated     = "refund.created"
+	evRefundUpdated     = "refund.updated"
+	evDisputeCreated    = "charge.dispute.created"
+	evDisputeClosed     = "charge.dispute.closed"
+	evDisputeReinstated = "charge.dispute.funds_reinstated"
+	evDisputeWithdrawn  = "charge.dispute.funds_withdrawn"
+	evDisputeUpdated    = "charge.dispute.updated"
+	typeOther           = "other"   // the type label of events of any other type
+	typeUnknown         = "unknown" // the type label of deliveries whose signature failed
+)
+
+// Results of a delivery: the result label of usercredits_stripe_events_total
+// (docs/metrics.md).
+const (
+	resultGranted      = "granted"      // a paid session's credits were granted
+	resultReplayed     = "replayed"     // nothing new: a redelivery, or an older state than one applied
+	resultPending      = "pending"      // a completed session whose payment is still on its way
+	resultIgnored      = "ignored"      // an event that changes no balance
+	resultUnassignable = "unassignable" // a paid session that cannot be credited
+	resultRefunded     = "refunded"     // a purchase's lot followed a refund
+	resultDisputed     = "disputed"     // a dispute took a purchase's credits
+	resultReinstated   = "reinstated"   // a won dispute returned them
+	resultDisputeLost  = "dispute_lost" // a lost dispute keeps them
+	resultUnmatched    = "unmatched"    // a refund or dispute of a payment no lot names
+	resultInvalid      = "invalid"      // an event whose object cannot be read
+	resultError        = "error"        // the cluster could not be written: Stripe retries
+	resultBadSignature = "invalid_signature"
 )
 
 // delivery is a Stripe event's envelope; its object is decoded once, as its type says.
@@ -51,16 +97,6 @@ type delivery struct {
 	} `json:"data"`
 }
 
-// checkoutSession holds the fields of a Checkout Session the webhook reads, whatever the
-// event's API version: nothing else of the payload is relied on.
-type checkoutSession struct {
-	ID                string            `json:"id"`
-	ClientReferenceID string            `json:"client_reference_id"`
-	PaymentStatus     string            `json:"payment_status"`
-	AmountTotal       *int64            `json:"amount_total"`
-	Metadata          map[string]string `json:"metadata"`
-}
-
 // ServeHTTP answers one delivery (see receive). httpapi mounts it on POST only: its route
 // table answers any other method 405 like every other route, and respond.JSON is the one
 // writer of both.
@@ -69,107 +105,91 @@ func (wh *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	respond.JSON(w, status, body)
 }
 
-// receive verifies the signature, then grants a paid session's credits; it returns the
-// answer's status and body.
+// receive verifies the signature, then acts on the event as its type says; it returns the
+// answer's status and body. Everything but a failure to write the cluster is answered
+// 200: a 5xx makes Stripe retry for days, then disable the endpoint.
 func (wh *Webhook) receive(w http.ResponseWriter, r *http.Request) (int, []byte) {
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPayloadBytes))
 	if err != nil {
-		count("invalid_signature")
+		count(typeUnknown, resultBadSignature)
 		return http.StatusBadRequest, bodyInvalidSignature
 	}
 	// Verified against the secret, within stripe-go's default 5-minute tolerance; events
-	// of any API version are accepted, as only the fields read here are relied on. The
-	// payload is then decoded once: the envelope, and the object as what its type names.
+	// of any API version are accepted, as only fields every version has are relied on.
 	err = webhook.ValidatePayloadWithTolerance(payload, r.Header.Get("Stripe-Signature"), wh.WebhookSecret, webhook.DefaultTolerance)
 	var event delivery
 	if err == nil {
 		err = json.Unmarshal(payload, &event)
 	}
 	if err != nil {
-		count("invalid_signature")
+		count(typeUnknown, resultBadSignature)
 		wh.Log.V(1).Info("refused a Stripe webhook", "reason", err.Error(), "remote", r.RemoteAddr)
 		return http.StatusBadRequest, bodyInvalidSignature
 	}
-	var session checkoutSession
-	paid := false
-	switch event.Type {
-	case "checkout.session.completed", "checkout.session.async_payment_succeeded":
-		if len(event.Data.Object) == 0 || json.Unmarshal(event.Data.Object, &session) != nil {
-			wh.unassignable(event.ID, session, "the event holds no Checkout Session")
-			return http.StatusOK, bodyReceived
-		}
-		// async_payment_succeeded is sent once the delayed payment is paid.
-		paid = session.PaymentStatus == "paid" || event.Type == "checkout.session.async_payment_succeeded"
-	}
-	if !paid {
-		count("ignored")
-		return http.StatusOK, bodyReceived
-	}
-	amount, reason := wh.credits(session)
-	if reason != "" {
-		wh.unassignable(event.ID, session, reason)
-		return http.StatusOK, bodyReceived
-	}
-	// A grant, keyed by the session so that it applies once, recorded as the purchase of it.
-	op := account.Operation{Kind: account.OpGrant, Amount: amount, IdempotencyKey: GrantKey(session.ID), Purchase: session.ID}
-	res, err := wh.Store.Apply(r.Context(), account.UserID(session.ClientReferenceID), op) // checked by credits()
-	// A purchase is never refused for the lot bound (it joins the balance lot at it): were it
-	// ever, it would be an error below, retried, not a session dropped.
-	switch {
-	case errors.Is(err, account.ErrInvalidUserID), errors.Is(err, account.ErrIdempotencyKeyReused), errors.Is(err, account.ErrBalanceOverflow):
-		wh.unassignable(event.ID, session, err.Error())
-	case err != nil:
-		// Stripe retries a 5xx for three days; the grant key makes the retry apply once.
-		count("error")
-		wh.Log.Error(err, "granting a paid Checkout Session failed; Stripe will retry", "session", session.ID, "event", event.ID)
+	result := wh.act(r.Context(), event)
+	count(typeLabel(event.Type), result)
+	if result == resultError {
 		return http.StatusInternalServerError, bodyGrantFailed
-	case res.Replayed:
-		count("replayed")
-	default:
-		count("granted")
-		wh.Log.Info("granted a paid Checkout Session", "session", session.ID, "event", event.ID, "userID", session.ClientReferenceID, "credits", amount)
 	}
 	return http.StatusOK, bodyReceived
 }
 
-// GrantKey is the Idempotency-Key of a session's grant: both event types and every
-// redelivery of one session grant once.
-func GrantKey(sessionID string) string { return "stripe-checkout:" + sessionID }
-
-// credits is what a paid session buys: metadata.credits when present, else amount_total at
-// the price per credit; reason says why it cannot be credited.
-func (wh *Webhook) credits(s checkoutSession) (int64, string) {
-	switch {
-	case s.ID == "":
-		return 0, "the session has no id"
-	case !account.ValidReference(s.ID):
-		return 0, "the session id is not a Stripe ID (letters, digits, '_', '-')"
-	case s.ClientReferenceID == "":
-		return 0, "the session has no client_reference_id (the Clerk user ID)"
-	case !account.ValidUserID(s.ClientReferenceID):
-		return 0, "client_reference_id is not a valid user ID"
-	}
-	if text, ok := s.Metadata["credits"]; ok {
-		n, err := strconv.ParseInt(text, 10, 64)
-		if err != nil || n < 1 || n > account.MaxBalance {
-			return 0, "metadata.credits is not a whole number of credits"
+// act does what event asks and says what came of it.
+func (wh *Webhook) act(ctx context.Context, event delivery) string {
+	switch event.Type {
+	case evCompleted, evAsyncSucceeded:
+		var s stripe.CheckoutSession
+		if decode(event, &s) != nil {
+			wh.unassignable(event, &s, "the event holds no Checkout Session")
+			return resultUnassignable
 		}
-		return n, ""
+		return wh.checkout(ctx, event, &s)
+	case evAsyncFailed, evExpired:
+		var s stripe.CheckoutSession
+		_ = decode(event, &s) // for the log line only
+		wh.Log.Info("a Checkout Session was not paid: nothing granted", "event", event.ID, "type", event.Type, "session", s.ID, "userID", s.ClientReferenceID)
+		return resultIgnored
+	case evChargeRefunded:
+		var c stripe.Charge
+		if decode(event, &c) != nil {
+			return wh.invalid(event, "the event holds no Charge")
+		}
+		return wh.refund(ctx, event, &c)
+	case evDisputeCreated, evDisputeClosed, evDisputeReinstated:
+		var d stripe.Dispute
+		if decode(event, &d) != nil {
+			return wh.invalid(event, "the event holds no Dispute")
+		}
+		return wh.dispute(ctx, event, &d)
 	}
-	switch {
-	case s.AmountTotal == nil || *s.AmountTotal <= 0:
-		return 0, "the session has no amount_total"
-	case *s.AmountTotal%wh.PricePerCreditCents != 0:
-		return 0, "amount_total is not a whole number of credits at the price per credit"
-	}
-	return *s.AmountTotal / wh.PricePerCreditCents, ""
+	// refund.created/updated carry one refund, not the charge's cumulative amount refunded:
+	// charge.refunded, sent with each, is what the lot follows.
+	return resultIgnored
 }
 
-// unassignable reports a paid session that cannot be credited: it must not vanish.
-func (wh *Webhook) unassignable(eventID string, s checkoutSession, reason string) {
-	count("unassignable")
-	wh.Log.Error(nil, "a paid Stripe Checkout Session cannot be credited: fix it, then resend the event (stripe events resend)",
-		"session", s.ID, "event", eventID, "reason", reason, "clientReferenceID", s.ClientReferenceID)
+// decode reads event's object into v (a stripe-go type).
+func decode(event delivery, v any) error {
+	if len(event.Data.Object) == 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return json.Unmarshal(event.Data.Object, v)
 }
 
-func count(result string) { metrics.StripeEvents.WithLabelValues(result).Inc() }
+// typeLabel is the type label of an event of type t: t itself for the types the webhook
+// knows, "other" for the rest, so that the label's values stay few whatever is sent.
+func typeLabel(t string) string {
+	switch t {
+	case evCompleted, evAsyncSucceeded, evAsyncFailed, evExpired, evChargeRefunded, evRefundCreated, evRefundUpdated,
+		evDisputeCreated, evDisputeClosed, evDisputeReinstated, evDisputeWithdrawn, evDisputeUpdated:
+		return t
+	}
+	return typeOther
+}
+
+// invalid reports an event whose object cannot be read as its type says.
+func (wh *Webhook) invalid(event delivery, reason string) string {
+	wh.Log.Error(nil, "a Stripe event cannot be read: nothing done", "event", event.ID, "type", event.Type, "reason", reason)
+	return resultInvalid
+}
+
+func count(eventType, result string) { metrics.StripeEvents.WithLabelValues(eventType, result).Inc() }

@@ -101,16 +101,21 @@ type Reservation struct {
 // Transaction is one entry of a user's history.
 type Transaction struct {
 	// Type is set, consume, grant, purchase (a Stripe Checkout grant), reserve, capture,
-	// release, expire (a hold, or credits of a lot whose time was up) or void.
+	// release, expire (a hold, or credits of a lot whose time was up), void, refund (credits
+	// a Stripe refund of a purchase took back), dispute (credits a Stripe dispute took) or
+	// reinstate (credits a won dispute returned).
 	Type string `json:"type"`
 	// Credits is, for a set, the balance it set; otherwise what the change moved.
 	Credits int64 `json:"credits"`
 	// Balance is the available balance after the change.
 	Balance int64     `json:"balance"`
 	At      time.Time `json:"at"`
-	// Reference is a purchase's Checkout Session ID, or the lot an expire or void removed
-	// credits from; empty otherwise.
+	// Reference is the Checkout Session ID of a purchase, refund, dispute or reinstate, or
+	// the lot an expire or void removed credits from; empty otherwise.
 	Reference string `json:"reference,omitempty"`
+	// Unrecoverable, on a refund, is the credits it should have taken back that had been
+	// spent already (Credits is what it took).
+	Unrecoverable int64 `json:"unrecoverable,omitempty"`
 }
 
 // CallOption adjusts one call.

@@ -29,7 +29,7 @@ func checkoutEvent(id, kind string, session map[string]any) []byte {
 // paidSession is a paid Checkout Session of user for amount cents.
 func paidSession(id, user string, amount int64, metadata map[string]string) map[string]any {
 	return map[string]any{"id": id, "client_reference_id": user, "payment_status": "paid", "mode": "payment",
-		"amount_total": amount, "metadata": metadata}
+		"amount_subtotal": amount, "amount_total": amount, "metadata": metadata}
 }
 
 // deliver posts payload to m's webhook signed as Stripe signs it (stripe-go's own helper)

@@ -40,6 +40,7 @@ func ManagerSettings() map[string]string {
 		"--controller-workers":         "3",
 		"STRIPE_WEBHOOK_SECRET":        "whsec_settings",
 		"--price-per-credit-cents":     "100",
+		"--checkout-currency":          "eur",
 	}
 }
 

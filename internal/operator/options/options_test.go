@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/gitread/usercredits-operator/internal/operator/options"
 	"github.com/gitread/usercredits-operator/internal/settings"
@@ -205,6 +209,7 @@ func TestValidateNamesTheSettingToFix(t *testing.T) {
 		"--controller-workers=257":                           "--controller-workers",
 		"--controller-workers=2.5":                           "--controller-workers: not a whole number",
 		"--price-per-credit-cents=0":                         "--price-per-credit-cents",
+		"--checkout-currency=dollars":                        "--checkout-currency",
 		"--grant-key-retention=0s":                           "--grant-key-retention",
 		"--user-rate-limit=-1":                               "--user-rate-limit",
 		"--user-rate-limit=NaN":                              "--user-rate-limit must be 0 (off) or between 1e-09 and 1e+09 requests per second, not NaN",
@@ -277,5 +282,33 @@ func TestDefaultsAreWhatTheFlagsSay(t *testing.T) {
 	}
 	if o.API.DefaultReservationTTL.String() != "15m0s" || o.API.RequestTimeout.String() != "5s" || o.Stripe.PricePerCreditCents != 125 {
 		t.Errorf("documented defaults changed: %+v", o)
+	}
+}
+
+// TestConnectionAsksForUncompressedAnswers: the connection to the apiserver, from
+// --kubeconfig or from $KUBECONFIG (client-go's rules, as in a Pod), asks for answers
+// without gzip (RESTConfig says why) and without a client-side rate limit.
+func TestConnectionAsksForUncompressedAnswers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	kubeconfig := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n" +
+		"users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
+	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := options.New()
+	o.Kubeconfig = path // what --kubeconfig sets
+	fromFlag, err := o.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", path)
+	fromEnv, err := options.New().RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, cfg := range map[string]*rest.Config{"--kubeconfig": fromFlag, "$KUBECONFIG": fromEnv} {
+		if !cfg.DisableCompression || cfg.QPS >= 0 || cfg.Host != "https://127.0.0.1:6443" {
+			t.Errorf("%s: compression off %v, QPS %v, host %q; want compression off, no client-side limit, the file's server", what, cfg.DisableCompression, cfg.QPS, cfg.Host)
+		}
 	}
 }

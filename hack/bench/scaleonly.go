@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gitread/usercredits-operator/internal/auth"
+	"github.com/gitread/usercredits-operator/internal/operator"
+	"github.com/gitread/usercredits-operator/test/framework"
+)
+
+// runScaleOnly runs the scale scenario alone (-scale-only): the 100-user GET operator it is
+// compared with, the scale objects, and rounds restarts of an operator on them. With
+// several binaries (-scale-bins), each round starts each of them in turn on the same
+// objects, so that two builds are compared under the same load; each gets its own figures.
+func runScaleOnly(scale, requests, rounds int, bins string) int {
+	work, err := os.MkdirTemp("", "usercredits-bench-scale-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	names, all, err := scaleOnly(work, scale, requests, rounds, bins)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	met := true
+	for _, bin := range names {
+		r := all[bin]
+		fmt.Printf("\n%s\n", bin)
+		for _, t := range r.scaleTargets() {
+			fmt.Printf("  %-100s %-18s %s  %s\n", t.what, t.goal, t.measured, mark(t.met))
+			met = met && t.met
+		}
+		fmt.Printf("  start → every user in memory %v (median); RSS after sync %.0f MiB, peak %.0f MiB\n",
+			medianDuration(r.largeSynced).Round(10*time.Millisecond), r.largeRSS, r.largePeak)
+	}
+	if !met {
+		return 1
+	}
+	return 0
+}
+
+// scaleOnly runs the scale scenario for each of bins (this tree's build when empty) and
+// returns the binaries in order and their figures.
+func scaleOnly(work string, scale, requests, rounds int, bins string) ([]string, map[string]*results, error) {
+	ctx := context.Background()
+	step("building the manager binary, starting kube-apiserver and etcd")
+	built, err := framework.BuildManager(work)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := []string{built}
+	if bins != "" {
+		names = strings.Split(bins, ",")
+	}
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { _ = cluster.Stop() }()
+	kubeconfig, err := adminKubeconfig(cluster.Env, work)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := auth.NewSigner("bench")
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := seed(ctx, cluster.Client, "bench", "get", 100, 16, seeding{balance: 5}); err != nil {
+		return nil, nil, err
+	}
+	small, _, err := startOperator(built, kubeconfig, "bench", signer.PublicKeyPEM(), work)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer small.stop()
+	getTokens, err := tokens(signer, "get", 100)
+	if err != nil {
+		return nil, nil, err
+	}
+	smallGets := getRequests(getTokens)
+	leanRun("warm-up", small.addr, smallGets, 3000, getConcurrency, ok200)
+	seedTime, gets, err := seedScale(ctx, cluster, signer, scale)
+	if err != nil {
+		return nil, nil, err
+	}
+	all := map[string]*results{}
+	for _, bin := range names {
+		all[bin] = &results{scale: scale, rounds: rounds, seedTime: seedTime}
+	}
+	for round := range rounds {
+		for i, bin := range names {
+			step(fmt.Sprintf("scale: %s on them (round %d of %d)", filepath.Base(bin), round+1, rounds))
+			if err := scaleRound(ctx, all[bin], cluster, bin, kubeconfig, work, signer, scale, requests, small.addr, smallGets, gets, round == 0, round == 0 && i == 0); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return names, all, nil
+}
