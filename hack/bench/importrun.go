@@ -23,7 +23,6 @@ import (
 
 	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -263,34 +262,11 @@ func (f importFigures) section() string {
 // runImportOnly runs the import scenario on a cluster of its own and prints its targets
 // (make bench BENCH_ARGS=-import-only): a quick look, docs/ untouched.
 func runImportOnly(rows int) int {
-	ctx := context.Background()
-	work, err := os.MkdirTemp("", "usercredits-bench-import-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	defer os.RemoveAll(work)
-	f, err := func() (importFigures, error) {
-		step("building the manager binary, starting kube-apiserver and etcd")
-		bin, err := framework.BuildManager(work)
-		if err != nil {
-			return importFigures{}, err
-		}
-		cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{importNamespace}})
-		if err != nil {
-			return importFigures{}, err
-		}
-		defer func() { _ = cluster.Stop() }()
-		kubeconfig, err := adminKubeconfig(cluster.Env, work)
-		if err != nil {
-			return importFigures{}, err
-		}
-		signer, err := auth.NewSigner("bench")
-		if err != nil {
-			return importFigures{}, err
-		}
-		return runImport(ctx, cluster, bin, kubeconfig, work, signer, rows)
-	}()
+	var f importFigures
+	err := soloRun("usercredits-bench-import-", "", []string{importNamespace}, func(e soloEnv) (err error) {
+		f, err = runImport(context.Background(), e.cluster, e.bin, e.kubeconfig, e.work, e.signer, rows)
+		return err
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1

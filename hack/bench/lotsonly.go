@@ -11,10 +11,6 @@ import (
 
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-
-	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/operator"
-	"github.com/gitread/usercredits-operator/test/framework"
 )
 
 // runLotsOnly measures consumes on users with lotsPerUser lots against consumes on users
@@ -22,31 +18,8 @@ import (
 // profiles the operator and the apiserver during one extra run of each.
 func runLotsOnly(rounds int) int {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "usercredits-bench-lots-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	defer os.RemoveAll(work)
-	err = func() error {
-		step("building the manager binary, starting kube-apiserver and etcd")
-		bin, err := framework.BuildManager(work)
-		if err != nil {
-			return err
-		}
-		cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench"}})
-		if err != nil {
-			return err
-		}
-		defer func() { _ = cluster.Stop() }()
-		kubeconfig, err := adminKubeconfig(cluster.Env, work)
-		if err != nil {
-			return err
-		}
-		signer, err := auth.NewSigner("bench")
-		if err != nil {
-			return err
-		}
+	err := soloRun("usercredits-bench-lots-", "", []string{"bench"}, func(e soloEnv) error {
+		cluster, bin, kubeconfig, work, signer := e.cluster, e.bin, e.kubeconfig, e.work, e.signer
 		users := holdRoundTripsN * (rounds + 1)
 		step(fmt.Sprintf("seeding %d users without lots and %d with %d", users, users, lotsPerUser))
 		for _, s := range []struct {
@@ -88,7 +61,7 @@ func runLotsOnly(rounds int) int {
 			fmt.Print(wait(bin))
 		}
 		return nil
-	}()
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1

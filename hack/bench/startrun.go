@@ -24,7 +24,6 @@ import (
 	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/migrate"
-	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -391,36 +390,11 @@ func cpuText(cpu map[string]time.Duration, n int) string {
 // managerBin, when set, is the manager binary to start instead of this tree's (another
 // version's, to compare).
 func runStartOnly(n, rounds int, managerBin string) int {
-	ctx := context.Background()
-	work, err := os.MkdirTemp("", "usercredits-bench-start-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	defer os.RemoveAll(work)
-	f, err := func() (startFigures, error) {
-		step("building the manager binary, starting kube-apiserver and etcd")
-		bin := managerBin
-		if bin == "" {
-			if bin, err = framework.BuildManager(work); err != nil {
-				return startFigures{}, err
-			}
-		}
-		cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{})
-		if err != nil {
-			return startFigures{}, err
-		}
-		defer func() { _ = cluster.Stop() }()
-		kubeconfig, err := adminKubeconfig(cluster.Env, work)
-		if err != nil {
-			return startFigures{}, err
-		}
-		signer, err := auth.NewSigner("bench")
-		if err != nil {
-			return startFigures{}, err
-		}
-		return runStart(ctx, cluster, bin, kubeconfig, work, signer, n, rounds)
-	}()
+	var f startFigures
+	err := soloRun("usercredits-bench-start-", managerBin, nil, func(e soloEnv) (err error) {
+		f, err = runStart(context.Background(), e.cluster, e.bin, e.kubeconfig, e.work, e.signer, n, rounds)
+		return err
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
