@@ -90,6 +90,12 @@ type UserCreditsSpec struct {
 	// +kubebuilder:validation:MaxItems=100
 	Reservations []Reservation `json:"reservations,omitempty"`
 
+	// spec.lots is an atomic list: written whole by the credits API, never merged field by
+	// field, so the apiserver tracks one managed field for it instead of one per field of
+	// every lot (make bench -lots-only: consumes on 20-lot users went from 37 % to about 50 %
+	// of plain ones). Lot IDs are unique by the account's own check: a record that repeats
+	// one is untrusted.
+
 	// Lots are the user's grants with credits left, each spent in its turn: the lowest
 	// priority value first, then the soonest expiry (never-expiring last), then the oldest
 	// (in the same second, the one listed first); and the last closed ones (spent, voided,
@@ -99,8 +105,7 @@ type UserCreditsSpec struct {
 	// never expires. Written by the credits API; grant credits from Git with a CreditGrant,
 	// not here.
 	// +optional
-	// +listType=map
-	// +listMapKey=id
+	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=221
 	Lots []Lot `json:"lots,omitempty"`
 }
