@@ -58,6 +58,10 @@ func TestValidateRefusesWhatTheAPIRefuses(t *testing.T) {
 		{"repeated hold ID", func(o *creditsv1alpha1.UserCredits) {
 			o.Spec.Reservations = []creditsv1alpha1.Reservation{holdOf("h", 1), holdOf("h", 2)}
 		}, creditsv1alpha1.ReasonUntrustedRecord, `hold "h"`},
+		{"repeated lot ID (spec.lots is an atomic list: the apiserver lets it in)", func(o *creditsv1alpha1.UserCredits) {
+			lot := creditsv1alpha1.Lot{ID: "a", Credits: 5, Remaining: 5, Priority: account.DefaultPriority, Source: account.SourceAPI}
+			o.Spec.Lots = []creditsv1alpha1.Lot{lot, lot}
+		}, creditsv1alpha1.ReasonUntrustedRecord, `lot "a"`},
 		{"hold of no credits", func(o *creditsv1alpha1.UserCredits) {
 			o.Spec.Reservations = []creditsv1alpha1.Reservation{holdOf("h", 0)}
 		},
