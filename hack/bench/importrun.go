@@ -267,17 +267,5 @@ func runImportOnly(rows int) int {
 		f, err = runImport(context.Background(), e.cluster, e.bin, e.kubeconfig, e.work, e.signer, rows)
 		return err
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	met := true
-	for _, t := range f.targets() {
-		fmt.Printf("%-70s %-20s %s  %s\n", t.what, t.goal, t.measured, mark(t.met))
-		met = met && t.met
-	}
-	if !met {
-		return 1
-	}
-	return 0
+	return exitCode(err, f.targets)
 }

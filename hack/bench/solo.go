@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/gitread/usercredits-operator/internal/auth"
@@ -43,4 +44,22 @@ func soloRun(workPrefix, managerBin string, namespaces []string, f func(e soloEn
 		return err
 	}
 	return f(e)
+}
+
+// exitCode is what a scenario run alone exits with: 1 when it failed (err, printed) or
+// missed one of its targets (each printed on a line of its own; asked only of a run that
+// did not fail).
+func exitCode(err error, targets func() []target) int {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	code := 0
+	for _, t := range targets() {
+		fmt.Printf("%-70s %-20s %s  %s\n", t.what, t.goal, t.measured, mark(t.met))
+		if !t.met {
+			code = 1
+		}
+	}
+	return code
 }

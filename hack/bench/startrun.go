@@ -395,17 +395,5 @@ func runStartOnly(n, rounds int, managerBin string) int {
 		f, err = runStart(context.Background(), e.cluster, e.bin, e.kubeconfig, e.work, e.signer, n, rounds)
 		return err
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
-	}
-	met := true
-	for _, t := range f.targets() {
-		fmt.Printf("%-70s %-12s %s  %s\n", t.what, t.goal, t.measured, mark(t.met))
-		met = met && t.met
-	}
-	if !met {
-		return 1
-	}
-	return 0
+	return exitCode(err, f.targets)
 }
