@@ -51,7 +51,8 @@ var errNoBearerToken = fmt.Errorf("%w: no bearer token", auth.ErrUnauthenticated
 
 func (h *Handler) authenticate(ctx context.Context, r *http.Request) (auth.Principal, error) {
 	token, ok := auth.BearerToken(r.Header.Get("Authorization"))
-	if !ok {
+	if !ok || len(r.Header.Values("Authorization")) > 1 {
+		// Two credentials name two callers (RFC 9110 allows one): neither is chosen.
 		return auth.Principal{}, errNoBearerToken
 	}
 	p, err := h.opts.Verifier.Verify(ctx, token)

@@ -56,6 +56,11 @@ func (h *Handler) amountOperation(ctx context.Context, w http.ResponseWriter, r 
 func readRequest(w http.ResponseWriter, r *http.Request, kind account.OpKind, needKey bool) (account.Operation, []byte, bool) {
 	key := r.Header.Get("Idempotency-Key")
 	switch {
+	case len(r.Header.Values("Idempotency-Key")) > 1:
+		// Which one counts is not the caller's to guess: a retry that sent the same two in
+		// the other order would otherwise be applied under another key.
+		writeJSON(w, http.StatusBadRequest, bodyInvalidIdempotencyKey)
+		return account.Operation{}, nil, false
 	case key == "" && needKey:
 		writeJSON(w, http.StatusBadRequest, bodyMissingIdempotencyKey)
 		return account.Operation{}, nil, false

@@ -93,7 +93,7 @@ func serveTimes(h http.Handler, times int, method, path, body string, header []s
 	for range times {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
+			req.Header.Add(header[i], header[i+1])
 		}
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
