@@ -189,11 +189,20 @@ type Lot struct {
 	// Dispute is the payment's dispute (a chargeback or an inquiry), and what it took.
 	// +optional
 	Dispute *LotDispute `json:"dispute,omitempty"`
+
+	// Removed, on a purchase (a lot with a payment), is how many of its credits were
+	// removed unspent: by a void or its expiry, when holds returned them after, or kept
+	// by a dispute won after either. A refund counts them as gone already (refund.removed),
+	// not as spent.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=9007199254740991
+	Removed int64 `json:"removed,omitempty"`
 }
 
 // LotRefund is what refunds of a purchase's payment took back. Stripe reports the
 // cumulative amount refunded; the lot converges to it, whatever order the refunds arrive in.
-// +kubebuilder:validation:XValidation:rule="self.taken + self.unrecoverable <= self.credits",message="a refund's taken and unrecoverable credits cannot exceed the credits it takes back"
+// +kubebuilder:validation:XValidation:rule="self.taken + self.unrecoverable + (has(self.removed) ? self.removed : 0) <= self.credits",message="a refund's taken, removed and unrecoverable credits cannot exceed the credits it takes back"
 type LotRefund struct {
 	// AmountRefunded is the largest cumulative amount refunded that Stripe reported for the
 	// payment's charge (charge.amount_refunded), in the smallest unit of its currency.
@@ -207,14 +216,21 @@ type LotRefund struct {
 	// +kubebuilder:validation:Minimum=0
 	Credits int64 `json:"credits"`
 
-	// Taken is how many of them were removed from the lot.
+	// Taken is how many of them the refunds removed: from what was left of the lot, from
+	// what a dispute of it held, or as holds returned them.
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Taken int64 `json:"taken"`
 
+	// Removed is how many of them a void or the lot's expiry had removed already (the
+	// lot's removed): gone unspent, so neither taken nor unrecoverable.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Removed int64 `json:"removed,omitempty"`
+
 	// Unrecoverable is how many of them had already been spent. The rest (credits minus
-	// taken minus unrecoverable) are held by open reservations: removed when a hold returns
-	// them, unrecoverable when it spends them.
+	// taken, removed and unrecoverable) are held by open reservations: removed when a hold
+	// returns them, unrecoverable when it spends them.
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Unrecoverable int64 `json:"unrecoverable"`

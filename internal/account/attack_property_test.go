@@ -48,8 +48,10 @@ type propRun struct {
 	// per lot: what its changes removed (expired, voided), took for refunds and disputes,
 	// and returned (reinstated); what voids removed.
 	removed, refundTaken, disputed, reinstated map[string]int64
-	entries                                    int64 // history entries expected
-	log                                        []string
+	// refundEntries: what the refunds' changes (their history entries) say they took.
+	refundEntries map[string]int64
+	entries       int64 // history entries expected
+	log           []string
 }
 
 // TestAttackLotsPropertyRandom runs many random sequences; ATTACK_SEEDS raises the count.
@@ -60,7 +62,8 @@ func TestAttackLotsPropertyRandom(t *testing.T) {
 	}
 	for seed := range seeds {
 		p := &propRun{t: t, rng: rand.New(rand.NewPCG(uint64(seed), 7)), r: newRecord(t, 0), now: time.Unix(1_800_000_000, 0),
-			removed: map[string]int64{}, refundTaken: map[string]int64{}, disputed: map[string]int64{}, reinstated: map[string]int64{}}
+			removed: map[string]int64{}, refundTaken: map[string]int64{}, disputed: map[string]int64{}, reinstated: map[string]int64{},
+			refundEntries: map[string]int64{}}
 		p.r.cache = seed%3 == 1
 		p.crowd = seed%2 == 1
 		if !p.run(300 + 700*(seed%2)) {
@@ -258,8 +261,10 @@ func (p *propRun) conserved(before, next Account, op Operation, res Result) bool
 			want -= c.Credits
 			p.removed[c.Lot] += c.Credits
 		case Refunded:
-			want -= c.Credits
-			p.refundTaken[c.Lot] += c.Credits
+			// What it took of what a dispute held was off the balance already.
+			want -= c.Credits - c.FromDispute
+			p.refundTaken[c.Lot] += c.Credits - c.FromDispute
+			p.refundEntries[c.Lot] += c.Credits
 		case Disputed:
 			want -= c.Credits
 			p.disputed[c.Lot] += c.Credits
@@ -290,7 +295,7 @@ func (p *propRun) lotsHold(a, decided Account) bool {
 		switch {
 		case l.ID != BalanceLotID && l.Remaining > l.Credits, l.Closed != "" && l.Remaining != 0, l.Credits < 1:
 			return p.fail("lot %+v breaks the CRD's rules", l)
-		case l.Refund != nil && (l.Refund.AmountRefunded < 1 || l.Refund.Taken+l.Refund.Unrecoverable > l.Refund.Credits):
+		case l.Refund != nil && (l.Refund.AmountRefunded < 1 || l.Refund.Taken+l.Refund.Removed+l.Refund.Unrecoverable > l.Refund.Credits):
 			return p.fail("lot %s's refund %+v breaks the CRD's rules", l.ID, *l.Refund)
 		}
 	}
@@ -343,22 +348,22 @@ func (p *propRun) followRefunds(op Operation, before, after Account) bool {
 			return p.fail("lot %s refund %+v, want it to follow %d of %d refunded (%d credits)", l.ID, r, b.refunded, b.amount,
 				refundShare(l.Credits, b.refunded, b.amount))
 		}
-		if held[l.ID] == 0 && r.Taken+r.Unrecoverable != r.Credits {
+		if held[l.ID] == 0 && r.Taken+r.Removed+r.Unrecoverable != r.Credits {
 			return p.fail("lot %s, nothing held: refund %+v unsettled", l.ID, r)
 		}
-		// What a refund takes of what a dispute keeps (already off the balance) is in
-		// r.Taken but not in its change: the changes are what left the balance.
-		if r.Taken < p.refundTaken[l.ID] {
-			return p.fail("lot %s refund took %d, its changes say %d", l.ID, r.Taken, p.refundTaken[l.ID])
+		// The refunds' changes (their history entries) say what the lot's refund took,
+		// what it took of what a dispute kept (already off the balance) included.
+		if r.Taken != p.refundEntries[l.ID] {
+			return p.fail("lot %s refund took %d, its changes say %d", l.ID, r.Taken, p.refundEntries[l.ID])
 		}
 		spent := l.Credits - l.Remaining - held[l.ID] - p.removed[l.ID] - p.refundTaken[l.ID] - (p.disputed[l.ID] - p.reinstated[l.ID])
-		// A refund of a voided lot calls what the void removed unrecoverable (a Warning
-		// for credits nobody spent): counted with the spent here, and reported.
 		if spent < 0 {
 			return p.fail("lot %s: %d credits more than it was granted (%+v, held %d, removed %d, refunds took %d, disputed %d, reinstated %d)", l.ID, -spent,
 				l, held[l.ID], p.removed[l.ID], p.refundTaken[l.ID], p.disputed[l.ID], p.reinstated[l.ID])
 		}
-		if spent+p.removed[l.ID] < r.Unrecoverable {
+		// What a void or expiry removed was never spent: a refund never calls it
+		// unrecoverable (a Warning for credits nobody spent).
+		if spent < r.Unrecoverable {
 			return p.fail("lot %s: %d unrecoverable but %d spent (%+v, held %d, removed %d, disputed %d, reinstated %d)", l.ID, r.Unrecoverable,
 				spent, l, held[l.ID], p.removed[l.ID], p.disputed[l.ID], p.reinstated[l.ID])
 		}

@@ -81,6 +81,20 @@ type Lot struct {
 	Payment string
 	Refund  Refund
 	Dispute Dispute
+	// Removed, on a purchase lot, is how many of its credits were removed unspent: what a
+	// void or its expiry removed, what holds returned to it after, and what a dispute won
+	// after either could not return. A refund counts them as gone already rather than as
+	// spent (payments.go).
+	Removed int64
+}
+
+// remove records n credits of l removed unspent (voided, expired): a refund of its
+// purchase finds them gone already. Only a purchase lot can be refunded, so only one
+// keeps the count.
+func (l *Lot) remove(n int64) {
+	if l.Payment != "" {
+		l.Removed += n
+	}
 }
 
 // LotCredits is what a hold took from one lot.
@@ -101,12 +115,18 @@ type LotChange struct {
 	// Unrecoverable, for a refund, is the credits it should have taken back that had been
 	// spent already.
 	Unrecoverable int64
+	// FromDispute, for a refund, is how many of Credits it took from what the lot's
+	// dispute held: off the balance already, so the balance does not move for them.
+	FromDispute int64
+	// Removed, for a refund, is the credits of its share that had been removed already
+	// (voided, expired): neither taken by it nor unrecoverable.
+	Removed int64
 }
 
 // plainBalance reports whether l is the balance lot with nothing to say but its credits.
 func (l *Lot) plainBalance() bool {
 	return l.ID == BalanceLotID && l.Source == SourceSet && l.Priority == DefaultPriority && l.ExpiresAt.IsZero() &&
-		l.Closed == "" && l.Reason == "" && l.Reference == "" && l.Payment == "" && l.Refund == Refund{} && l.Dispute == Dispute{}
+		l.Closed == "" && l.Reason == "" && l.Reference == "" && l.Payment == "" && l.Refund == Refund{} && l.Dispute == Dispute{} && l.Removed == 0
 }
 
 // expired reports whether l's time is up at now.

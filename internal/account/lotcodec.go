@@ -25,9 +25,10 @@ func (a *Account) storedLots() []creditsv1alpha1.Lot {
 			credits = max(1, l.Remaining+a.held(l.ID)) // not a grant: what it holds
 		}
 		out[i] = creditsv1alpha1.Lot{ID: l.ID, Credits: credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source,
-			Reference: l.Reference, Reason: l.Reason, GrantedAt: metav1.NewTime(l.GrantedAt), Closed: l.Closed, Payment: l.Payment}
+			Reference: l.Reference, Reason: l.Reason, GrantedAt: metav1.NewTime(l.GrantedAt), Closed: l.Closed, Payment: l.Payment, Removed: l.Removed}
 		if r := l.Refund; r != (Refund{}) {
-			out[i].Refund = &creditsv1alpha1.LotRefund{AmountRefunded: r.Amount, Credits: r.Credits, Taken: r.Taken, Unrecoverable: r.Unrecoverable}
+			out[i].Refund = &creditsv1alpha1.LotRefund{AmountRefunded: r.Amount, Credits: r.Credits, Taken: r.Taken, Removed: r.Removed,
+				Unrecoverable: r.Unrecoverable}
 		}
 		if d := l.Dispute; d != (Dispute{}) {
 			out[i].Dispute = &creditsv1alpha1.LotDispute{ID: d.ID, Status: d.Status, Credits: d.Credits, Created: d.Created}
@@ -59,9 +60,9 @@ func lotsOf(obj *creditsv1alpha1.UserCredits) []Lot {
 	lots := make([]Lot, len(obj.Spec.Lots))
 	for i, l := range obj.Spec.Lots {
 		lots[i] = Lot{ID: l.ID, Credits: l.Credits, Remaining: l.Remaining, Priority: l.Priority, Source: l.Source, Reference: l.Reference,
-			Reason: l.Reason, GrantedAt: l.GrantedAt.Time, Closed: l.Closed, Payment: l.Payment}
+			Reason: l.Reason, GrantedAt: l.GrantedAt.Time, Closed: l.Closed, Payment: l.Payment, Removed: l.Removed}
 		if r := l.Refund; r != nil {
-			lots[i].Refund = Refund{Amount: r.AmountRefunded, Credits: r.Credits, Taken: r.Taken, Unrecoverable: r.Unrecoverable}
+			lots[i].Refund = Refund{Amount: r.AmountRefunded, Credits: r.Credits, Taken: r.Taken, Removed: r.Removed, Unrecoverable: r.Unrecoverable}
 		}
 		if d := l.Dispute; d != nil {
 			lots[i].Dispute = Dispute{ID: d.ID, Status: d.Status, Credits: d.Credits, Created: d.Created}

@@ -76,8 +76,10 @@ func (a *Account) give(from []LotCredits, now time.Time) {
 		switch {
 		case n == 0:
 		case l.Closed == lotVoided || l.Closed == lotExpired:
+			l.remove(n)
 			a.note(LotChange{Lot: l.ID, Credits: n, Why: l.Closed})
 		case l.expired(now):
+			l.remove(n)
 			a.note(LotChange{Lot: l.ID, Credits: n, Why: lotExpired})
 		default: // open, or closed as spent (which no hold can have taken from: a hand edit)
 			l.Closed, l.ClosedAt = "", time.Time{}
@@ -132,6 +134,7 @@ func (a *Account) expireLots(now time.Time) bool {
 			a.note(LotChange{Lot: l.ID, Credits: l.Remaining, Why: lotExpired})
 		}
 		a.Available -= l.Remaining
+		l.remove(l.Remaining)
 		l.Remaining, l.Closed, l.ClosedAt = 0, lotExpired, now.Truncate(time.Second)
 	}
 	a.lotsChanged = true
@@ -159,7 +162,7 @@ func (a *Account) held(id string) int64 {
 // grant: with nothing left or held it is dropped (a set or a hold's return adds it again).
 func (a *Account) compactLots(now time.Time) {
 	held := a.heldByLot()
-	refundable := a.keptPurchases(now)
+	refundable := a.keptPurchases(now, held)
 	spent := func(l *Lot) bool { return l.Closed == "" && l.Remaining == 0 && held[l.ID] == 0 }
 	var dead []int // closed, with nothing held
 	changed := false
@@ -310,6 +313,7 @@ func (a *Account) void(id string, now time.Time) (historyEntry, error) {
 	l := &a.Lots[i]
 	entry := historyEntry{kind: OpVoid, credits: l.Remaining, reference: l.ID}
 	a.Available -= l.Remaining
+	l.remove(l.Remaining)
 	l.Remaining, l.Closed, l.ClosedAt = 0, lotVoided, now.Truncate(time.Second)
 	a.lotsChanged = true
 	return entry, nil

@@ -14,11 +14,14 @@ import (
 //
 // What a refund takes back is ceil(lot credits × amount refunded / charge amount): the
 // refunded share, rounded in the seller's favour. It comes from what is left of the lot
-// first; what open holds keep of the lot is claimed (removed when a hold returns it,
-// unrecoverable when a hold spends it: the hold finishes, as when a lot expires under a
-// hold); what was spent is unrecoverable and recorded. A dispute takes what is left of the
-// lot, and what holds return to it while it is open or lost; won, it returns all it took,
-// once. Balances never go below zero: only credits the lot still has are ever taken.
+// first, then from what a dispute of it holds (both taken); credits a void or the lot's
+// expiry removed are gone already and cover it next (neither taken nor unrecoverable: the
+// user never spent them); what open holds keep of the lot is claimed (removed when a hold
+// returns it, unrecoverable when a hold spends it: the hold finishes, as when a lot
+// expires under a hold); what was spent is unrecoverable and recorded. A dispute takes
+// what is left of the lot, and what holds return to it while it is open or lost; won, it
+// returns all it took, once. Balances never go below zero: only credits the lot still
+// has are ever taken.
 
 // PurchaseRefundWindow is how long a spent purchase lot is kept (at least) after its
 // grant, so that a refund or dispute of it still finds it: Stripe refunds card payments
@@ -40,13 +43,15 @@ const (
 type Refund struct {
 	// Amount is the largest cumulative amount refunded Stripe reported.
 	Amount int64
-	// Credits is how many credits the refunds take back; Taken how many were removed,
+	// Credits is how many credits the refunds take back; Taken how many they removed
+	// (from what was left of the lot, what a dispute of it held, or what holds returned to
+	// it), Removed how many a void or the lot's expiry had removed already (Lot.Removed),
 	// Unrecoverable how many had been spent. The rest are claimed from open holds.
-	Credits, Taken, Unrecoverable int64
+	Credits, Taken, Removed, Unrecoverable int64
 }
 
 // claimed is how many credits the refunds still claim from the lot's open holds.
-func (r Refund) claimed() int64 { return r.Credits - r.Taken - r.Unrecoverable }
+func (r Refund) claimed() int64 { return r.Credits - r.Taken - r.Removed - r.Unrecoverable }
 
 // Dispute is a dispute of a purchase's payment and what it took from its lot.
 type Dispute struct {
@@ -90,8 +95,9 @@ func (op Operation) validPayment() bool {
 // (edited by hand past the CRD's rules) is untrusted, as refunds decide on it.
 func (l *Lot) validPayment() bool {
 	r, d := l.Refund, l.Dispute
-	okRefund := r.Amount >= 0 && r.Credits >= 0 && r.Taken >= 0 && r.Unrecoverable >= 0 && r.Credits <= MaxBalance &&
-		r.Taken <= r.Credits && r.Unrecoverable <= r.Credits && r.Taken+r.Unrecoverable <= r.Credits
+	okRefund := r.Amount >= 0 && r.Credits >= 0 && r.Taken >= 0 && r.Removed >= 0 && r.Unrecoverable >= 0 && r.Credits <= MaxBalance &&
+		r.Taken <= r.Credits && r.Removed <= r.Credits && r.Unrecoverable <= r.Credits && r.Taken+r.Removed+r.Unrecoverable <= r.Credits &&
+		l.Removed >= 0 && l.Removed <= MaxBalance && r.Removed <= l.Removed
 	okDispute := d == Dispute{} || ValidReference(d.ID) && d.Credits >= 0 && d.Credits <= MaxBalance && d.Created >= 0 &&
 		(d.Status == DisputeOpen || d.Status == DisputeWon || d.Status == DisputeLost)
 	return (l.Payment == "" || ValidReference(l.Payment)) && okRefund && okDispute
@@ -167,11 +173,18 @@ func (a *Account) refund(op Operation) (applied bool, err error) {
 		fromDispute = min(owed-taken, l.Dispute.Credits)
 		l.Dispute.Credits -= fromDispute
 	}
-	claim := min(owed-taken-fromDispute, max(0, a.held(l.ID)-r.claimed())) // the holds' share, settled when they close
-	lost := owed - taken - fromDispute - claim
-	l.Refund = Refund{Amount: op.Charge.Refunded, Credits: target, Taken: r.Taken + taken + fromDispute, Unrecoverable: r.Unrecoverable + lost}
+	// What a void or the lot's expiry removed was never spent: gone already, it covers
+	// the refund (each credit once), and is not unrecoverable.
+	gone := min(owed-taken-fromDispute, max(0, l.Removed-r.Removed))
+	claim := min(owed-taken-fromDispute-gone, max(0, a.held(l.ID)-r.claimed())) // the holds' share, settled when they close
+	lost := owed - taken - fromDispute - gone - claim
+	l.Refund = Refund{Amount: op.Charge.Refunded, Credits: target, Taken: r.Taken + taken + fromDispute, Removed: r.Removed + gone,
+		Unrecoverable: r.Unrecoverable + lost}
 	if owed > 0 {
-		a.note(LotChange{Lot: l.ID, Credits: taken, Why: Refunded, Reference: l.historyReference(), Unrecoverable: lost})
+		// Its entry says what it took, from the lot and from the dispute alike: what the
+		// lot's refund counts as taken.
+		a.note(LotChange{Lot: l.ID, Credits: taken + fromDispute, Why: Refunded, Reference: l.historyReference(), Unrecoverable: lost,
+			FromDispute: fromDispute, Removed: gone})
 	}
 	return true, nil
 }
@@ -247,7 +260,8 @@ func (a *Account) setDispute(i int, d Dispute) {
 
 // reinstate closes lot i's open dispute as won (won: the dispute the lot follows after)
 // and returns what it took, once. A lot voided or expired meanwhile gets nothing back, as
-// a hold's return to it would not.
+// a hold's return to it would not: those credits are removed (Lot.Removed), as the hold's
+// would be.
 func (a *Account) reinstate(i int, won Dispute) error {
 	d := a.Lots[i].Dispute
 	l := a.Lots[i]
@@ -261,6 +275,9 @@ func (a *Account) reinstate(i int, won Dispute) error {
 	a.setDispute(i, won)
 	a.Lots[i].Remaining += back
 	a.Available += back
+	if l.Closed != "" {
+		a.Lots[i].remove(d.Credits)
+	}
 	a.note(LotChange{Lot: l.ID, Credits: back, Why: Reinstated, Reference: l.historyReference()})
 	return nil
 }
@@ -305,14 +322,16 @@ func (a *Account) settleClaims() {
 // keptPurchases are the spent purchase lots compactLots keeps: those whose open dispute
 // may return credits (live lots: counted in MaxLots, so beside the MaxKeptPurchases;
 // closed, its win would return nothing), then those under an open dispute, then the
-// newest granted within PurchaseRefundWindow of now, MaxKeptPurchases of these.
-func (a *Account) keptPurchases(now time.Time) map[string]bool {
+// newest granted within PurchaseRefundWindow of now, MaxKeptPurchases of these. A
+// purchase whose credits open holds keep (held: heldByLot) is not spent: it is live,
+// counted in MaxLots and kept until its holds end, so it takes none of those places.
+func (a *Account) keptPurchases(now time.Time, held map[string]int64) map[string]bool {
 	var spent []*Lot
 	kept := map[string]bool{}
 	for i := range a.Lots {
 		l := &a.Lots[i]
 		switch {
-		case l.Payment == "" || l.Closed != "" || l.Remaining != 0:
+		case l.Payment == "" || l.Closed != "" || l.Remaining != 0 || held[l.ID] > 0:
 		case l.Dispute.returnable():
 			kept[l.ID] = true
 		case l.Dispute.Status == DisputeOpen || now.Sub(l.GrantedAt) < PurchaseRefundWindow:

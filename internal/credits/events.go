@@ -153,7 +153,7 @@ var lotEvents = map[string]struct{ kind, reason string }{
 // purchase's refunds form a series of their own.
 func (r *reporter) lotChanged(written *creditsv1alpha1.UserCredits, c account.LotChange) {
 	r.log.Info("lot changed", "userID", written.Spec.UserID, "lot", c.Lot, "credits", c.Credits, "why", c.Why,
-		"checkoutSession", c.Reference, "unrecoverable", c.Unrecoverable)
+		"checkoutSession", c.Reference, "unrecoverable", c.Unrecoverable, "fromDispute", c.FromDispute, "alreadyRemoved", c.Removed)
 	switch c.Why {
 	case account.RemovedExpired:
 		metrics.CreditsExpired.Add(float64(c.Credits))
@@ -174,7 +174,12 @@ func (r *reporter) lotChanged(written *creditsv1alpha1.UserCredits, c account.Lo
 			r.recorder.Eventf(subject, nil, e.kind, e.reason, "UpdateBalance", "%s of lot %s %s", account.CountCredits(c.Credits), c.Lot, c.Why)
 		}
 	case account.Refunded:
-		if c.Credits > 0 {
+		switch {
+		case c.Removed > 0: // voided or expired: gone already, not spent (no RefundUnrecovered for them)
+			r.recorder.Eventf(subject, related, e.kind, e.reason, "UpdateBalance",
+				"%s taken back from lot %s, %s of the refund's share voided or expired already (not spent): a Stripe refund of Checkout Session %s",
+				account.CountCredits(c.Credits), c.Lot, account.CountCredits(c.Removed), c.Reference)
+		case c.Credits > 0:
 			r.recorder.Eventf(subject, related, e.kind, e.reason, "UpdateBalance", "%s taken back from lot %s: a Stripe refund of Checkout Session %s",
 				account.CountCredits(c.Credits), c.Lot, c.Reference)
 		}
