@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	creditsv1alpha1 "github.com/gitread/usercredits-operator/api/v1alpha1"
 	"github.com/gitread/usercredits-operator/internal/auth"
 	"github.com/gitread/usercredits-operator/internal/controlplane"
 	"github.com/gitread/usercredits-operator/internal/operator"
@@ -44,6 +45,7 @@ func main() {
 	startOnly := flag.Bool("start-only", false, "run the start scenario alone (-rounds times) and print its figures (docs/ is not written)")
 	lotsOnly := flag.Bool("lots-only", false, "run consumes on users with and without lots alone, -rounds times, with CPU profiles (docs/ is not written)")
 	scaleOnly := flag.Bool("scale-only", false, "run the scale scenario alone (and the 100-user GET it is compared with) and print its figures (docs/ is not written)")
+	scaleDoc := flag.String("scale-doc", "", "with -scale-only: also write its figures to this directory's benchmarks-<scale>.md (make bench SCALE=…)")
 	scaleBins := flag.String("scale-bins", "", "with -scale-only: comma-separated manager binaries whose scale runs alternate round by round (default: this tree's, built)")
 	flag.Parse()
 	serve := map[string]func(string) error{*bare: serveBare, *canned: serveCanned}
@@ -69,7 +71,7 @@ func main() {
 		os.Exit(runLotsOnly(*rounds))
 	}
 	if *scaleOnly {
-		os.Exit(runScaleOnly(*scale, *requests, *rounds, *scaleBins))
+		os.Exit(runScaleOnly(*scale, *requests, *rounds, *scaleBins, *scaleDoc))
 	}
 	r, err := run(*scale, *requests, *rounds, *importRows, *startObjects)
 	if err != nil {
@@ -113,7 +115,7 @@ func run(scale, requests, rounds, importRows, startObjects int) (*results, error
 		return nil, err
 	}
 	step("starting kube-apiserver and etcd")
-	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale", importNamespace}})
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale", importNamespace}, EtcdQuotaBytes: benchEtcdQuota})
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +259,7 @@ func run(scale, requests, rounds, importRows, startObjects int) (*results, error
 func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int, smallAddr string, smallGets [][]byte) error {
 	var gets [][]byte
 	var err error
-	if r.seedTime, gets, err = seedScale(ctx, cluster, signer, scale); err != nil {
+	if r.seedTime, r.etcdBytes, gets, err = seedScale(ctx, cluster, signer, scale); err != nil {
 		return err
 	}
 	for round := range r.rounds {
@@ -269,26 +271,6 @@ func runScale(ctx context.Context, r *results, cluster *framework.Cluster, bin, 
 	return nil
 }
 
-// seedScale creates the scale run's objects and returns how long that took and the GETs
-// of 2000 of their users, spread over the whole range. The tokens are signed before any
-// operator starts: the first request goes out as /readyz answers.
-func seedScale(ctx context.Context, cluster *framework.Cluster, signer *auth.Signer, scale int) (time.Duration, [][]byte, error) {
-	step(fmt.Sprintf("scale: creating %d UserCredits (status, %d applied grant keys and a %d-entry history each)", scale, scaleGrantKeys, historyEntries))
-	took, err := seed(ctx, cluster.Client, "scale", "scale", scale, 32, seeding{balance: 5, grantKeys: scaleGrantKeys, history: true})
-	if err != nil {
-		return took, nil, err
-	}
-	fmt.Printf("  created %d objects in %v\n", scale, took.Round(time.Second))
-	spread := make([]string, 2000)
-	for i := range spread {
-		j := (i * max(1, scale/len(spread))) % scale
-		if spread[i], err = signer.SessionToken(userID("scale", j), 2*time.Hour); err != nil {
-			return took, nil, err
-		}
-	}
-	return took, getRequests(spread), nil
-}
-
 // syncedLog is what the operator logs once its informer's first list is in.
 const syncedLog = "informer cache synced"
 
@@ -297,6 +279,11 @@ const syncedLog = "informer cache synced"
 // cluster: the check binds a role).
 func scaleRound(ctx context.Context, r *results, cluster *framework.Cluster, bin, kubeconfig, work string, signer *auth.Signer, scale, requests int,
 	smallAddr string, smallGets, gets [][]byte, first, check bool) error {
+	group := creditsv1alpha1.GroupVersion.Group
+	listed0, lists0, err := framework.WatchListTime(ctx, cluster.Config, group, usercreditsResource)
+	if err != nil {
+		return err
+	}
 	large, ready, err := startOperator(bin, kubeconfig, "scale", signer.PublicKeyPEM(), work)
 	if err != nil {
 		return err
@@ -306,14 +293,23 @@ func scaleRound(ctx context.Context, r *results, cluster *framework.Cluster, bin
 	r.listingGet = append(r.listingGet, report(getsWhileListing(large, fmt.Sprintf("operator GET (%d users) from /readyz, listing", scale), gets, requests)))
 	// Memory and the reads after the sync are measured once the list is in (the operator
 	// logs it), and the controller's start has settled.
-	if err := large.waitLog(syncedLog, 5*time.Minute); err != nil {
+	if err := large.waitLog(syncedLog, 5*time.Minute+time.Duration(scale)*time.Millisecond); err != nil {
 		return err
 	}
 	r.largeSynced = append(r.largeSynced, time.Since(large.Started))
-	fmt.Printf("  informer cache synced %v after start\n", r.largeSynced[len(r.largeSynced)-1].Round(10*time.Millisecond))
+	listed, lists, err := framework.WatchListTime(ctx, cluster.Config, group, usercreditsResource)
+	if err != nil {
+		return err
+	}
+	if lists > lists0 {
+		r.listTime = append(r.listTime, listed-listed0)
+	}
+	fmt.Printf("  informer cache synced %v after start (the apiserver's watch-lists of the start, %d: %.1f s)\n",
+		r.largeSynced[len(r.largeSynced)-1].Round(10*time.Millisecond), lists-lists0, listed-listed0)
 	time.Sleep(3 * time.Second)
 	if first {
 		r.largeRSS, _ = large.rssMiB()
+		r.controlPlaneMem = controlPlaneMemText(cluster)
 	}
 	if check {
 		if r.seededKeyReplayed, err = replaysSeededGrant(ctx, cluster.Config, large.addr, "scale", userID("scale", scale/2)); err != nil {
@@ -329,7 +325,14 @@ func scaleRound(ctx context.Context, r *results, cluster *framework.Cluster, bin
 	}
 	leanRun("warm-up", large.addr, gets, 3000, getConcurrency, ok200)
 	r.smallBesideLarge = append(r.smallBesideLarge, report(leanRun("operator GET (100 users), in turn with the scale run", smallAddr, smallGets, requests, getConcurrency, ok200)))
-	r.largeGet = append(r.largeGet, report(leanRun(fmt.Sprintf("operator GET (%d users) after the sync", scale), large.addr, gets, requests, getConcurrency, ok200)))
+	procs := controlPlanePIDs(cluster)
+	procs["operator"] = large.Cmd.Process.Pid
+	cpu0 := cpuTimes(procs)
+	s := report(leanRun(fmt.Sprintf("operator GET (%d users) after the sync", scale), large.addr, gets, requests, getConcurrency, ok200))
+	r.largeGet = append(r.largeGet, s)
+	if first {
+		r.afterSyncCPU = cpuShares(diffCPU(cpuTimes(procs), cpu0), s.Duration)
+	}
 	_, peak := large.rssMiB()
 	r.largePeak = max(r.largePeak, peak)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -17,7 +18,13 @@ import (
 // compared with, the scale objects, and rounds restarts of an operator on them. With
 // several binaries (-scale-bins), each round starts each of them in turn on the same
 // objects, so that two builds are compared under the same load; each gets its own figures.
-func runScaleOnly(scale, requests, rounds int, bins string) int {
+// With docDir (-scale-doc), the figures of this tree's build are also written to
+// docDir/scaleDocName(scale), even when a target is missed.
+func runScaleOnly(scale, requests, rounds int, bins, docDir string) int {
+	if docDir != "" && bins != "" {
+		fmt.Fprintln(os.Stderr, "bench: -scale-doc reports this tree's build: it does not go with -scale-bins")
+		return 1
+	}
 	work, err := os.MkdirTemp("", "usercredits-bench-scale-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -29,6 +36,12 @@ func runScaleOnly(scale, requests, rounds int, bins string) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	if docDir != "" {
+		if err := all[names[0]].writeScaleDoc(docDir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
 	met := true
 	for _, bin := range names {
 		r := all[bin]
@@ -37,8 +50,9 @@ func runScaleOnly(scale, requests, rounds int, bins string) int {
 			fmt.Printf("  %-100s %-18s %s  %s\n", t.what, t.goal, t.measured, mark(t.met))
 			met = met && t.met
 		}
-		fmt.Printf("  start → every user in memory %v (median); RSS after sync %.0f MiB, peak %.0f MiB\n",
-			medianDuration(r.largeSynced).Round(10*time.Millisecond), r.largeRSS, r.largePeak)
+		for _, f := range r.scaleFacts() {
+			fmt.Printf("  %-100s %s\n", f[0], f[1])
+		}
 	}
 	if !met {
 		return 1
@@ -49,7 +63,7 @@ func runScaleOnly(scale, requests, rounds int, bins string) int {
 // scaleOnly runs the scale scenario for each of bins (this tree's build when empty) and
 // returns the binaries in order and their figures.
 func scaleOnly(work string, scale, requests, rounds int, bins string) ([]string, map[string]*results, error) {
-	ctx := context.Background()
+	ctx, started := context.Background(), time.Now()
 	step("building the manager binary, starting kube-apiserver and etcd")
 	built, err := framework.BuildManager(work)
 	if err != nil {
@@ -59,7 +73,17 @@ func scaleOnly(work string, scale, requests, rounds int, bins string) ([]string,
 	if bins != "" {
 		names = strings.Split(bins, ",")
 	}
-	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale"}})
+	if scale > defaultScale {
+		// Inherited by kube-apiserver and etcd (controlPlaneMemLimit); the bench itself read
+		// its own GOMEMLIMIT at start.
+		if err := os.Setenv("GOMEMLIMIT", controlPlaneMemLimit); err != nil {
+			return nil, nil, err
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		go guardMemory(stop)
+	}
+	cluster, err := framework.StartCluster(operator.NewScheme(), framework.ClusterOptions{Namespaces: []string{"bench", "scale"}, EtcdQuotaBytes: benchEtcdQuota})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -86,13 +110,13 @@ func scaleOnly(work string, scale, requests, rounds int, bins string) ([]string,
 	}
 	smallGets := getRequests(getTokens)
 	leanRun("warm-up", small.addr, smallGets, 3000, getConcurrency, ok200)
-	seedTime, gets, err := seedScale(ctx, cluster, signer, scale)
+	seedTime, etcdBytes, gets, err := seedScale(ctx, cluster, signer, scale)
 	if err != nil {
 		return nil, nil, err
 	}
 	all := map[string]*results{}
 	for _, bin := range names {
-		all[bin] = &results{scale: scale, rounds: rounds, seedTime: seedTime}
+		all[bin] = &results{started: started, cpus: runtime.NumCPU(), goVersion: runtime.Version(), scale: scale, rounds: rounds, seedTime: seedTime, etcdBytes: etcdBytes}
 	}
 	for round := range rounds {
 		for i, bin := range names {

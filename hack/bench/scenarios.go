@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -42,14 +43,7 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 	var firstErr atomic.Value
 	now := time.Now()
 	sum := Do(ctx, "seed", n, concurrency, func(ctx context.Context, i int) int {
-		annotations := map[string]string{}
-		if ledger := grantLedger(userID(prefix, i), spec.grantKeys, now); ledger != "" {
-			annotations[account.AppliedGrantsAnnotation] = ledger
-		}
-		if spec.history {
-			fullHistory(annotations, spec.balance, now)
-		}
-		if err := seedOne(ctx, c, namespace, userID(prefix, i), spec.balance, seededLots(spec, now), annotations); err != nil {
+		if err := seedOne(ctx, c, seededObject(namespace, userID(prefix, i), spec, now)); err != nil {
 			firstErr.CompareAndSwap(nil, err)
 			return -1
 		}
@@ -61,13 +55,35 @@ func seed(ctx context.Context, c client.Client, namespace, prefix string, n, con
 	return sum.Duration, nil
 }
 
-func seedOne(ctx context.Context, c client.Client, namespace, user string, balance int64, lots []creditsv1alpha1.Lot, annotations map[string]string) error {
-	obj := &creditsv1alpha1.UserCredits{
-		// As the API creates them: under the derived name, labelled so (account.NameLabel).
+// seededObject is user's UserCredits as spec says, without its status; as the API creates
+// them: under the derived name, labelled so (account.NameLabel).
+func seededObject(namespace, user string, spec seeding, now time.Time) *creditsv1alpha1.UserCredits {
+	annotations := map[string]string{}
+	if ledger := grantLedger(user, spec.grantKeys, now); ledger != "" {
+		annotations[account.AppliedGrantsAnnotation] = ledger
+	}
+	if spec.history {
+		fullHistory(annotations, spec.balance, now)
+	}
+	if len(annotations) == 0 {
+		annotations = nil
+	}
+	return &creditsv1alpha1.UserCredits{
 		ObjectMeta: metav1.ObjectMeta{Name: account.ObjectNameForUser(user), Namespace: namespace, Annotations: annotations,
 			Labels: map[string]string{account.NameLabel: account.NameDerived}},
-		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: balance, Lots: lots},
+		Spec: creditsv1alpha1.UserCreditsSpec{UserID: user, Credits: spec.balance, Lots: seededLots(spec, now)},
 	}
+}
+
+// judged is obj (new, generation 1) with the status the controller gives it at now.
+func judged(obj *creditsv1alpha1.UserCredits, now time.Time) *creditsv1alpha1.UserCredits {
+	obj.Generation = 1
+	obj.Status = controllers.Validate(obj, nil, metav1.NewTime(now), 0, controllers.Record{}).Status
+	return obj
+}
+
+// seedOne creates obj through the apiserver, then writes its status as the controller would.
+func seedOne(ctx context.Context, c client.Client, obj *creditsv1alpha1.UserCredits) error {
 	if err := c.Create(ctx, obj); err != nil {
 		return err
 	}
@@ -132,6 +148,24 @@ const historyEntries = 110
 // one back through the API, so a drift in that format fails the benchmark): the first
 // entry of a chunk whole, the others against it (the balance and time as differences).
 func fullHistory(annotations map[string]string, balance int64, now time.Time) {
+	// Every user seeded at once has the same history: made once, copied (a million users
+	// are seeded in minutes).
+	key := historyKey{balance, now.UnixNano()}
+	h, ok := histories.Load(key)
+	if !ok {
+		h, _ = histories.LoadOrStore(key, makeHistory(balance, now))
+	}
+	maps.Copy(annotations, h.(map[string]string))
+}
+
+// historyKey is what a seeded history depends on.
+type historyKey struct{ balance, now int64 }
+
+// histories are the seeded histories made so far, by historyKey.
+var histories sync.Map
+
+func makeHistory(balance int64, now time.Time) map[string]string {
+	annotations := map[string]string{}
 	chunks := make([][]string, 11)
 	var first time.Time
 	for i := range historyEntries {
@@ -150,6 +184,7 @@ func fullHistory(annotations map[string]string, balance int64, now time.Time) {
 		annotations[account.HistoryChunkAnnotation(k)] = strings.Join(entries, ";")
 	}
 	annotations[account.HistorySeqAnnotation] = fmt.Sprint(historyEntries)
+	return annotations
 }
 
 // tokens signs session tokens for users prefix_0 … prefix_{n-1}.

@@ -21,9 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/gitread/usercredits-operator/internal/account"
 	"github.com/gitread/usercredits-operator/internal/auth"
-	"github.com/gitread/usercredits-operator/internal/migrate"
 	"github.com/gitread/usercredits-operator/test/framework"
 )
 
@@ -124,7 +122,7 @@ func startOnce(ctx context.Context, cluster *framework.Cluster, bin, kubeconfig,
 	if _, err := seed(ctx, c, ns, "api", startAPIUsers, 16, seeding{balance: 1_000_000}); err != nil {
 		return run, err
 	}
-	took, err := seedUnjudged(ctx, c, ns, n)
+	took, err := seedUnjudged(ctx, cluster, ns, n, startAPIUsers)
 	if err != nil {
 		return run, err
 	}
@@ -179,26 +177,6 @@ func startOnce(ctx context.Context, cluster *framework.Cluster, bin, kubeconfig,
 	run.getDuring, run.postDuring = load.window("GET, other users, during catch-up", "POST, other users, during catch-up", syncedAt, servedAt)
 	run.getAfter, run.postAter = load.window("GET, other users, after catch-up", "POST, other users, after catch-up", afterFrom, time.Now())
 	return run, nil
-}
-
-// seedUnjudged creates n objects as `kubectl credits import` does (migrate.NewObject: the
-// API's name and label, the imported row's record), without a status.
-func seedUnjudged(ctx context.Context, c client.Client, ns string, n int) (time.Duration, error) {
-	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	var once sync.Once
-	var first error
-	sum := Do(ctx, "seed", n, 32, func(ctx context.Context, i int) int {
-		row := migrate.Row{UserID: account.UserID(userID("unjudged", i)), Credits: int64(i % 1000), UpdatedAt: at.Add(time.Duration(i) * time.Second)}
-		if err := c.Create(ctx, migrate.NewObject(row, ns)); err != nil {
-			once.Do(func() { first = err })
-			return -1
-		}
-		return 200
-	}, ok200)
-	if first != nil {
-		return sum.Duration, fmt.Errorf("%d of %d objects failed, first: %w", sum.Errors, n, first)
-	}
-	return sum.Duration, nil
 }
 
 // timed is one request of the API load: when it was sent, how long it took, its status.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type ClusterOptions struct {
 	// CertDir fixes the apiserver's serving certificate directory, so that a restarted
 	// apiserver keeps the certificate clients already trust.
 	CertDir string
+	// EtcdQuotaBytes, when set, is etcd's --quota-backend-bytes: its default (2 GiB) holds
+	// a few hundred thousand UserCredits, not the million of make bench SCALE=1000000.
+	EtcdQuotaBytes int64
 }
 
 // Cluster is a running control plane and an admin client to it, straight to the apiserver
@@ -48,6 +52,12 @@ func StartCluster(scheme *runtime.Scheme, opts ClusterOptions) (*Cluster, error)
 	if opts.CertDir != "" {
 		env.ControlPlane.GetAPIServer().CertDir = opts.CertDir
 		env.ControlPlaneStopTimeout = 3 * time.Second
+	}
+	if opts.EtcdQuotaBytes > 0 {
+		if env.ControlPlane.Etcd == nil {
+			env.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		env.ControlPlane.Etcd.Configure().Set("quota-backend-bytes", strconv.FormatInt(opts.EtcdQuotaBytes, 10))
 	}
 	cfg, err := env.Start()
 	if err != nil {
