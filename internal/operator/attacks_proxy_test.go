@@ -39,6 +39,9 @@ type apiserverProxy struct {
 	heldLists int
 	// gets counts GETs by object name; lists counts LISTs by selector (see selector).
 	gets, lists map[string]int
+	// initialWatchTimeouts are the timeoutSeconds of the informer's watches that stream its
+	// first list of every UserCredits (sendInitialEvents).
+	initialWatchTimeouts []string
 }
 
 // usercreditsPath is the collection path of UserCredits in the test namespace.
@@ -121,6 +124,9 @@ func (p *apiserverProxy) admit(r *http.Request) bool {
 		held := p.listsHeld
 		if held != nil {
 			p.heldLists++
+		}
+		if isWatch(r) {
+			p.initialWatchTimeouts = append(p.initialWatchTimeouts, q.Get("timeoutSeconds"))
 		}
 		p.mu.Unlock()
 		if held != nil {

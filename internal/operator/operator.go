@@ -62,6 +62,7 @@ func managerOptions(o *options.Options, transform toolscache.TransformFunc) ctrl
 			DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
 			DefaultTransform:  cache.TransformStripManagedFields(),
 			ByObject:          map[client.Object]cache.ByObject{&creditsv1alpha1.UserCredits{}: {Transform: transform}},
+			NewInformer:       newInformer,
 		},
 		Metrics:                       metricsserver.Options{BindAddress: o.Manager.MetricsBindAddress, SecureServing: o.Manager.MetricsSecure},
 		HealthProbeBindAddress:        o.Manager.HealthProbeBindAddress,
