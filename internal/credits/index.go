@@ -79,7 +79,8 @@ func (ix *Index) notify(obj *creditsv1alpha1.UserCredits, deleted, shared bool) 
 	}
 }
 
-// Lookup returns the objects claiming userID: none, one, or (a conflict) several.
+// Lookup returns the objects claiming userID: none, one, or (a conflict) several. The
+// slice is the caller's to read, never changed after (put and remove make new ones).
 func (ix *Index) Lookup(userID string) []*creditsv1alpha1.UserCredits {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
@@ -151,7 +152,8 @@ func (ix *Index) put(obj any) {
 		delete(ix.users, user)
 		ix.dups[user] = []*creditsv1alpha1.UserCredits{current, uc}
 	default:
-		list := slices.DeleteFunc(ix.dups[user], func(o *creditsv1alpha1.UserCredits) bool { return o.Name == uc.Name })
+		// A new slice: readers hold the old one outside the lock (Lookup).
+		list := slices.DeleteFunc(slices.Clone(ix.dups[user]), func(o *creditsv1alpha1.UserCredits) bool { return o.Name == uc.Name })
 		ix.dups[user] = append(list, uc)
 	}
 	ix.payers.put(uc)
@@ -187,7 +189,7 @@ func (ix *Index) remove(obj any) {
 		}
 	} else if list := ix.dups[user]; len(list) > 0 {
 		shared = true
-		list = slices.DeleteFunc(list, func(o *creditsv1alpha1.UserCredits) bool { return o.Name == uc.Name })
+		list = slices.DeleteFunc(slices.Clone(list), func(o *creditsv1alpha1.UserCredits) bool { return o.Name == uc.Name })
 		switch len(list) {
 		case 0:
 			delete(ix.dups, user)

@@ -162,3 +162,28 @@ func TestIndexFindsTheUsersOfAPayment(t *testing.T) {
 		t.Fatalf("deleted objects are still indexed: %v %v", got, ix.payers)
 	}
 }
+
+// TestIndexLookupIsASnapshot: the objects Lookup returned for a user two objects claim stay
+// as they were while the informer changes the index (reads hold them outside its lock): a
+// change or deletion of one of them used to shift them in the slice the reader held, which
+// then showed a nil object (a panic in the write path) or one twice.
+func TestIndexLookupIsASnapshot(t *testing.T) {
+	ix := NewIndex()
+	a, b, c := ucObj("a", "user_1", "1"), ucObj("b", "user_1", "2"), ucObj("c", "user_1", "3")
+	ix.put(a)
+	ix.put(b)
+	ix.put(c)
+	held := ix.Lookup("user_1")
+	want := slices.Clone(held)
+	if len(want) != 3 {
+		t.Fatalf("three claims: %v", want)
+	}
+	ix.update(b, ucObj("b", "user_1", "4"))
+	ix.remove(a)
+	if !slices.Equal(held, want) {
+		t.Errorf("a held lookup changed under its reader: %v, was %v", held, want)
+	}
+	if got := ix.Lookup("user_1"); len(got) != 2 || slices.Contains(got, nil) {
+		t.Errorf("after the change the index shows %v, want b (new) and c", got)
+	}
+}
