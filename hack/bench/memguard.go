@@ -41,7 +41,7 @@ func guardMemory(stop <-chan struct{}) {
 		if avail := memAvailableMiB(); avail > 0 && avail < minAvailableMiB {
 			fmt.Fprintf(os.Stderr, "bench: the machine has %.0f MiB available (< %d MiB): stopping the run\n", avail, minAvailableMiB)
 			for pid, name := range children() {
-				rss, peak := rssOf(pid)
+				rss, peak := framework.RSSMiBOf(pid)
 				fmt.Fprintf(os.Stderr, "  %s (pid %d): RSS %.0f MiB, peak %.0f MiB\n", name, pid, rss, peak)
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
@@ -90,35 +90,13 @@ func children() map[int]string {
 	return out
 }
 
-// rssOf is a process's resident memory now and at its peak (VmRSS, VmHWM), in MiB.
-func rssOf(pid int) (rss, peak float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
-		}
-	}
-	return rss, peak
-}
-
 // controlPlaneMemText is kube-apiserver's and etcd's resident memory now and at their peak.
 func controlPlaneMemText(cluster *framework.Cluster) string {
 	pids := controlPlanePIDs(cluster)
 	var parts []string
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		if pid, ok := pids[name]; ok {
-			rss, peak := rssOf(pid)
+			rss, peak := framework.RSSMiBOf(pid)
 			parts = append(parts, fmt.Sprintf("%s %.0f MiB (peak %.0f MiB)", name, rss, peak))
 		}
 	}

@@ -161,8 +161,12 @@ func (p *Process) Stop(grace time.Duration) error {
 }
 
 // RSSMiB reads the process's resident and peak resident memory from /proc.
-func (p *Process) RSSMiB() (rss, peak float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+func (p *Process) RSSMiB() (rss, peak float64) { return RSSMiBOf(p.Cmd.Process.Pid) }
+
+// RSSMiBOf reads process pid's resident and peak resident memory (VmRSS, VmHWM) from
+// /proc, in MiB; zeros when it cannot.
+func RSSMiBOf(pid int) (rss, peak float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0
 	}
