@@ -9,16 +9,10 @@ package operator_test
 // loses money.
 
 import (
-	"context"
 	"encoding/json"
-	"net/http"
 	"testing"
 	"time"
 
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-
-	"github.com/gitread/usercredits-operator/internal/operator"
 	"github.com/gitread/usercredits-operator/internal/operator/options"
 )
 
@@ -127,7 +121,7 @@ func TestAttack21DisputeDeliveredBeforeThePurchase(t *testing.T) {
 func TestAttack21RefundOnAReplicaThatHasNotSeenThePurchase(t *testing.T) {
 	granting := extraReplica(t, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
 	proxy := newAPIServerProxy(t, false, 2*time.Second)
-	lagging, synced := a21StripeReplica(t, proxy)
+	lagging, synced := proxiedReplica(t, proxy, func(o *options.Options) { o.Stripe.WebhookSecret = stripeSecret })
 	if !synced(30 * time.Second) {
 		t.Fatal("the lagging replica never synced")
 	}
@@ -141,51 +135,6 @@ func TestAttack21RefundOnAReplicaThatHasNotSeenThePurchase(t *testing.T) {
 	a21Retried(t, lagging, "the refund", refund, first)
 	if got := storedBalanceOf(t, user); got != 0 {
 		t.Fatalf("a refund delivered to a replica whose cache lags was answered %d and the refunded purchase kept %d credits, want 0", first, got)
-	}
-}
-
-// a21StripeReplica is proxiedReplica with the Stripe webhook served.
-func a21StripeReplica(t *testing.T, p *apiserverProxy) (base string, synced func(timeout time.Duration) bool) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	o := options.New()
-	o.Namespace, o.Auth.Clerk = testNamespace, clerkConfig
-	o.Manager.MetricsBindAddress, o.Manager.HealthProbeBindAddress = "0", "0"
-	o.API.BindAddress, o.API.AllowUserWrites, o.API.RequestTimeout = "127.0.0.1:0", true, requestTimeout
-	o.API.UserRateLimit = 0
-	o.Stripe.WebhookSecret = stripeSecret
-	op, err := operator.New(ctx, p.config(), o, func(m *ctrl.Options) { m.Controller.SkipNameValidation = ptr.To(true) })
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- op.Manager.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("the lagging replica did not stop within 30s")
-		}
-	})
-	base = "http://" + op.APIAddress()
-	synced = func(timeout time.Duration) bool {
-		c, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		return op.Manager.GetCache().WaitForCacheSync(c)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get(base + "/api/credits")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return base, synced
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lagging replica's API did not answer within 10s: %v", err)
-		}
 	}
 }
 

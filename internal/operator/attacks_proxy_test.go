@@ -241,12 +241,12 @@ func (b *laggedBody) Close() error {
 	return b.upstream.Close()
 }
 
-// proxiedReplica starts an operator configured as the suite's replicas, talking to the
+// proxiedReplica starts an operator configured as the suite's replicas (then by customize), talking to the
 // apiserver through p, and returns its API base URL once the API answers, without waiting
 // for its cache to sync (a replica serves, and is Ready, before that). It stops at the end
 // of the test, after p has let any held list through. synced waits (up to timeout) for
 // the replica's cache to hold every object.
-func proxiedReplica(t *testing.T, p *apiserverProxy) (base string, synced func(timeout time.Duration) bool) {
+func proxiedReplica(t *testing.T, p *apiserverProxy, customize ...func(*options.Options)) (base string, synced func(timeout time.Duration) bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	o := options.New()
@@ -254,6 +254,9 @@ func proxiedReplica(t *testing.T, p *apiserverProxy) (base string, synced func(t
 	o.Manager.MetricsBindAddress, o.Manager.HealthProbeBindAddress = "0", "0"
 	o.API.BindAddress, o.API.AllowUserWrites, o.API.RequestTimeout = "127.0.0.1:0", true, requestTimeout
 	o.API.UserRateLimit = 0
+	for _, c := range customize {
+		c(o)
+	}
 	op, err := operator.New(ctx, p.config(), o, func(m *ctrl.Options) { m.Controller.SkipNameValidation = ptr.To(true) })
 	if err != nil {
 		cancel()
